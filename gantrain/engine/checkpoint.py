@@ -1,0 +1,62 @@
+"""Checkpoints: full training state, written atomically, loaded without unpickling code.
+
+A checkpoint is a dict of state dicts, tensors and plain values (never pickled
+objects), so ``torch.load(weights_only=True)`` reads it. Writing goes to a temporary
+file in the same folder, is flushed to disk, then renamed over the old one: a crash
+at any moment leaves either the old checkpoint or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from gantrain.errors import UserError
+
+CHECKPOINT_DIR = "checkpoints"
+LAST = "last.pt"
+FORMAT_VERSION = 1
+
+
+def last_checkpoint(run_dir: str | Path) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / LAST
+
+
+def save_checkpoint(state: dict, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format_version": FORMAT_VERSION, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    # Make the rename itself durable.
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no checkpoint at {path}: point resume= at a run directory that holds "
+                        f"{CHECKPOINT_DIR}/{LAST}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot read checkpoint {path} ({reason}): it is corrupt or not a "
+                        f"gantrain checkpoint") from None
+    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"{path} is not a gantrain checkpoint (format {FORMAT_VERSION} expected)")
+    return state

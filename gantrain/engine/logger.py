@@ -1,0 +1,44 @@
+"""TensorBoard logging, plus the sample grids as PNG files in the run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from torchvision.utils import make_grid, save_image
+
+
+class RunLogger:
+    def __init__(self, run_dir: str | Path, purge_step: int | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.samples_dir = self.run_dir / "samples"
+        # purge_step: on resume, TensorBoard hides events past the checkpoint's step
+        # that the interrupted run logged before it died.
+        self.writer = SummaryWriter(log_dir=str(self.run_dir / "tb"), purge_step=purge_step)
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def text(self, tag: str, text: str, step: int = 0) -> None:
+        self.writer.add_text(tag, text, step)
+
+    def table(self, tag: str, rows: dict[str, str], step: int = 0) -> None:
+        lines = ["| key | value |", "|---|---|"] + [f"| {k} | `{v}` |" for k, v in rows.items()]
+        self.text(tag, "\n".join(lines), step)
+
+    def images(self, tag: str, images: torch.Tensor, step: int, nrow: int) -> Path:
+        """Log images in [-1, 1] as one grid; also save it as samples/<tag>_<step>.png."""
+        grid = make_grid(images.detach().float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1))
+        self.writer.add_image(tag, grid, step)
+        self.samples_dir.mkdir(parents=True, exist_ok=True)
+        path = self.samples_dir / f"{tag.replace('/', '_')}_{step:08d}.png"
+        save_image(grid, path)
+        return path
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()

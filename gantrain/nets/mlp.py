@@ -1,0 +1,51 @@
+"""The vanilla GAN's fully connected nets (Goodfellow et al., 2014).
+
+G: ``blocks`` of Linear -> BatchNorm -> ReLU, doubling the width each time, then a
+Linear to all the pixels and a Tanh (images live in [-1, 1]).
+D: the flattened image through Linear -> LeakyReLU(0.2) blocks, halving the width,
+down to one logit.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gantrain.nets.conditioning import append_to_vector
+
+
+class MLPGenerator(nn.Module):
+    def __init__(self, z_dim: int, channels: int, image_size: int, num_classes: int = 0,
+                 hidden: int = 128, blocks: int = 4) -> None:
+        super().__init__()
+        self.z_dim, self.num_classes = z_dim, num_classes
+        self.shape = (channels, image_size, image_size)
+        layers: list[nn.Module] = []
+        in_dim = z_dim + num_classes
+        for k in range(blocks):
+            out_dim = hidden * 2 ** k
+            layers += [nn.Linear(in_dim, out_dim), nn.BatchNorm1d(out_dim), nn.ReLU(inplace=True)]
+            in_dim = out_dim
+        layers += [nn.Linear(in_dim, channels * image_size * image_size), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(append_to_vector(z, y, self.num_classes)).view(-1, *self.shape)
+
+
+class MLPDiscriminator(nn.Module):
+    def __init__(self, channels: int, image_size: int, num_classes: int = 0,
+                 hidden: int = 128, blocks: int = 3) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        layers: list[nn.Module] = []
+        in_dim = channels * image_size * image_size + num_classes
+        for k in reversed(range(blocks)):
+            out_dim = hidden * 2 ** k
+            layers += [nn.Linear(in_dim, out_dim), nn.LeakyReLU(0.2, inplace=True)]
+            in_dim = out_dim
+        layers.append(nn.Linear(in_dim, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(append_to_vector(x.flatten(1), y, self.num_classes)).squeeze(1)

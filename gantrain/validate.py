@@ -1,0 +1,134 @@
+"""Type and key checks of config nodes against the Python they configure.
+
+Hydra rejects unknown keys at composition (its configs are in struct mode), but YAML
+values are untyped: ``trainer.steps=abc`` composes fine and would fail deep inside
+training. Nodes with a ``_target_`` are checked against the target's signature and
+type hints; plain settings against a dataclass. Every failure is a ``UserError``
+that names the key, what it expected, and the fix. Only plain Python values come in:
+``build.py`` converts OmegaConf nodes to dicts first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import types
+import typing
+from typing import Any, Callable, Iterable, Union
+
+from gantrain.errors import UserError
+
+HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
+MISSING = "???"
+
+
+def resolve_target(node: dict, path: str) -> Callable:
+    target = node.get("_target_")
+    if not isinstance(target, str) or "." not in target:
+        raise UserError(f"{path}._target_ must name a class or function, e.g. torch.optim.Adam")
+    module_name, _, attr = target.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError):
+        raise UserError(f"{path}._target_={target} cannot be imported: check the spelling") from None
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(hint) if a is not type(None))
+    if origin in (list, tuple) or hint in (list, tuple):
+        return "a list"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
+        hint, getattr(hint, "__name__", str(hint)))
+
+
+def fits(value: Any, hint: Any) -> bool:
+    """Whether a plain config value fits a type hint; unknown hints are not judged."""
+    if hint is inspect.Parameter.empty or hint is Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return any(fits(value, arm) for arm in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, tuple, typing.get_origin(typing.Sequence[int])) or hint in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        if origin is tuple and args and Ellipsis not in typing.get_args(hint) and len(args) != len(value):
+            return False
+        return all(fits(v, args[min(i, len(args) - 1)]) for i, v in enumerate(value)) if args else True
+    if isinstance(hint, type) and hint.__module__ == "builtins":
+        return isinstance(value, hint)
+    return True  # a library type (Tensor, Path, ...) that YAML cannot express: don't guess
+
+
+def _hints(fn: Callable) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(fn.__init__ if inspect.isclass(fn) else fn)
+    except Exception:  # unresolvable forward references in a library: check names only
+        return {}
+
+
+def check_value(path: str, value: Any, hint: Any) -> None:
+    if value == MISSING:
+        raise UserError(f"{path} is required: add {path}=...")
+    if not fits(value, hint):
+        raise UserError(f"{path}={value!r} is not {_describe(hint)}: fix the value of {path}")
+
+
+def check_call(node: dict, path: str, provided: Iterable[str] = ()) -> Callable:
+    """Check a ``_target_`` node's keys and value types against its target's signature.
+
+    ``provided`` names the arguments that ``build.py`` passes itself (shapes from the
+    data, parameters for optimizers); a config may not set those."""
+    target = resolve_target(node, path)
+    signature = inspect.signature(target)
+    hints = _hints(target)
+    params = signature.parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    provided = set(provided)
+    accepted = [n for n, p in params.items() if n not in provided and n != "self"
+                and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    for key, value in node.items():
+        if key in HYDRA_KEYS or isinstance(value, dict) and "_target_" in value:
+            continue
+        if key in provided:
+            raise UserError(f"{path}.{key} is set by gantrain from the data and the other "
+                            f"config groups: remove it from {path}")
+        if key not in params and not takes_any:
+            raise UserError(f"unknown option {path}.{key}: {node['_target_']} takes "
+                            f"{', '.join(accepted) or 'no options'}")
+        check_value(f"{path}.{key}", value, hints.get(key, params[key].annotation if key in params else Any))
+    for name in accepted:
+        p = params[name]
+        if p.default is p.empty and name not in node and not node.get("_partial_"):
+            raise UserError(f"{path}.{name} is required: add {path}.{name}=...")
+    return target
+
+
+def to_dataclass(cls: type, node: dict, path: str):
+    """Build a settings dataclass from a plain dict, checking every key and type."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key, value in node.items():
+        if key not in fields:
+            raise UserError(f"unknown option {path}.{key}: {path} takes {', '.join(fields)}")
+        check_value(f"{path}.{key}", value, hints[key])
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in node.items()})
+
+
+def at_least(path: str, value: float, low: float, strict: bool = False) -> None:
+    if value < low or (strict and value == low):
+        relation = "greater than" if strict else "at least"
+        raise UserError(f"{path}={value} must be {relation} {low}: fix the value of {path}")
