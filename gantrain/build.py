@@ -12,7 +12,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from hydra.utils import instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from gantrain.engine.checkpoint import last_checkpoint, load_checkpoint
@@ -49,7 +50,7 @@ def _plain(cfg: DictConfig) -> dict:
 
 def check_config(cfg: DictConfig) -> None:
     """Every check that needs neither data nor files: keys, types, ranges."""
-    plain = _plain(cfg)
+    plain = _plain(OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"]))
     check_value("seed", plain["seed"], int)
     check_value("device", plain["device"], str)
     check_value("resume", plain["resume"], str | None)
@@ -70,6 +71,20 @@ def check_config(cfg: DictConfig) -> None:
         if "lr" in optim:
             at_least(f"optim.{side}.lr", optim["lr"], 0, strict=True)
     to_dataclass(TrainerConfig, plain["trainer"], "trainer")
+
+
+def instantiate(node: DictConfig, **kwargs):
+    """``hydra.utils.instantiate``, letting our own ``UserError`` through unwrapped
+    (Hydra wraps whatever a target raises in a multi-line ``InstantiationException``)."""
+    try:
+        return hydra_instantiate(node, **kwargs)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        while cause is not None and not isinstance(cause, UserError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
+        raise
 
 
 def _without(node: DictConfig, keys) -> DictConfig:

@@ -9,6 +9,7 @@ interrupted run exits with 130 after writing its checkpoint.
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from datetime import datetime
@@ -41,6 +42,14 @@ def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def _quote(value: Path | str) -> str:
+    """A path as a Hydra override value: quoted unless it is plainly safe."""
+    text = str(value)
+    if re.fullmatch(r"[\w/.:+-]+", text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def resume_overrides(run_dir: str, extra: list[str]) -> list[str]:
     """The overrides that made ``run_dir``, updated by ``extra``, aimed back at ``run_dir``."""
     from gantrain.engine.checkpoint import last_checkpoint, load_checkpoint
@@ -55,7 +64,7 @@ def resume_overrides(run_dir: str, extra: list[str]) -> list[str]:
             and not _key(o).startswith("hydra.")]
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     path = path.resolve()
-    return kept + extra + [f"resume={path}", f"hydra.run.dir={path}",
+    return kept + extra + [f"resume={_quote(path)}", f"hydra.run.dir={_quote(path)}",
                            f"hydra.output_subdir=.hydra/resume_{stamp}"]
 
 
@@ -66,7 +75,7 @@ def compose_error(exc: Exception) -> UserError:
     text = str(exc).strip()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if isinstance(exc, MissingConfigException) and getattr(exc, "options", None):
-        group = exc.config_name.split("/")[0] if exc.config_name else "the group"
+        group = (getattr(exc, "missing_cfg_file", None) or "group/").split("/")[0]
         return UserError(f"{lines[0]}; choose {group}= one of: {', '.join(exc.options)}")
     if lines and lines[0].startswith("Could not override"):
         key = lines[0].split("'")[1] if "'" in lines[0] else "?"
@@ -75,8 +84,9 @@ def compose_error(exc: Exception) -> UserError:
     return UserError(lines[0] if lines else type(exc).__name__)
 
 
-def preflight(overrides: list[str]) -> None:
-    """Compose the config and check it, before Hydra creates anything on disk."""
+def preflight(overrides: list[str]) -> Path:
+    """Compose the config and check it, before Hydra creates anything on disk.
+    Returns the run directory the run will use."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -85,31 +95,49 @@ def preflight(overrides: list[str]) -> None:
 
     try:
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="train"):
-            cfg = compose(CONFIG_NAME, overrides=overrides)
+            cfg = compose(CONFIG_NAME, overrides=overrides, return_hydra_config=True)
+            run_dir = Path(cfg.hydra.run.dir).expanduser().absolute()
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
         raise compose_error(exc) from None
     check_config(cfg)
+    return run_dir
+
+
+# Folders on the way to the run directory that did not exist before this command: a
+# run that fails before training removes exactly these, and nothing else.
+_created: list[Path] = []
 
 
 def prepare_argv(args: list[str]) -> list[str]:
+    """Check the command line and pin the run directory, before Hydra touches the disk."""
     if any(a.split("=", 1)[0] in _NO_PREFLIGHT for a in args):
         return args
+    flags = [a for a in args if a.startswith("-")]
     overrides = [a for a in args if not a.startswith("-")]
     resume = [o for o in overrides if _key(o) == "resume"]
-    if resume and resume[-1].split("=", 1)[1] not in ("", "null"):
+    resuming = bool(resume) and resume[-1].split("=", 1)[1] not in ("", "null")
+    if resuming:
         rest = [o for o in overrides if _key(o) != "resume"]
         overrides = resume_overrides(resume[-1].split("=", 1)[1], rest)
-        args = [a for a in args if a.startswith("-")] + overrides
-    preflight(overrides)
-    return args
+    run_dir = preflight(overrides)
+    if not resuming:
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise UserError(f"run directory {run_dir} already exists and is not empty: choose another "
+                            f"hydra.run.dir, or continue that run with resume={run_dir}")
+        _created[:] = [p for p in [run_dir, *run_dir.parents] if not p.exists()]
+    # Pin the directory: Hydra would otherwise resolve ${now:...} again, a second later.
+    return flags + [o for o in overrides if _key(o) != "hydra.run.dir"] + [f"hydra.run.dir={_quote(run_dir)}"]
 
 
 def _remove_unused_run_dir(run_dir: Path) -> None:
-    """A run that failed before training leaves no directory behind (only Hydra's files
-    can be in it: anything else means it was not ours to remove)."""
-    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= _HYDRA_LEFTOVERS:
+    """A run that failed before training leaves no directory behind: remove the run
+    directory if this command created it and only Hydra's own files are in it, then
+    the parents this command created, if empty."""
+    if run_dir not in _created or not run_dir.is_dir():
+        return
+    if {p.name for p in run_dir.iterdir()} <= _HYDRA_LEFTOVERS:
         shutil.rmtree(run_dir, ignore_errors=True)
-        parent = run_dir.parent
+    for parent in _created[1:]:
         if parent.is_dir() and not any(parent.iterdir()):
             parent.rmdir()
 
@@ -119,7 +147,7 @@ def _train(cfg: DictConfig) -> None:
     from gantrain.build import run
 
     hydra_cfg = HydraConfig.get()
-    run_dir = Path(hydra_cfg.runtime.output_dir)
+    run_dir = Path(hydra_cfg.runtime.output_dir).absolute()
     try:
         status = run(cfg, run_dir, list(hydra_cfg.overrides.task))
     except UserError as exc:

@@ -36,6 +36,8 @@ def resolve_target(node: dict, path: str) -> Callable:
 
 def _describe(hint: Any) -> str:
     origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(hint)))
     if origin in (Union, types.UnionType):
         return " or ".join(_describe(a) for a in typing.get_args(hint) if a is not type(None))
     if origin in (list, tuple) or hint in (list, tuple):
@@ -49,8 +51,12 @@ def fits(value: Any, hint: Any) -> bool:
     if hint is inspect.Parameter.empty or hint is Any:
         return True
     origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
     if origin in (Union, types.UnionType):
-        return any(fits(value, arm) for arm in typing.get_args(hint))
+        # Union[float, Tensor]: a YAML value can only ever be the float.
+        arms = [a for a in typing.get_args(hint) if _expressible(a)] or typing.get_args(hint)
+        return any(fits(value, arm) for arm in arms)
     if hint is type(None):
         return value is None
     if hint is bool:
@@ -71,6 +77,13 @@ def fits(value: Any, hint: Any) -> bool:
     if isinstance(hint, type) and hint.__module__ == "builtins":
         return isinstance(value, hint)
     return True  # a library type (Tensor, Path, ...) that YAML cannot express: don't guess
+
+
+def _expressible(hint: Any) -> bool:
+    """Whether YAML can spell a value of this type."""
+    origin = typing.get_origin(hint) or hint
+    return hint is type(None) or origin is typing.Literal or origin in (bool, int, float, str, list, tuple, dict) or \
+        origin is typing.get_origin(typing.Sequence[int])
 
 
 def _hints(fn: Callable) -> dict[str, Any]:

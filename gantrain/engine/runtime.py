@@ -83,8 +83,8 @@ def environment(device: torch.device) -> dict[str, str]:
         "git revision": git_revision(),
         "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda or "none",
+        "torch": str(torch.__version__),
+        "cuda": str(torch.version.cuda or "none"),
         "device": str(device),
         "host": platform.node(),
     }
@@ -94,4 +94,4 @@ def environment(device: torch.device) -> dict[str, str]:
     else:
         info["device name"] = platform.processor() or platform.machine()
         info["cpu threads"] = str(torch.get_num_threads())
-    return info
+    return {key: str(value) for key, value in info.items()}  # plain str: weights_only loads it

@@ -14,16 +14,19 @@ With D(x) = sigmoid(l): log D = -softplus(-l) and log(1 - D) = -softplus(l).
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 import torch.nn.functional as F
 
 from gantrain.errors import UserError
 
-VARIANTS = ("non_saturating", "minimax")
+Variant = Literal["non_saturating", "minimax"]
+VARIANTS = get_args(Variant)
 
 
 class BCELoss:
-    def __init__(self, variant: str = "non_saturating") -> None:
+    def __init__(self, variant: Variant = "non_saturating") -> None:
         if variant not in VARIANTS:
             raise UserError(f"loss.variant={variant!r} is not known: use {' or '.join(VARIANTS)}")
         self.variant = variant

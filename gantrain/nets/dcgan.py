@@ -17,6 +17,8 @@ D runs the same stack backwards, ending in one logit per image.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
@@ -78,7 +80,7 @@ class DCGANGenerator(nn.Module):
 
 class DCGANDiscriminator(nn.Module):
     def __init__(self, channels: int, image_size: int, num_classes: int = 0, width: int = 64,
-                 norm: str = "batch") -> None:
+                 norm: Literal["batch", "none"] = "batch") -> None:
         super().__init__()
         if norm not in ("batch", "none"):
             raise UserError(f"model.discriminator.norm={norm!r} is not known: use batch or none")

@@ -1,0 +1,61 @@
+"""The BCE losses at known logits, and that each update only moves its own side."""
+
+import math
+
+import pytest
+import torch
+
+from gantrain.errors import UserError
+from gantrain.losses.bce import BCELoss
+from gantrain.models.gan import GAN
+from gantrain.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+
+
+def test_d_loss_at_known_logits():
+    loss = BCELoss()
+    zero = torch.zeros(4)
+    assert loss.d_loss(zero, zero).item() == pytest.approx(2 * math.log(2))
+    # A confident, correct D: real logits +10, fake logits -10.
+    assert loss.d_loss(torch.full((4,), 10.0), torch.full((4,), -10.0)).item() == pytest.approx(
+        2 * math.log1p(math.exp(-10)), rel=1e-4)
+    # -[log sigmoid(2) + log(1 - sigmoid(-1))]
+    expected = -(math.log(1 / (1 + math.exp(-2))) + math.log(1 - 1 / (1 + math.exp(1))))
+    assert loss.d_loss(torch.tensor([2.0]), torch.tensor([-1.0])).item() == pytest.approx(expected)
+
+
+def test_g_loss_variants_at_known_logits():
+    l = torch.tensor([-3.0])
+    d = 1 / (1 + math.exp(3))  # D(G(z))
+    assert BCELoss("non_saturating").g_loss(l).item() == pytest.approx(-math.log(d))
+    assert BCELoss("minimax").g_loss(l).item() == pytest.approx(math.log(1 - d))
+
+
+def test_non_saturating_has_the_stronger_gradient_when_d_wins():
+    grads = {}
+    for variant in ("non_saturating", "minimax"):
+        logit = torch.tensor([-6.0], requires_grad=True)
+        BCELoss(variant).g_loss(logit).backward()
+        grads[variant] = abs(logit.grad.item())
+    assert grads["non_saturating"] > 100 * grads["minimax"]
+
+
+def test_unknown_variant_is_a_user_error():
+    with pytest.raises(UserError, match="loss.variant"):
+        BCELoss("saturating")
+
+
+def test_each_update_reaches_only_its_own_side():
+    torch.manual_seed(0)
+    model = GAN(DCGANGenerator(8, 1, 28, width=4), DCGANDiscriminator(1, 28, width=4), BCELoss(), z_dim=8)
+    batch = {"image": torch.rand(4, 1, 28, 28) * 2 - 1}
+    loss_d, logs = model.d_loss(batch)
+    loss_d.backward()
+    assert all(p.grad is None for p in model.G.parameters())
+    assert all(p.grad is not None for p in model.D.parameters())
+    assert set(logs) == {"loss/d", "d/real", "d/fake"}
+    model.zero_grad(set_to_none=True)
+    model.D.requires_grad_(False)  # as the loop does
+    loss_g, _ = model.g_loss(batch)
+    loss_g.backward()
+    assert all(p.grad is not None for p in model.G.parameters())
+    assert all(p.grad is None for p in model.D.parameters())
