@@ -29,7 +29,7 @@ from gantrain.validate import at_least
 
 @dataclass(frozen=True)
 class TrainerConfig:
-    steps: int = 2000  # generator updates
+    steps: int = 3000  # generator updates
     d_steps: int = 1  # discriminator updates per generator update
     log_every: int = 50
     sample_every: int = 500
