@@ -15,32 +15,21 @@ from typing import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from gantrain.data.spec import DataSpec, epoch_permutation, to_unit_range
-from gantrain.errors import UserError
+from gantrain.data.spec import DataSpec, EpochStream, to_unit_range
 
 
-class LoaderStream:
+class LoaderStream(EpochStream):
     def __init__(self, dataset: Dataset, batch_size: int, seed: int,
                  device: torch.device | str = "cpu", num_workers: int = 0) -> None:
-        if batch_size > len(dataset):
-            raise UserError(f"data.batch_size={batch_size} is larger than the dataset "
-                            f"({len(dataset)} images); lower data.batch_size")
+        super().__init__(len(dataset), batch_size, seed, device)
         self.dataset = dataset
-        self.batch_size = batch_size
-        self.seed = seed
-        self.device = torch.device(device)
         self.num_workers = num_workers
-        self.epoch = 0
-        self.batch = 0
-        self.batches_per_epoch = len(dataset) // batch_size
 
     def _epoch_loader(self) -> DataLoader:
-        order = epoch_permutation(len(self.dataset), self.seed, self.epoch)
-        remaining = order[self.batch * self.batch_size:self.batches_per_epoch * self.batch_size]
         return DataLoader(
             self.dataset,
             batch_size=self.batch_size,
-            sampler=remaining.tolist(),
+            sampler=self.remaining_order().tolist(),
             num_workers=self.num_workers,
             pin_memory=self.device.type == "cuda",
             drop_last=True,
@@ -60,13 +49,6 @@ class LoaderStream:
                 yield out
             self.epoch += 1
             self.batch = 0
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "batch": self.batch}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch = int(state["epoch"])
-        self.batch = int(state["batch"])
 
 
 class DatasetSource:

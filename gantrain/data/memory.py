@@ -14,8 +14,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
-from gantrain.data.spec import epoch_permutation, to_unit_range
-from gantrain.errors import UserError
+from gantrain.data.spec import EpochStream, to_unit_range
 
 
 def resize_uint8(images: torch.Tensor, image_size: int) -> torch.Tensor:
@@ -27,30 +26,20 @@ def resize_uint8(images: torch.Tensor, image_size: int) -> torch.Tensor:
     return resized.round_().clamp_(0, 255).to(torch.uint8)
 
 
-class TensorStream:
+class TensorStream(EpochStream):
     """Endless shuffled batches from in-memory uint8 images (N, C, H, W)."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, batch_size: int,
                  seed: int, device: torch.device | str = "cpu") -> None:
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise ValueError("TensorStream wants uint8 images of shape (N, C, H, W)")
-        if batch_size > len(images):
-            raise UserError(f"data.batch_size={batch_size} is larger than the dataset "
-                            f"({len(images)} images); lower data.batch_size")
-        self.device = torch.device(device)
+        super().__init__(len(images), batch_size, seed, device)
         self.images = images.to(self.device)
         self.labels = None if labels is None else labels.to(self.device, torch.int64)
-        self.batch_size = batch_size
-        self.seed = seed
-        self.epoch = 0
-        self.batch = 0  # batches of the current epoch already handed out
-        self.batches_per_epoch = len(images) // batch_size  # drop the ragged last batch
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         while True:
-            order = epoch_permutation(len(self.images), self.seed, self.epoch).to(self.device)
-            while self.batch < self.batches_per_epoch:
-                index = order[self.batch * self.batch_size:(self.batch + 1) * self.batch_size]
+            for index in self.remaining_order().to(self.device).split(self.batch_size):
                 self.batch += 1
                 batch = {"image": to_unit_range(self.images[index])}
                 if self.labels is not None:
@@ -58,13 +47,6 @@ class TensorStream:
                 yield batch
             self.epoch += 1
             self.batch = 0
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "batch": self.batch}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch = int(state["epoch"])
-        self.batch = int(state["batch"])
 
 
 class InMemorySource:

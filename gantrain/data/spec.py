@@ -17,6 +17,8 @@ from typing import Iterator, Protocol
 
 import torch
 
+from gantrain.errors import UserError
+
 
 @dataclass(frozen=True)
 class DataSpec:
@@ -38,6 +40,34 @@ class BatchStream(Protocol):
     def state_dict(self) -> dict: ...
 
     def load_state_dict(self, state: dict) -> None: ...
+
+
+class EpochStream:
+    """Where a stream is: the epoch, and how many of its batches were handed out.
+    Every epoch is ``epoch_permutation(size, seed, epoch)`` cut into full batches (the
+    ragged last one is dropped: BatchNorm and fixed shapes want full batches)."""
+
+    def __init__(self, size: int, batch_size: int, seed: int, device: torch.device | str) -> None:
+        if batch_size > size:
+            raise UserError(f"data.batch_size={batch_size} is larger than the dataset "
+                            f"({size} images); lower data.batch_size")
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.device = torch.device(device)
+        self.epoch = 0
+        self.batch = 0
+        self.batches_per_epoch = size // batch_size
+
+    def remaining_order(self) -> torch.Tensor:
+        """The indices of this epoch's batches not yet handed out."""
+        order = epoch_permutation(self.size, self.seed, self.epoch)
+        return order[self.batch * self.batch_size:self.batches_per_epoch * self.batch_size]
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "batch": self.batch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = int(state["epoch"])
+        self.batch = int(state["batch"])
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
