@@ -91,14 +91,14 @@ def preflight(overrides: list[str]) -> Path:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from gantrain.build import check_config
-
     try:
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="train"):
             cfg = compose(CONFIG_NAME, overrides=overrides, return_hydra_config=True)
             run_dir = Path(cfg.hydra.run.dir).expanduser().absolute()
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
         raise compose_error(exc) from None
+    from gantrain.build import check_config  # imports torch: only once the config composed
+
     check_config(cfg)
     return run_dir
 

@@ -132,3 +132,11 @@ def test_mnist_from_the_command_line_with_data_root(tmp_path):
                       f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, env={"GANTRAIN_DATA": str(tmp_path / "data")})
     assert result.returncode == 0, result.stderr
     assert checkpoint(tmp_path / "run")["data_spec"]["name"] == "mnist"
+
+
+def test_multirun_sweep_makes_one_run_per_value(tmp_path):
+    result = gantrain("-m", *SMOKE, "trainer.steps=2", "seed=0,1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    runs = sorted((tmp_path / "outputs" / "multirun").glob("*/*/*/checkpoints/last.pt"))
+    assert len(runs) == 2
+    assert [checkpoint(p.parents[1])["step"] for p in runs] == [2, 2]
