@@ -39,7 +39,8 @@ class TensorStream(EpochStream):
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         while True:
-            for index in self.remaining_order().to(self.device).split(self.batch_size):
+            # view, not split: an epoch already used up must give no batch, not an empty one.
+            for index in self.remaining_order().to(self.device).view(-1, self.batch_size):
                 self.batch += 1
                 batch = {"image": to_unit_range(self.images[index])}
                 if self.labels is not None:
