@@ -83,8 +83,8 @@ def environment(device: torch.device) -> dict[str, str]:
         "git revision": git_revision(),
         "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
         "python": platform.python_version(),
-        "torch": str(torch.__version__),
-        "cuda": str(torch.version.cuda or "none"),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda or "none",
         "device": str(device),
         "host": platform.node(),
     }
