@@ -15,8 +15,10 @@ from pathlib import Path
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
+import torch
+from torch import nn
 
-from gantrain.engine.checkpoint import last_checkpoint, load_checkpoint
+from gantrain.engine.checkpoint import exported_generator, last_checkpoint, load_checkpoint
 from gantrain.engine.logger import RunLogger
 from gantrain.engine.loop import Trainer, TrainerConfig
 from gantrain.engine.runtime import configure_backends, environment, seed_everything, select_device
@@ -92,6 +94,39 @@ def _without(node: DictConfig, keys) -> DictConfig:
     return OmegaConf.create({k: v for k, v in _plain(node).items() if k not in keys})
 
 
+def build_generator(model_cfg: DictConfig, shape: dict[str, int]) -> nn.Module:
+    """G from the model node and the data's shapes (channels, image_size, num_classes)."""
+    return instantiate(model_cfg.generator, z_dim=model_cfg.z_dim, **shape)
+
+
+def load_generator(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """The generator a run exported (``checkpoints/generator.pt``: the EMA weights when
+    the run kept an EMA), rebuilt from the run's own config, in eval mode. Returns it
+    with the export's record (step, data_spec, config, ...)."""
+    path = exported_generator(run_dir)
+    if not path.is_file():
+        raise UserError(f"no exported generator at {path}: point at a gantrain run directory "
+                        f"that has saved a checkpoint")
+    state = load_checkpoint(path, map_location=device)
+    model_cfg = OmegaConf.create(state["config"]).model
+    spec = state["data_spec"]
+    shape = {"channels": spec["channels"], "image_size": spec["image_size"],
+             "num_classes": spec["num_classes"] if model_cfg.conditional else 0}
+    G = build_generator(model_cfg, shape)
+    G.load_state_dict(state["generator"])
+    return G.to(device).eval(), state
+
+
+def _check_penalty_norm(loss, D) -> None:
+    """The gradient penalty is a per-sample quantity; BatchNorm makes each sample's
+    score depend on the whole batch, so the penalty would constrain the wrong thing."""
+    batch_norms = [m for m in D.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if getattr(loss, "gp_weight", 0) and batch_norms:
+        raise UserError("the gradient penalty (loss.gp_weight > 0) needs a discriminator without "
+                        "BatchNorm: set model.discriminator.norm=layer (or instance, none), or "
+                        "use model=gan")
+
+
 def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> Trainer:
     check_config(cfg)
     device = select_device(cfg.device)
@@ -106,12 +141,14 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
     num_classes = spec.num_classes if cfg.model.conditional else 0
     if cfg.model.conditional and not spec.num_classes:
         raise UserError(f"model.conditional=true needs class labels, but {spec.name} has none: "
-                        f"use a labelled dataset (mnist, fashion_mnist, a folder of class subfolders) "
+                        f"use a labelled dataset (mnist, fashion_mnist, a folder of class subfolders, "
+                        f"celeba with data.label_attrs=[Smiling]) "
                         f"or model.conditional=false")
     shape = {"channels": spec.channels, "image_size": spec.image_size, "num_classes": num_classes}
-    G = instantiate(cfg.model.generator, z_dim=cfg.model.z_dim, **shape)
+    G = build_generator(cfg.model, shape)
     D = instantiate(cfg.model.discriminator, **shape)
     loss = instantiate(cfg.loss)
+    _check_penalty_norm(loss, D)
     model = instantiate(_without(cfg.model, MODEL_BUILD_KEYS), generator=G, discriminator=D,
                         loss=loss, num_classes=num_classes).to(device)
     opt_g = instantiate(cfg.optim.g)(params=model.G.parameters())
@@ -158,4 +195,4 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> str:
     return status
 
 
-__all__ = ["build_trainer", "check_config", "run"]
+__all__ = ["build_generator", "build_trainer", "check_config", "load_generator", "run"]

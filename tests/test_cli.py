@@ -64,6 +64,19 @@ def test_conditional_model_on_unlabelled_data(tmp_path):
     assert no_run_left(tmp_path)
 
 
+@pytest.mark.parametrize("args,fragments", [
+    (["loss=wgan_gp"], ["needs a discriminator without BatchNorm", "model.discriminator.norm=layer"]),
+    (["loss=bce", "loss.gp_weight=1"], ["without BatchNorm"]),
+    (["loss=wgan", "loss.clip=null"], ["Lipschitz", "loss=wgan_gp"]),
+    (["model.discriminator.norm=group"], ["model.discriminator.norm='group'"]),
+    (["model=cgan"], ["needs class labels"]),
+    (["trainer.ema_decay=1"], ["trainer.ema_decay=1"]),
+])
+def test_model_and_loss_mismatches_are_one_line(tmp_path, args, fragments):
+    assert_one_line_error(gantrain(*SMOKE, *args, cwd=tmp_path), *fragments)
+    assert no_run_left(tmp_path)
+
+
 def test_resume_needs_a_checkpoint(tmp_path):
     (tmp_path / "empty_run").mkdir()
     assert_one_line_error(gantrain(f"resume={tmp_path / 'empty_run'}", cwd=tmp_path), "no checkpoint at")

@@ -1,4 +1,4 @@
-"""The BCE losses at known logits, and that each update only moves its own side."""
+"""Every loss at known logits, and that each update only moves its own side."""
 
 import math
 
@@ -7,6 +7,9 @@ import torch
 
 from gantrain.errors import UserError
 from gantrain.losses.bce import BCELoss
+from gantrain.losses.hinge import HingeLoss
+from gantrain.losses.lsgan import LSGANLoss
+from gantrain.losses.wasserstein import WassersteinLoss
 from gantrain.models.gan import GAN
 from gantrain.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 
@@ -44,15 +47,45 @@ def test_unknown_variant_is_a_user_error():
         BCELoss("saturating")
 
 
-def test_each_update_reaches_only_its_own_side():
+REAL, FAKE = torch.tensor([2.0, 0.5]), torch.tensor([-1.0, 0.25])
+
+
+@pytest.mark.parametrize("loss,d_value,g_value", [
+    # LSGAN: 1/2 mean((r - 1)^2) + 1/2 mean(f^2); G: 1/2 mean((f - 1)^2)
+    (LSGANLoss(), 0.5 * ((1.0 + 0.25) / 2 + (1.0 + 0.0625) / 2), 0.5 * (4.0 + 0.5625) / 2),
+    # hinge: mean(relu(1 - r)) + mean(relu(1 + f)); G: -mean(f)
+    (HingeLoss(), (0.0 + 0.5) / 2 + (0.0 + 1.25) / 2, -(-1.0 + 0.25) / 2),
+    # Wasserstein: mean(f) - mean(r); G: -mean(f)
+    (WassersteinLoss(clip=0.01), (-1.0 + 0.25) / 2 - (2.0 + 0.5) / 2, -(-1.0 + 0.25) / 2),
+], ids=["lsgan", "hinge", "wasserstein"])
+def test_losses_at_known_logits(loss, d_value, g_value):
+    assert loss.d_loss(REAL, FAKE).item() == pytest.approx(d_value)
+    assert loss.g_loss(FAKE).item() == pytest.approx(g_value)
+    assert torch.equal(loss.score(REAL), REAL)  # raw scores are what these losses log
+
+
+LOSSES = {
+    "bce": BCELoss(), "bce_r1": BCELoss(r1_weight=10.0), "lsgan": LSGANLoss(), "hinge": HingeLoss(),
+    "wgan": WassersteinLoss(clip=0.01), "wgan_gp": WassersteinLoss(gp_weight=10.0),
+}
+
+
+@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize("conditioning", [None, "concat", "projection"])
+def test_each_update_reaches_only_its_own_side(name, conditioning):
     torch.manual_seed(0)
-    model = GAN(DCGANGenerator(8, 1, 28, width=4), DCGANDiscriminator(1, 28, width=4), BCELoss(), z_dim=8)
-    batch = {"image": torch.rand(4, 1, 28, 28) * 2 - 1}
+    classes = 3 if conditioning else 0
+    norm = "layer" if name == "wgan_gp" else "batch"
+    D = DCGANDiscriminator(1, 28, classes, width=4, norm=norm, conditioning=conditioning or "concat")
+    model = GAN(DCGANGenerator(8, 1, 28, classes, width=4), D, LOSSES[name], z_dim=8, num_classes=classes)
+    batch = {"image": torch.rand(4, 1, 28, 28) * 2 - 1, "label": torch.tensor([0, 1, 2, 1])}
     loss_d, logs = model.d_loss(batch)
     loss_d.backward()
     assert all(p.grad is None for p in model.G.parameters())
     assert all(p.grad is not None for p in model.D.parameters())
-    assert set(logs) == {"loss/d", "d/real", "d/fake"}
+    assert sum(p.grad.abs().sum() for p in model.D.parameters()) > 0
+    penalties = {"bce_r1": {"penalty/r1"}, "wgan_gp": {"penalty/gp"}}.get(name, set())
+    assert set(logs) == {"loss/d", "d/real", "d/fake"} | penalties
     model.zero_grad(set_to_none=True)
     model.D.requires_grad_(False)  # as the loop does
     loss_g, _ = model.g_loss(batch)

@@ -76,10 +76,14 @@ def test_same_seed_same_losses_other_seed_other_losses(tmp_path):
     assert losses("c", 2) != first
 
 
-@pytest.mark.parametrize("model,cut", [("dcgan", 6), ("gan", 6), ("dcgan", 5)])  # 5: an epoch boundary
-def test_resume_gives_the_same_weights_as_one_long_run(tmp_path, model, cut):
+WGAN_GP_EMA = ["loss=wgan_gp", "model.discriminator.norm=layer", "trainer.d_steps=2", "trainer.ema_decay=0.9"]
+
+
+@pytest.mark.parametrize("model,cut,extra", [("dcgan", 6, []), ("gan", 6, []), ("dcgan", 5, []),  # 5: an epoch boundary
+                                             ("dcgan", 6, WGAN_GP_EMA)], ids=["dcgan", "gan", "epoch", "wgan_gp_ema"])
+def test_resume_gives_the_same_weights_as_one_long_run(tmp_path, model, cut, extra):
     base = TINY if model == "dcgan" else TINY_MLP
-    base = [*base, "trainer.checkpoint_every=100", "data=synthetic", "data.size=40", "data.image_size=16"]
+    base = [*base, "trainer.checkpoint_every=100", "data=synthetic", "data.size=40", "data.image_size=16", *extra]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     train(straight, [*base, "trainer.steps=12"])  # 12 steps of batch 8 = 2.4 epochs of 5 batches
     train(resumed, [*base, f"trainer.steps={cut}"])
@@ -89,6 +93,9 @@ def test_resume_gives_the_same_weights_as_one_long_run(tmp_path, model, cut):
     assert b["step"] == 12 and b["images_seen"] == a["images_seen"]
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
+    assert ("ema" in a) == bool(extra)
+    for key, value in a.get("ema", {}).get("module", {}).items():
+        assert torch.equal(value, b["ema"]["module"][key]), key
     for side in ("g", "d"):
         for k, state in a["optim"][side]["state"].items():
             assert torch.equal(state["exp_avg"], b["optim"][side]["state"][k]["exp_avg"])

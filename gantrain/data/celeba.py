@@ -3,7 +3,8 @@
 Layout (torchvision's): ``<root>/celeba/img_align_celeba/*.jpg`` plus the text files
 ``list_attr_celeba.txt``, ``list_eval_partition.txt``, ``identity_CelebA.txt``,
 ``list_bbox_celeba.txt`` and ``list_landmarks_align_celeba.txt``. The 40 binary
-attributes reach the batch as ``batch["attrs"]`` (0/1), named in ``DataSpec``.
+attributes reach the batch as ``batch["attrs"]`` (0/1), named in ``DataSpec``; chosen
+ones (``label_attrs``) also make ``batch["label"]`` for conditional models.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class _CelebAFiles(datasets.CelebA):
 class CelebAImages(Dataset):
     def __init__(self, root: str, split: str, image_size: int, crop_size: int) -> None:
         self.faces = _CelebAFiles(root, split=split, target_type="attr", download=False)
+        self.label_columns: list[int] = []  # attributes that make the class label
         self.transform = transforms.Compose([
             transforms.CenterCrop(crop_size),
             transforms.Resize(image_size, antialias=True),
@@ -46,11 +48,37 @@ class CelebAImages(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         image, attrs = self.faces[index]
-        return {"image": self.transform(image.convert("RGB")), "attrs": attrs.to(torch.float32)}
+        item = {"image": self.transform(image.convert("RGB")), "attrs": attrs.to(torch.float32)}
+        if self.label_columns:
+            item["label"] = attribute_class(attrs[self.label_columns])
+        return item
+
+
+def attribute_class(bits: torch.Tensor) -> torch.Tensor:
+    """Chosen 0/1 attributes -> one class: the attributes read as a binary number, the
+    first one most significant (Male, Smiling: 0 neither, 1 smiling, 2 male, 3 both)."""
+    weights = 2 ** torch.arange(len(bits) - 1, -1, -1)
+    return (bits.long() * weights).sum()
+
+
+def attribute_class_names(names: list[str]) -> tuple[str, ...]:
+    return tuple(" ".join(("+" if (k >> (len(names) - 1 - i)) & 1 else "-") + name
+                          for i, name in enumerate(names)) for k in range(2 ** len(names)))
+
+
+def _label_columns(attribute_names: list[str], label_attrs: list[str]) -> list[int]:
+    unknown = [name for name in label_attrs if name not in attribute_names]
+    if unknown or len(set(label_attrs)) != len(label_attrs) or len(label_attrs) > 8:
+        problem = f"{', '.join(unknown)} not among the CelebA attributes" if unknown else "repeated or more than 8"
+        raise UserError(f"data.label_attrs: {problem}; choose up to 8 distinct names from "
+                        f"{', '.join(attribute_names)}")
+    return [attribute_names.index(name) for name in label_attrs]
 
 
 def celeba(root: str = "data", split: str = "train", image_size: int = 64,
-           crop_size: int = 178) -> DatasetSource:
+           crop_size: int = 178, label_attrs: list[str] | None = None) -> DatasetSource:
+    """``label_attrs``: attributes whose 2^k on/off combinations become class labels,
+    for conditional models (``[Smiling]``: 2 classes, ``[Male, Smiling]``: 4)."""
     base = Path(root) / "celeba"
     missing = [name for name in _FILES if not (base / name).is_file()]
     if not (base / "img_align_celeba").is_dir():
@@ -68,6 +96,9 @@ def celeba(root: str = "data", split: str = "train", image_size: int = 64,
                         f"re-extract them from the original archive") from None
     if len(dataset) == 0:
         raise UserError(f"CelebA split {split!r} in {base}/ is empty: check list_eval_partition.txt")
-    spec = DataSpec(channels=3, image_size=image_size, num_classes=0, size=len(dataset),
-                    attribute_names=tuple(dataset.faces.attr_names[:40]), name="celeba")
+    attribute_names = [name for name in dataset.faces.attr_names if name][:40]
+    dataset.label_columns = _label_columns(attribute_names, list(label_attrs or []))
+    class_names = attribute_class_names(list(label_attrs)) if dataset.label_columns else ()
+    spec = DataSpec(channels=3, image_size=image_size, num_classes=len(class_names), size=len(dataset),
+                    class_names=class_names, attribute_names=tuple(attribute_names), name="celeba")
     return DatasetSource(dataset, spec)

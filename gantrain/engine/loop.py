@@ -1,9 +1,11 @@
 """The training loop: read it top to bottom.
 
-One step = ``d_steps`` discriminator updates (each on a fresh real batch) followed by
-one generator update. The step counter counts generator updates; ``images_seen``
-counts real images consumed. Logged values stay on the device and are summed there;
-they are read back (one host sync) only every ``log_every`` steps.
+One step = ``d_steps`` discriminator updates (each on a fresh real batch, each
+followed by the loss's constraint on D, e.g. WGAN's clipping) then one generator
+update, then the EMA of G's weights when ``ema_decay`` > 0. The step counter counts
+generator updates; ``images_seen`` counts real images consumed. Logged values stay on
+the device and are summed there; they are read back (one host sync) only every
+``log_every`` steps.
 
 Ctrl-C or SIGTERM asks the loop to stop: it finishes the current step, writes a
 checkpoint and returns ``"interrupted"``. A second Ctrl-C stops at once.
@@ -20,7 +22,8 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from gantrain.engine.checkpoint import last_checkpoint, save_checkpoint
+from gantrain.engine.checkpoint import exported_generator, last_checkpoint, save_checkpoint
+from gantrain.engine.ema import EMA
 from gantrain.engine.logger import RunLogger
 from gantrain.engine.runtime import capture_rng, restore_rng
 from gantrain.errors import UserError
@@ -36,10 +39,14 @@ class TrainerConfig:
     checkpoint_every: int = 500
     num_samples: int = 64  # images in the fixed-noise grid
     progress: bool = True  # the tqdm bar
+    ema_decay: float = 0.0  # > 0: keep an EMA of G's weights and sample from it
 
     def __post_init__(self) -> None:
         for name in ("steps", "d_steps", "log_every", "sample_every", "checkpoint_every", "num_samples"):
             at_least(f"trainer.{name}", getattr(self, name), 1)
+        if not 0 <= self.ema_decay < 1:
+            raise UserError(f"trainer.ema_decay={self.ema_decay} must lie in [0, 1): 0 turns the "
+                            f"EMA off, 0.999 is usual")
 
 
 class StopRequest:
@@ -73,6 +80,7 @@ class Trainer:
         self.device, self.meta = device, meta
         self.step = 0
         self.images_seen = 0
+        self.ema = EMA(model.G, cfg.ema_decay) if cfg.ema_decay else None
         self.fixed_z, self.fixed_y, self.grid_columns = self._fixed_inputs(seed)
 
     def _fixed_inputs(self, seed: int):
@@ -96,14 +104,24 @@ class Trainer:
             "rng": capture_rng(),
             "fixed_z": self.fixed_z,
             "fixed_y": self.fixed_y,
+            **({"ema": self.ema.state_dict()} if self.ema else {}),
             **self.meta,
         }
+
+    @property
+    def sampling_generator(self):
+        """The G that samples and exports come from: the EMA copy when there is one."""
+        return self.ema.module if self.ema else self.model.G
 
     def load_state_dict(self, state: dict) -> None:
         try:
             self.model.load_state_dict(state["model"])
             self.opt_g.load_state_dict(state["optim"]["g"])
             self.opt_d.load_state_dict(state["optim"]["d"])
+            if self.ema and "ema" in state:
+                self.ema.load_state_dict(state["ema"])
+            elif self.ema:  # EMA switched on for a run that had none: start from G
+                self.ema = EMA(self.model.G, self.cfg.ema_decay)
         except (RuntimeError, ValueError, KeyError) as exc:
             first = str(exc).strip().splitlines()[0]
             raise UserError(f"the checkpoint does not fit the configured model ({first}): resume "
@@ -114,12 +132,17 @@ class Trainer:
         restore_rng(state["rng"])
 
     def save(self) -> None:
-        save_checkpoint(self.state_dict(), last_checkpoint(self.logger.run_dir))
+        run_dir = self.logger.run_dir
+        save_checkpoint(self.state_dict(), last_checkpoint(run_dir))
+        save_checkpoint({"generator": self.sampling_generator.state_dict(),
+                         "ema": self.ema is not None, "step": self.step, **self.meta},
+                        exported_generator(run_dir))
 
     def log_samples(self) -> None:
         z = self.fixed_z.to(self.device)
         y = None if self.fixed_y is None else self.fixed_y.to(self.device)
-        self.logger.images("samples", self.model.sample(z, y), self.step, nrow=self.grid_columns)
+        images = self.model.sample(z, y, generator=self.sampling_generator)
+        self.logger.images("samples", images, self.step, nrow=self.grid_columns)
 
     # -- the loop ------------------------------------------------------------
     def fit(self) -> str:
@@ -137,6 +160,7 @@ class Trainer:
                     self.opt_d.zero_grad(set_to_none=True)
                     loss_d.backward()
                     self.opt_d.step()
+                    model.after_d_step()  # e.g. WGAN's weight clipping
                 # D's weights need no gradients for G's update; skipping them is free speed.
                 D.requires_grad_(False)
                 loss_g, logs_g = model.g_loss(batch)
@@ -144,6 +168,8 @@ class Trainer:
                 loss_g.backward()
                 self.opt_g.step()
                 D.requires_grad_(True)
+                if self.ema:
+                    self.ema.update(model.G)
 
                 self.step += 1
                 self.images_seen += cfg.d_steps * batch["image"].shape[0]

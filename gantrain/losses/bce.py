@@ -20,13 +20,16 @@ import torch
 import torch.nn.functional as F
 
 from gantrain.errors import UserError
+from gantrain.losses.base import AdversarialLoss
 
 Variant = Literal["non_saturating", "minimax"]
 VARIANTS = get_args(Variant)
 
 
-class BCELoss:
-    def __init__(self, variant: Variant = "non_saturating") -> None:
+class BCELoss(AdversarialLoss):
+    def __init__(self, variant: Variant = "non_saturating", gp_weight: float = 0.0,
+                 r1_weight: float = 0.0) -> None:
+        super().__init__(gp_weight, r1_weight)
         if variant not in VARIANTS:
             raise UserError(f"loss.variant={variant!r} is not known: use {' or '.join(VARIANTS)}")
         self.variant = variant

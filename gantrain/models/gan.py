@@ -3,8 +3,14 @@ DCGAN and their conditional versions share this algorithm; the nets and the loss
 object decide the rest.
 
 One step, as the loop drives it:
-* ``d_loss(batch)``: D on real images and on detached fakes, ``loss.d_loss``;
+* ``d_loss(batch)``: D on real images and on detached fakes, ``loss.d_loss`` plus the
+  loss's penalties (gradient penalty, R1), which see D, the images and the labels;
+* ``after_d_step()``: the loss's constraint on D's weights (WGAN's clipping);
 * ``g_loss(batch)``: D on the fakes again, now with gradients flowing into G.
+
+Conditional models (``num_classes > 0``) draw their fakes for the batch's own labels,
+so real and fake images of one D step have the same class mix, and the gradient
+penalty's interpolates keep the label they share.
 
 Like pytorch/examples' DCGAN, G's step reuses the fakes drawn for the last D step
 (``reuse_fakes``): G has not changed since, and it saves one G forward per step.
@@ -39,12 +45,20 @@ class GAN(nn.Module):
     def d_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         fake, y = self._generate(batch)
         self._fakes = (fake, y) if self.reuse_fakes else None
-        real_logits = self.D(batch["image"], self._labels(batch))
-        fake_logits = self.D(fake.detach(), y)
-        loss = self.loss.d_loss(real_logits, fake_logits)
+        real, fake = batch["image"], fake.detach()
+        if self.loss.needs_real_grad:  # R1 differentiates D(real) with respect to real
+            real = real.detach().requires_grad_(True)
+        real_logits = self.D(real, y)
+        fake_logits = self.D(fake, y)
+        penalty, penalty_logs = self.loss.penalty(self.D, real, fake, y, real_logits)
+        loss = self.loss.d_loss(real_logits, fake_logits) + penalty
         return loss, {"loss/d": loss.detach(),
                       "d/real": self.loss.score(real_logits.detach()).mean(),
-                      "d/fake": self.loss.score(fake_logits.detach()).mean()}
+                      "d/fake": self.loss.score(fake_logits.detach()).mean(),
+                      **penalty_logs}
+
+    def after_d_step(self) -> None:
+        self.loss.constrain(self.D)
 
     def g_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         fake, y = self._fakes if self._fakes is not None else self._generate(batch)
@@ -53,10 +67,13 @@ class GAN(nn.Module):
         return loss, {"loss/g": loss.detach()}
 
     @torch.no_grad()
-    def sample(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Images for fixed noise, with G in eval mode (BatchNorm's running statistics)."""
-        was_training = self.G.training
-        self.G.eval()
-        images = self.G(z, y if self.num_classes else None)
-        self.G.train(was_training)
+    def sample(self, z: torch.Tensor, y: torch.Tensor | None = None,
+               generator: nn.Module | None = None) -> torch.Tensor:
+        """Images for fixed noise, with G in eval mode (BatchNorm's running statistics).
+        ``generator``: another copy of G to sample from (the loop's EMA copy)."""
+        G = self.G if generator is None else generator
+        was_training = G.training
+        G.eval()
+        images = G(z, y if self.num_classes else None)
+        G.train(was_training)
         return images

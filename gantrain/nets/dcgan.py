@@ -2,7 +2,9 @@
 
 All-convolutional: transposed convolutions upsample in G, strided convolutions
 downsample in D; BatchNorm everywhere except G's output and D's input layer; ReLU in
-G with a Tanh output, LeakyReLU(0.2) in D; weights drawn from N(0, 0.02).
+G with a Tanh output, LeakyReLU(0.2) in D; weights drawn from N(0, 0.02). D's
+normalisation can be swapped (``norm``: layer, instance, none) for critics trained
+with a gradient penalty.
 
 A transposed convolution maps H_in to (H_in - 1) * stride - 2 * padding + kernel
 (no dilation, no output padding), which gives the two stacks used here:
@@ -17,13 +19,14 @@ D runs the same stack backwards, ending in one logit per image.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 
 from gantrain.errors import UserError
-from gantrain.nets.conditioning import append_as_channels, append_to_vector
+from gantrain.nets.conditioning import (Conditioning, Projection, append_as_channels, append_to_vector,
+                                        check_conditioning)
 
 # (kernel, stride, padding) of each transposed convolution, from the 1x1 noise map up.
 _MNIST_STACK = [(3, 2, 0), (4, 1, 0), (3, 2, 0), (4, 2, 0)]
@@ -78,27 +81,49 @@ class DCGANGenerator(nn.Module):
         return self.net(z[:, :, None, None])
 
 
+Norm = Literal["batch", "layer", "instance", "none"]
+NORMS = get_args(Norm)
+
+
+def norm_layer(norm: str, channels: int) -> nn.Module:
+    """D's normalisation. BatchNorm mixes samples, which breaks per-sample gradient
+    penalties; the WGAN-GP paper suggests layer normalisation for its critic."""
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm == "layer":  # over (C, H, W) of each sample
+        return nn.GroupNorm(1, channels)
+    return nn.InstanceNorm2d(channels, affine=True)
+
+
 class DCGANDiscriminator(nn.Module):
     def __init__(self, channels: int, image_size: int, num_classes: int = 0, width: int = 64,
-                 norm: Literal["batch", "none"] = "batch") -> None:
+                 norm: Norm = "batch", conditioning: Conditioning = "concat") -> None:
         super().__init__()
-        if norm not in ("batch", "none"):
-            raise UserError(f"model.discriminator.norm={norm!r} is not known: use batch or none")
+        if norm not in NORMS:
+            raise UserError(f"model.discriminator.norm={norm!r} is not known: use {', '.join(NORMS)}")
+        check_conditioning(conditioning)
         self.num_classes = num_classes
         stack = list(reversed(upsampling_stack(image_size)))
         widths = list(reversed(_widths(width, len(stack) - 1)))
         layers: list[nn.Module] = []
-        in_ch = channels + num_classes
+        concat = num_classes if conditioning == "concat" else 0
+        in_ch = channels + concat
         for k, ((kernel, stride, padding), out_ch) in enumerate(zip(stack, widths)):
-            layers.append(nn.Conv2d(in_ch, out_ch, kernel, stride, padding, bias=False))
-            if k > 0 and norm == "batch":  # never on the input layer
-                layers.append(nn.BatchNorm2d(out_ch))
+            normalised = k > 0 and norm != "none"  # never on the input layer
+            layers.append(nn.Conv2d(in_ch, out_ch, kernel, stride, padding, bias=not normalised))
+            if normalised:
+                layers.append(norm_layer(norm, out_ch))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             in_ch = out_ch
         kernel, stride, padding = stack[-1]
         layers.append(nn.Conv2d(in_ch, 1, kernel, stride, padding))
         self.net = nn.Sequential(*layers)
+        self.projection = Projection(num_classes, in_ch) if num_classes and not concat else None
         self.apply(dcgan_init)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(append_as_channels(x, y, self.num_classes)).flatten(1).squeeze(1)
+        if self.projection is None:
+            return self.net(append_as_channels(x, y, self.num_classes)).flatten(1).squeeze(1)
+        features = self.net[:-1](x)
+        logits = self.net[-1](features).flatten(1).squeeze(1)
+        return logits + self.projection(features.sum((2, 3)), y)

@@ -3,7 +3,7 @@
 G: ``blocks`` of Linear -> BatchNorm -> ReLU, doubling the width each time, then a
 Linear to all the pixels and a Tanh (images live in [-1, 1]).
 D: the flattened image through Linear -> LeakyReLU(0.2) blocks, halving the width,
-down to one logit.
+down to one logit. No normalisation in D, so any penalty applies.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gantrain.nets.conditioning import append_to_vector
+from gantrain.nets.conditioning import Conditioning, Projection, append_to_vector, check_conditioning
 
 
 class MLPGenerator(nn.Module):
@@ -35,17 +35,23 @@ class MLPGenerator(nn.Module):
 
 class MLPDiscriminator(nn.Module):
     def __init__(self, channels: int, image_size: int, num_classes: int = 0,
-                 hidden: int = 128, blocks: int = 3) -> None:
+                 hidden: int = 128, blocks: int = 3, conditioning: Conditioning = "concat") -> None:
         super().__init__()
+        check_conditioning(conditioning)
         self.num_classes = num_classes
+        concat = num_classes if conditioning == "concat" else 0
         layers: list[nn.Module] = []
-        in_dim = channels * image_size * image_size + num_classes
+        in_dim = channels * image_size * image_size + concat
         for k in reversed(range(blocks)):
             out_dim = hidden * 2 ** k
             layers += [nn.Linear(in_dim, out_dim), nn.LeakyReLU(0.2, inplace=True)]
             in_dim = out_dim
         layers.append(nn.Linear(in_dim, 1))
         self.net = nn.Sequential(*layers)
+        self.projection = Projection(num_classes, in_dim) if num_classes and not concat else None
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(append_to_vector(x.flatten(1), y, self.num_classes)).squeeze(1)
+        if self.projection is None:
+            return self.net(append_to_vector(x.flatten(1), y, self.num_classes)).squeeze(1)
+        features = self.net[:-1](x.flatten(1))
+        return self.net[-1](features).squeeze(1) + self.projection(features, y)
