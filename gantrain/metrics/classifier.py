@@ -64,3 +64,17 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> to
 
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
     return (predict(model, images) == labels.long()).float().mean().item()
+
+
+@torch.no_grad()
+def conditional_accuracy(G: nn.Module, judge: nn.Module, num_classes: int, per_class: int,
+                         seed: int = 0, batch_size: int = 500) -> torch.Tensor:
+    """For each class k, the share of ``per_class`` images that G draws for k and that
+    ``judge`` labels k. G takes ``(z, y)`` and has a ``z_dim``; fixed noise per seed."""
+    device = next(G.parameters()).device
+    asked = torch.arange(num_classes).repeat_interleave(per_class)
+    z = torch.randn(len(asked), G.z_dim, generator=torch.Generator().manual_seed(seed))
+    images = torch.cat([G(z[k:k + batch_size].to(device), asked[k:k + batch_size].to(device)).cpu()
+                        for k in range(0, len(asked), batch_size)])
+    hits = (predict(judge, images) == asked).float()
+    return hits.view(num_classes, per_class).mean(1)
