@@ -127,6 +127,16 @@ def _check_penalty_norm(loss, D) -> None:
                         "use model=gan")
 
 
+def _warn_clipping_with_momentum(loss, opt_d) -> None:
+    """Arjovsky et al. (2017) found momentum optimizers unstable for a clipped critic and
+    used RMSprop; it still trains, so this is a warning, not an error."""
+    betas = opt_d.param_groups[0].get("betas")
+    if getattr(loss, "clip", None) is not None and betas and betas[0] > 0:
+        log.warning("loss.clip with %s(betas=%s) for the critic: the WGAN paper found momentum "
+                    "unstable with weight clipping; optim=rmsprop follows the paper",
+                    type(opt_d).__name__, tuple(betas))
+
+
 def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> Trainer:
     check_config(cfg)
     device = select_device(cfg.device)
@@ -153,6 +163,7 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
                         loss=loss, num_classes=num_classes).to(device)
     opt_g = instantiate(cfg.optim.g)(params=model.G.parameters())
     opt_d = instantiate(cfg.optim.d)(params=model.D.parameters())
+    _warn_clipping_with_momentum(loss, opt_d)
 
     trainer_cfg = to_dataclass(TrainerConfig, _plain(cfg.trainer), "trainer")
     checkpoint = None

@@ -4,12 +4,15 @@ import pytest
 import torch
 from torch import nn
 
+from gantrain.build import build_trainer
 from gantrain.errors import UserError
 from gantrain.losses.base import gradient_penalty, interpolate, r1_penalty
 from gantrain.losses.bce import BCELoss
 from gantrain.losses.wasserstein import WassersteinLoss
 from gantrain.models.gan import GAN
 from gantrain.nets.mlp import MLPGenerator
+
+from conftest import TINY, compose_config
 
 
 class LinearCritic(nn.Module):
@@ -114,3 +117,11 @@ def test_wasserstein_loss_without_a_constraint_is_refused():
         WassersteinLoss(clip=-1.0)
     with pytest.raises(UserError, match="loss.gp_weight"):
         WassersteinLoss(gp_weight=-1.0)
+
+
+@pytest.mark.parametrize("optim,warned", [("adam", True), ("rmsprop", False)])
+def test_clipping_with_a_momentum_optimizer_is_warned_about(tmp_path, caplog, optim, warned):
+    overrides = [*TINY, "loss=wgan", f"optim={optim}"]
+    with caplog.at_level("WARNING", logger="gantrain"):
+        build_trainer(compose_config(overrides), tmp_path / "run", overrides).logger.close()
+    assert ("momentum" in caplog.text) == warned
