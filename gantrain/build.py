@@ -176,7 +176,8 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
         "config": OmegaConf.to_yaml(cfg, resolve=True),
         "overrides": list(overrides),
         "data_spec": {"channels": spec.channels, "image_size": spec.image_size,
-                      "num_classes": spec.num_classes, "name": spec.name},
+                      "num_classes": spec.num_classes, "name": spec.name,
+                      "class_names": list(spec.class_names)},
         "env": environment(device),
     }
     logger = RunLogger(run_dir, purge_step=checkpoint["step"] if checkpoint else None)
@@ -200,6 +201,9 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> str:
         log.info("resuming at step %d of %d", trainer.step, trainer.cfg.steps)
     trainer.logger.text("config", "```yaml\n" + trainer.meta["config"] + "\n```", trainer.step)
     trainer.logger.table("environment", env, trainer.step)
+    if trainer.model.num_classes:  # what each row of the conditional sample grid shows
+        names = spec["class_names"] or [str(k) for k in range(spec["num_classes"])]
+        trainer.logger.table("classes", {f"row {k}": name for k, name in enumerate(names)}, trainer.step)
     status = trainer.fit()
     log.info("%s at step %d; checkpoint %s", status, trainer.step, last_checkpoint(run_dir))
     trainer.logger.close()

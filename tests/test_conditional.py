@@ -11,7 +11,7 @@ from gantrain.errors import UserError
 from gantrain.nets.dcgan import DCGANDiscriminator
 from gantrain.nets.mlp import MLPDiscriminator
 
-from conftest import TINY, TINY_MLP, compose_config, train
+from conftest import TINY, TINY_MLP, compose_config, events, train
 from fixtures import CELEBA_ATTRS, write_celeba
 
 
@@ -79,7 +79,9 @@ def test_conditional_celeba_trains_with_one_row_per_attribute_combination(tmp_pa
     train(run_dir, [*TINY, "model=cgan", "data=celeba", f"data.root={tmp_path / 'data'}", "data.num_workers=0",
                     "data.image_size=16", "data.label_attrs=[Smiling]", "trainer.num_samples=8", "trainer.steps=2"])
     G, export = load_generator(run_dir)
-    assert G.num_classes == 2 and export["step"] == 2 and export["data_spec"]["num_classes"] == 2
+    assert G.num_classes == 2 and export["step"] == 2
+    assert export["data_spec"]["class_names"] == ["-Smiling", "+Smiling"]
+    assert "classes/text_summary" in events(run_dir).Tags()["tensors"]
     assert G(torch.randn(2, G.z_dim), torch.tensor([0, 1])).shape == (2, 3, 16, 16)
 
 
