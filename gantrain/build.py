@@ -127,6 +127,19 @@ def _check_penalty_norm(loss, D) -> None:
                         "use model=gan")
 
 
+def build_optimizer(node: DictConfig, params, path: str) -> torch.optim.Optimizer:
+    """The optimizer of one side. ``betas=[0,0.9]`` on the command line arrives as an int
+    and a float, which torch's Adam refuses; betas are made floats. What torch still
+    refuses (a negative eps, ...) becomes one line naming the node."""
+    plain = _plain(node)
+    if isinstance(plain.get("betas"), (list, tuple)):
+        plain["betas"] = [float(b) for b in plain["betas"]]
+    try:
+        return instantiate(OmegaConf.create(plain))(params=params)
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"{path} was refused by {plain['_target_']}: {str(exc).splitlines()[0]}") from None
+
+
 def _warn_clipping_with_momentum(loss, opt_d) -> None:
     """Arjovsky et al. (2017) found momentum optimizers unstable for a clipped critic and
     used RMSprop; it still trains, so this is a warning, not an error."""
@@ -161,8 +174,8 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
     _check_penalty_norm(loss, D)
     model = instantiate(_without(cfg.model, MODEL_BUILD_KEYS), generator=G, discriminator=D,
                         loss=loss, num_classes=num_classes).to(device)
-    opt_g = instantiate(cfg.optim.g)(params=model.G.parameters())
-    opt_d = instantiate(cfg.optim.d)(params=model.D.parameters())
+    opt_g = build_optimizer(cfg.optim.g, model.G.parameters(), "optim.g")
+    opt_d = build_optimizer(cfg.optim.d, model.D.parameters(), "optim.d")
     _warn_clipping_with_momentum(loss, opt_d)
 
     trainer_cfg = to_dataclass(TrainerConfig, _plain(cfg.trainer), "trainer")

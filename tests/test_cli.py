@@ -71,6 +71,7 @@ def test_conditional_model_on_unlabelled_data(tmp_path):
     (["model.discriminator.norm=group"], ["model.discriminator.norm='group'"]),
     (["model=cgan"], ["needs class labels"]),
     (["trainer.ema_decay=1"], ["trainer.ema_decay=1"]),
+    (["+optim.d.eps=-1"], ["optim.d was refused by torch.optim.Adam", "epsilon"]),
 ])
 def test_model_and_loss_mismatches_are_one_line(tmp_path, args, fragments):
     assert_one_line_error(gantrain(*SMOKE, *args, cwd=tmp_path), *fragments)

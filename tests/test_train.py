@@ -100,3 +100,10 @@ def test_resume_gives_the_same_weights_as_one_long_run(tmp_path, model, cut, ext
         for k, state in a["optim"][side]["state"].items():
             assert torch.equal(state["exp_avg"], b["optim"][side]["state"][k]["exp_avg"])
     assert a["stream"] == b["stream"]
+
+
+def test_betas_typed_as_integers_on_the_command_line_are_accepted(tmp_path):
+    # `optim.d.betas=[0,0.9]` arrives as [int, float]; torch's Adam wants two floats.
+    run_dir = tmp_path / "run"
+    assert train(run_dir, [*TINY, "optim.g.betas=[0,0.9]", "optim.d.betas=[0,0]", "trainer.steps=1"]) == "finished"
+    assert checkpoint(run_dir)["optim"]["d"]["param_groups"][0]["betas"] == (0.0, 0.0)
