@@ -23,13 +23,14 @@ from gantrain.engine.logger import RunLogger
 from gantrain.engine.loop import Trainer, TrainerConfig
 from gantrain.engine.runtime import configure_backends, environment, seed_everything, select_device
 from gantrain.errors import UserError
-from gantrain.validate import at_least, check_call, check_value, to_dataclass
+from gantrain.validate import at_least, check_call, check_value, resolve_target, to_dataclass
 
 log = logging.getLogger("gantrain")
 
 # Keys of the data node that configure batching, not the dataset builder.
 LOADER_KEYS = ("batch_size", "num_workers")
-NET_SHAPE_ARGS = ("channels", "image_size", "num_classes")
+# Net arguments that come from the data (image GANs, then translation nets).
+NET_SHAPE_ARGS = ("channels", "image_size", "num_classes", "in_channels", "out_channels")
 MODEL_BUILD_KEYS = ("generator", "discriminator", "conditional")
 
 
@@ -61,9 +62,10 @@ def check_config(cfg: DictConfig) -> None:
     check_call(data, "data")
     model = plain["model"]
     check_call({k: v for k, v in model.items() if k not in MODEL_BUILD_KEYS}, "model",
-               provided=("generator", "discriminator", "loss", "num_classes"))
+               provided=("generator", "discriminator", "loss", "num_classes", "image_shape"))
     check_value("model.conditional", model.get("conditional", False), bool)
-    at_least("model.z_dim", model["z_dim"], 1)
+    if "z_dim" in model:
+        at_least("model.z_dim", model["z_dim"], 1)
     check_call(model["generator"], "model.generator", provided=("z_dim",) + NET_SHAPE_ARGS)
     check_call(model["discriminator"], "model.discriminator", provided=NET_SHAPE_ARGS)
     check_call(plain["loss"], "loss")
@@ -94,9 +96,35 @@ def _without(node: DictConfig, keys) -> DictConfig:
     return OmegaConf.create({k: v for k, v in _plain(node).items() if k not in keys})
 
 
-def build_generator(model_cfg: DictConfig, shape: dict[str, int]) -> nn.Module:
-    """G from the model node and the data's shapes (channels, image_size, num_classes)."""
-    return instantiate(model_cfg.generator, z_dim=model_cfg.z_dim, **shape)
+def build_nets(model_cfg: DictConfig, spec: dict) -> dict:
+    """The nets of the model node for data of this spec (a dict of DataSpec's fields):
+    the constructor arguments of the model class besides the loss. Image GANs get
+    (channels, image_size, num_classes); translation models say what their nets need
+    (``nets()``: pix2pix's D sees A and B stacked, CycleGAN has two of each)."""
+    model_cls = resolve_target(dict(model_cfg), "model")
+    if getattr(model_cls, "pairing", "none") != "none":
+        make_g = instantiate(model_cfg.generator, _partial_=True)
+        make_d = instantiate(model_cfg.discriminator, _partial_=True)
+        return model_cls.nets(make_g, make_d, spec["channels"], spec["image_size"])
+    shape = {"channels": spec["channels"], "image_size": spec["image_size"],
+             "num_classes": spec["num_classes"] if model_cfg.get("conditional", False) else 0}
+    return {"generator": instantiate(model_cfg.generator, z_dim=model_cfg.z_dim, **shape),
+            "discriminator": instantiate(model_cfg.discriminator, **shape),
+            "num_classes": shape["num_classes"]}
+
+
+def _check_data_fits_model(model_cfg: DictConfig, spec) -> None:
+    needs = getattr(resolve_target(dict(model_cfg), "model"), "pairing", "none")
+    if needs != spec.pairing:
+        kinds = {"none": "single images (mnist, celeba, folder, ...)",
+                 "paired": "paired A|B images (data=facades or data=paired_folder)",
+                 "unpaired": "two unpaired domains (data=unpaired_folder)"}
+        raise UserError(f"this model trains on {kinds[needs]}, but {spec.name or 'the data'} holds "
+                        f"{kinds[spec.pairing]}: choose a matching data= or model=")
+    if model_cfg.get("conditional", False) and not spec.num_classes:
+        raise UserError(f"model.conditional=true needs class labels, but {spec.name} has none: "
+                        f"use a labelled dataset (mnist, fashion_mnist, a folder of class subfolders, "
+                        f"celeba with data.label_attrs=[Smiling]) or model.conditional=false")
 
 
 def load_generator(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
@@ -108,11 +136,7 @@ def load_generator(run_dir: str | Path, device: str | torch.device = "cpu") -> t
         raise UserError(f"no exported generator at {path}: point at a gantrain run directory "
                         f"that has saved a checkpoint")
     state = load_checkpoint(path, map_location=device)
-    model_cfg = OmegaConf.create(state["config"]).model
-    spec = state["data_spec"]
-    shape = {"channels": spec["channels"], "image_size": spec["image_size"],
-             "num_classes": spec["num_classes"] if model_cfg.conditional else 0}
-    G = build_generator(model_cfg, shape)
+    G = build_nets(OmegaConf.create(state["config"]).model, state["data_spec"])["generator"]
     G.load_state_dict(state["generator"])
     return G.to(device).eval(), state
 
@@ -161,19 +185,13 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
     spec = source.spec
     stream = source.stream(loader.batch_size, cfg.seed, device, loader.num_workers)
 
-    num_classes = spec.num_classes if cfg.model.conditional else 0
-    if cfg.model.conditional and not spec.num_classes:
-        raise UserError(f"model.conditional=true needs class labels, but {spec.name} has none: "
-                        f"use a labelled dataset (mnist, fashion_mnist, a folder of class subfolders, "
-                        f"celeba with data.label_attrs=[Smiling]) "
-                        f"or model.conditional=false")
-    shape = {"channels": spec.channels, "image_size": spec.image_size, "num_classes": num_classes}
-    G = build_generator(cfg.model, shape)
-    D = instantiate(cfg.model.discriminator, **shape)
+    _check_data_fits_model(cfg.model, spec)
+    data_spec = {"channels": spec.channels, "image_size": spec.image_size, "num_classes": spec.num_classes,
+                 "name": spec.name, "class_names": list(spec.class_names), "pairing": spec.pairing}
+    nets = build_nets(cfg.model, data_spec)
     loss = instantiate(cfg.loss)
-    _check_penalty_norm(loss, D)
-    model = instantiate(_without(cfg.model, MODEL_BUILD_KEYS), generator=G, discriminator=D,
-                        loss=loss, num_classes=num_classes).to(device)
+    _check_penalty_norm(loss, nets["discriminator"])
+    model = instantiate(_without(cfg.model, MODEL_BUILD_KEYS), **nets, loss=loss).to(device)
     opt_g = build_optimizer(cfg.optim.g, model.G.parameters(), "optim.g")
     opt_d = build_optimizer(cfg.optim.d, model.D.parameters(), "optim.d")
     _warn_clipping_with_momentum(loss, opt_d)
@@ -188,13 +206,16 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
     meta = {
         "config": OmegaConf.to_yaml(cfg, resolve=True),
         "overrides": list(overrides),
-        "data_spec": {"channels": spec.channels, "image_size": spec.image_size,
-                      "num_classes": spec.num_classes, "name": spec.name,
-                      "class_names": list(spec.class_names)},
+        "data_spec": data_spec,
         "env": environment(device),
     }
     logger = RunLogger(run_dir, purge_step=checkpoint["step"] if checkpoint else None)
-    trainer = Trainer(model, opt_g, opt_d, stream, logger, trainer_cfg, device, meta, cfg.seed)
+    if spec.pairing == "none":
+        fixed, validation = model.fixed_inputs(trainer_cfg.num_samples, cfg.seed), None
+    else:  # translation: grids and validation metrics from the held-out pairs
+        fixed = source.fixed_batch(trainer_cfg.num_samples)
+        validation = (lambda: source.validation_batches(loader.batch_size)) if hasattr(model, "validate") else None
+    trainer = Trainer(model, opt_g, opt_d, stream, logger, trainer_cfg, device, meta, fixed, validation)
     if checkpoint:
         trainer.load_state_dict(checkpoint)
     return trainer
@@ -207,14 +228,15 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> str:
     counts = {name: sum(p.numel() for p in net.parameters()) for name, net in
               (("G", trainer.model.G), ("D", trainer.model.D))}
     log.info("run directory: %s", Path(run_dir).resolve())
-    log.info("data %s: %d channel(s), %dx%d, %d classes; G %.2fM params, D %.2fM params; device %s",
-             spec["name"], spec["channels"], spec["image_size"], spec["image_size"],
-             spec["num_classes"], counts["G"] / 1e6, counts["D"] / 1e6, env["device"])
+    log.info("data %s: %d channel(s), %dx%d, %d classes%s; G %.2fM params, D %.2fM params; device %s",
+             spec["name"], spec["channels"], spec["image_size"], spec["image_size"], spec["num_classes"],
+             f", {spec['pairing']}" if spec["pairing"] != "none" else "", counts["G"] / 1e6, counts["D"] / 1e6,
+             env["device"])
     if trainer.step:
         log.info("resuming at step %d of %d", trainer.step, trainer.cfg.steps)
     trainer.logger.text("config", "```yaml\n" + trainer.meta["config"] + "\n```", trainer.step)
     trainer.logger.table("environment", env, trainer.step)
-    if trainer.model.num_classes:  # what each row of the conditional sample grid shows
+    if getattr(trainer.model, "num_classes", 0):  # what each row of the conditional sample grid shows
         names = spec["class_names"] or [str(k) for k in range(spec["num_classes"])]
         trainer.logger.table("classes", {f"row {k}": name for k, name in enumerate(names)}, trainer.step)
     status = trainer.fit()
@@ -223,4 +245,4 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> str:
     return status
 
 
-__all__ = ["build_generator", "build_trainer", "check_config", "load_generator", "run"]
+__all__ = ["build_nets", "build_trainer", "check_config", "load_generator", "run"]

@@ -26,8 +26,8 @@ def test_grid_row_k_is_generated_from_class_k_code(tmp_path, base):
     trainer.log_samples()
     hook.remove()
     codes = inputs[0].flatten(1)[:, G.z_dim:]  # [z, onehot(y)]: the one-hot part
-    assert trainer.fixed_y.tolist() == [k for k in range(10) for _ in range(3)]
-    assert torch.equal(codes, torch.nn.functional.one_hot(trainer.fixed_y, 10).float())
+    assert trainer.fixed["y"].tolist() == [k for k in range(10) for _ in range(3)]
+    assert torch.equal(codes, torch.nn.functional.one_hot(trainer.fixed["y"], 10).float())
     trainer.logger.close()
 
 

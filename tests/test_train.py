@@ -44,7 +44,7 @@ def test_conditional_dcgan_on_labelled_data(tmp_path):
     run_dir = tmp_path / "run"
     train(run_dir, [*TINY, "model.conditional=true", "trainer.num_samples=20"])
     state = checkpoint(run_dir)
-    assert state["fixed_y"].tolist() == [k for k in range(10) for _ in range(2)]  # a row per class
+    assert state["fixed"]["y"].tolist() == [k for k in range(10) for _ in range(2)]  # a row per class
 
 
 def test_tensorboard_holds_scalars_grids_config_and_environment(tmp_path):

@@ -29,6 +29,9 @@ class DataSpec:
     class_names: tuple[str, ...] = ()
     attribute_names: tuple[str, ...] = ()  # binary attributes in batch["attrs"] (CelebA)
     name: str = ""
+    # Image-to-image translation: "paired" (pix2pix: batch["A"] and its target batch["B"]),
+    # "unpaired" (CycleGAN: an A and an unrelated B), "none" (plain batch["image"]).
+    pairing: str = "none"
     extras: dict = field(default_factory=dict, compare=False)
 
 

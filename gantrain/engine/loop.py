@@ -18,6 +18,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable, Iterable
 
 import torch
 from tqdm.auto import tqdm
@@ -40,10 +41,13 @@ class TrainerConfig:
     num_samples: int = 64  # images in the fixed-noise grid
     progress: bool = True  # the tqdm bar
     ema_decay: float = 0.0  # > 0: keep an EMA of G's weights and sample from it
+    lr_decay_start: int | None = None  # from this step, learning rates fall linearly to 0
 
     def __post_init__(self) -> None:
         for name in ("steps", "d_steps", "log_every", "sample_every", "checkpoint_every", "num_samples"):
             at_least(f"trainer.{name}", getattr(self, name), 1)
+        if self.lr_decay_start is not None:
+            at_least("trainer.lr_decay_start", self.lr_decay_start, 0)
         if not 0 <= self.ema_decay < 1:
             raise UserError(f"trainer.ema_decay={self.ema_decay} must lie in [0, 1): 0 turns the "
                             f"EMA off, 0.999 is usual")
@@ -74,24 +78,26 @@ class StopRequest:
 
 class Trainer:
     def __init__(self, model, opt_g, opt_d, stream, logger: RunLogger, cfg: TrainerConfig,
-                 device: torch.device, meta: dict, seed: int) -> None:
+                 device: torch.device, meta: dict, fixed: dict[str, torch.Tensor],
+                 validation: Callable[[], Iterable[dict[str, torch.Tensor]]] | None = None) -> None:
+        """``fixed``: what every sample grid is drawn from (the model's fixed noise, or
+        a fixed validation batch); ``validation``: batches for ``model.validate``."""
         self.model, self.opt_g, self.opt_d = model, opt_g, opt_d
         self.stream, self.logger, self.cfg = stream, logger, cfg
         self.device, self.meta = device, meta
         self.step = 0
         self.images_seen = 0
         self.ema = EMA(model.G, cfg.ema_decay) if cfg.ema_decay else None
-        self.fixed_z, self.fixed_y, self.grid_columns = self._fixed_inputs(seed)
+        self.fixed, self.validation = fixed, validation
+        self.schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, self._lr_factor) for opt in (opt_g, opt_d)]
 
-    def _fixed_inputs(self, seed: int):
-        """Noise for the sample grids: fixed for the whole run, from its own generator so
-        that it takes nothing from the training RNG. Conditional: one row per class."""
-        classes = self.model.num_classes
-        columns = max(1, self.cfg.num_samples // classes) if classes else math.ceil(math.sqrt(self.cfg.num_samples))
-        n = columns * classes if classes else self.cfg.num_samples
-        z = torch.randn(n, self.model.z_dim, generator=torch.Generator().manual_seed(seed))
-        y = torch.arange(classes).repeat_interleave(columns) if classes else None
-        return z, y, columns
+    def _lr_factor(self, step: int) -> float:
+        """Constant, then linear decay to 0 at the last step from ``lr_decay_start`` on
+        (pix2pix and CycleGAN's schedule)."""
+        start, end = self.cfg.lr_decay_start, self.cfg.steps
+        if start is None or step < start:
+            return 1.0
+        return max(0.0, (end - step) / max(end - start, 1))
 
     # -- state ---------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -102,8 +108,8 @@ class Trainer:
             "optim": {"g": self.opt_g.state_dict(), "d": self.opt_d.state_dict()},
             "stream": self.stream.state_dict(),
             "rng": capture_rng(),
-            "fixed_z": self.fixed_z,
-            "fixed_y": self.fixed_y,
+            "fixed": self.fixed,
+            "schedulers": [scheduler.state_dict() for scheduler in self.schedulers],
             **({"ema": self.ema.state_dict()} if self.ema else {}),
             **self.meta,
         }
@@ -128,7 +134,9 @@ class Trainer:
                             f"with the run's own model/data settings") from None
         self.stream.load_state_dict(state["stream"])
         self.step, self.images_seen = int(state["step"]), int(state["images_seen"])
-        self.fixed_z, self.fixed_y = state["fixed_z"], state["fixed_y"]
+        self.fixed = state["fixed"]
+        for scheduler, scheduler_state in zip(self.schedulers, state["schedulers"]):
+            scheduler.load_state_dict(scheduler_state)
         restore_rng(state["rng"])
 
     def save(self) -> None:
@@ -139,10 +147,11 @@ class Trainer:
                         exported_generator(run_dir))
 
     def log_samples(self) -> None:
-        z = self.fixed_z.to(self.device)
-        y = None if self.fixed_y is None else self.fixed_y.to(self.device)
-        images = self.model.sample(z, y, generator=self.sampling_generator)
-        self.logger.images("samples", images, self.step, nrow=self.grid_columns)
+        fixed = {key: value.to(self.device) for key, value in self.fixed.items()}
+        images, columns = self.model.sample_grid(fixed, generator=self.sampling_generator)
+        self.logger.images("samples", images, self.step, nrow=columns)
+        if self.validation is not None:
+            self.logger.scalars(self.model.validate(self.validation(), generator=self.sampling_generator), self.step)
 
     # -- the loop ------------------------------------------------------------
     def fit(self) -> str:
@@ -170,9 +179,11 @@ class Trainer:
                 D.requires_grad_(True)
                 if self.ema:
                     self.ema.update(model.G)
+                for scheduler in self.schedulers:
+                    scheduler.step()
 
                 self.step += 1
-                self.images_seen += cfg.d_steps * batch["image"].shape[0]
+                self.images_seen += cfg.d_steps * len(next(iter(batch.values())))
                 for tag, value in {**logs, **logs_g}.items():
                     sums[tag] = sums[tag] + value if tag in sums else value.clone()
                 logged_steps += 1

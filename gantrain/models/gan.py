@@ -19,11 +19,15 @@ The model never calls ``backward()`` or ``step()``; the loop owns those.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 
 class GAN(nn.Module):
+    pairing = "none"  # the data it needs: images, with labels when conditional
+
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss, z_dim: int,
                  num_classes: int = 0, reuse_fakes: bool = True) -> None:
         super().__init__()
@@ -65,6 +69,21 @@ class GAN(nn.Module):
         self._fakes = None
         loss = self.loss.g_loss(self.D(fake, y))
         return loss, {"loss/g": loss.detach()}
+
+    def fixed_inputs(self, num_samples: int, seed: int) -> dict[str, torch.Tensor]:
+        """Noise for the sample grids, from its own generator so that it takes nothing
+        from the training RNG. Conditional: a row per class, the same z down each column."""
+        classes = self.num_classes
+        columns = max(1, num_samples // classes) if classes else math.ceil(math.sqrt(num_samples))
+        n = columns * classes if classes else num_samples
+        fixed = {"z": torch.randn(n, self.z_dim, generator=torch.Generator().manual_seed(seed)),
+                 "columns": torch.tensor(columns)}
+        if classes:
+            fixed["y"] = torch.arange(classes).repeat_interleave(columns)
+        return fixed
+
+    def sample_grid(self, fixed: dict[str, torch.Tensor], generator: nn.Module | None = None):
+        return self.sample(fixed["z"], fixed.get("y"), generator), int(fixed["columns"])
 
     @torch.no_grad()
     def sample(self, z: torch.Tensor, y: torch.Tensor | None = None,

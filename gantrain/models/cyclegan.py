@@ -1,0 +1,131 @@
+"""CycleGAN: unpaired image-to-image translation (Zhu et al., 2017).
+
+Two generators, G_AB: A -> B and G_BA: B -> A, and a discriminator per domain. With
+lambda = 10 (cycle) and lambda_id = 0.5 (identity, relative to lambda):
+
+    D_B minimises  1/2 loss_d(D_B(b), D_B(pool(G_AB(a))))      (D_A alike)
+    G   minimises  loss_g(D_B(G_AB(a))) + loss_g(D_A(G_BA(b)))
+                   + lambda * (|G_BA(G_AB(a)) - a|_1 + |G_AB(G_BA(b)) - b|_1)
+                   + lambda * lambda_id * (|G_AB(b) - b|_1 + |G_BA(a) - a|_1)
+
+The paper uses the least-squares loss (``loss=lsgan``). D sees fakes from a pool of
+the last 50 generated images (Shrivastava et al., 2017): half the time a fake from an
+earlier step, which damps oscillation. The pool lives in buffers, so a checkpoint
+holds it and a resumed run continues with the same history.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gantrain.validate import at_least
+
+
+class ImagePool(nn.Module):
+    def __init__(self, size: int, image_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.size = size
+        self.register_buffer("images", torch.zeros(size, *image_shape))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def query(self, fakes: torch.Tensor) -> torch.Tensor:
+        """Per image: while the pool fills, store it and return it; then with
+        probability 1/2 return a stored one (and store the new one in its place)."""
+        if self.size == 0:
+            return fakes
+        out = []
+        for image in fakes.detach():
+            filled = int(self.count)
+            if filled < self.size:
+                self.images[filled] = image
+                self.count += 1
+                out.append(image)
+            elif torch.rand(()) < 0.5:
+                k = int(torch.randint(self.size, ()))
+                out.append(self.images[k].clone())
+                self.images[k] = image
+            else:
+                out.append(image)
+        return torch.stack(out)
+
+
+class CycleGAN(nn.Module):
+    pairing = "unpaired"  # batches {"A": from domain A, "B": from domain B}, not aligned
+
+    def __init__(self, generator: nn.ModuleDict, discriminator: nn.ModuleDict, loss, image_shape: tuple[int, ...],
+                 cycle_weight: float = 10.0, identity_weight: float = 0.5, pool_size: int = 50) -> None:
+        super().__init__()
+        at_least("model.cycle_weight", cycle_weight, 0)
+        at_least("model.identity_weight", identity_weight, 0)
+        at_least("model.pool_size", pool_size, 0)
+        self.G, self.D, self.loss = generator, discriminator, loss  # G: {"AB", "BA"}, D: {"A", "B"}
+        self.cycle_weight, self.identity_weight = float(cycle_weight), float(identity_weight)
+        self.pools = nn.ModuleDict({side: ImagePool(pool_size, tuple(image_shape)) for side in ("A", "B")})
+        self._fakes: dict[str, torch.Tensor] | None = None
+
+    @staticmethod
+    def nets(make_generator, make_discriminator, channels: int, image_size: int) -> dict:
+        def generator() -> nn.Module:
+            return make_generator(in_channels=channels, out_channels=channels, image_size=image_size)
+        return {"generator": nn.ModuleDict({"AB": generator(), "BA": generator()}),
+                "discriminator": nn.ModuleDict({side: make_discriminator(in_channels=channels) for side in "AB"}),
+                "image_shape": (channels, image_size, image_size)}
+
+    def _d_side(self, side: str, real: torch.Tensor, fake: torch.Tensor):
+        D = self.D[side]
+        if self.loss.needs_real_grad:
+            real = real.detach().requires_grad_(True)
+        real_logits, fake_logits = D(real), D(fake)
+        penalty, penalty_logs = self.loss.penalty(D, real, fake, None, real_logits)
+        loss = 0.5 * self.loss.d_loss(real_logits, fake_logits) + penalty
+        logs = {f"d_{side}/real": self.loss.score(real_logits.detach()).mean(),
+                f"d_{side}/fake": self.loss.score(fake_logits.detach()).mean(),
+                **{f"{tag}_{side}": value for tag, value in penalty_logs.items()}}
+        return loss, logs
+
+    def d_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        A, B = batch["A"], batch["B"]
+        fakes = {"B": self.G["AB"](A), "A": self.G["BA"](B)}  # kept for G's step
+        self._fakes = fakes
+        loss_b, logs_b = self._d_side("B", B, self.pools["B"].query(fakes["B"]))
+        loss_a, logs_a = self._d_side("A", A, self.pools["A"].query(fakes["A"]))
+        loss = loss_a + loss_b
+        return loss, {"loss/d": loss.detach(), **logs_a, **logs_b}
+
+    def after_d_step(self) -> None:
+        for D in self.D.values():
+            self.loss.constrain(D)
+
+    def g_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        A, B = batch["A"], batch["B"]
+        fakes = self._fakes or {"B": self.G["AB"](A), "A": self.G["BA"](B)}
+        self._fakes = None
+        adversarial = self.loss.g_loss(self.D["B"](fakes["B"])) + self.loss.g_loss(self.D["A"](fakes["A"]))
+        cycle = F.l1_loss(self.G["BA"](fakes["B"]), A) + F.l1_loss(self.G["AB"](fakes["A"]), B)
+        loss = adversarial + self.cycle_weight * cycle
+        logs = {"loss/g_adv": adversarial.detach(), "loss/cycle": cycle.detach()}
+        if self.identity_weight:
+            identity = F.l1_loss(self.G["AB"](B), B) + F.l1_loss(self.G["BA"](A), A)
+            loss = loss + self.cycle_weight * self.identity_weight * identity
+            logs["loss/identity"] = identity.detach()
+        return loss, {"loss/g": loss.detach(), **logs}
+
+    @torch.no_grad()
+    def translate(self, images: torch.Tensor, direction: str, generator: nn.ModuleDict | None = None) -> torch.Tensor:
+        """``direction`` "AB" or "BA", in eval mode (no buffer or RNG changes)."""
+        G = (self.G if generator is None else generator)[direction]
+        was_training = G.training
+        G.eval()
+        out = G(images)
+        G.train(was_training)
+        return out
+
+    def sample_grid(self, fixed: dict[str, torch.Tensor], generator: nn.ModuleDict | None = None):
+        """Rows of real_A | fake_B | rec_A | real_B | fake_A | rec_B."""
+        A, B = fixed["A"], fixed["B"]
+        fake_B, fake_A = self.translate(A, "AB", generator), self.translate(B, "BA", generator)
+        rec_A, rec_B = self.translate(fake_B, "BA", generator), self.translate(fake_A, "AB", generator)
+        return torch.stack([A, fake_B, rec_A, B, fake_A, rec_B], 1).flatten(0, 1), 6

@@ -1,0 +1,100 @@
+"""pix2pix: paired image-to-image translation (Isola et al., 2017).
+
+G maps an input image A to an output G(A); D judges pairs, (A, B) as real and
+(A, G(A)) as fake, patch by patch (PatchGAN). G minimises the adversarial loss plus
+an L1 term that pulls G(A) towards the target B:
+
+    D minimises  1/2 [ loss_d(D(A, B), D(A, G(A))) ]          (halved, as the paper does)
+    G minimises  loss_g(D(A, G(A))) + lambda * |B - G(A)|_1     (lambda = 100)
+
+Any loss from ``gantrain.losses`` applies (the paper uses BCE; LSGAN works too), and
+so do its penalties, computed on the concatenated pairs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gantrain.validate import at_least
+
+
+class Pix2Pix(nn.Module):
+    pairing = "paired"  # the data it needs: batches {"A": input, "B": target}
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss, l1_weight: float = 100.0) -> None:
+        super().__init__()
+        at_least("model.l1_weight", l1_weight, 0)
+        self.G, self.D, self.loss = generator, discriminator, loss
+        self.l1_weight = float(l1_weight)
+        self._fake: torch.Tensor | None = None
+
+    @staticmethod
+    def nets(make_generator, make_discriminator, channels: int, image_size: int) -> dict:
+        """G: A -> B at the data's size; D sees A and B stacked along the channels."""
+        return {"generator": make_generator(in_channels=channels, out_channels=channels, image_size=image_size),
+                "discriminator": make_discriminator(in_channels=2 * channels)}
+
+    def d_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        A, B = batch["A"], batch["B"]
+        fake = self.G(A)
+        self._fake = fake  # G's step uses the same output: G has not changed since
+        real_pair, fake_pair = torch.cat([A, B], 1), torch.cat([A, fake.detach()], 1)
+        if self.loss.needs_real_grad:
+            real_pair = real_pair.detach().requires_grad_(True)
+        real_logits, fake_logits = self.D(real_pair), self.D(fake_pair)
+        penalty, penalty_logs = self.loss.penalty(self.D, real_pair, fake_pair, None, real_logits)
+        loss = 0.5 * self.loss.d_loss(real_logits, fake_logits) + penalty
+        return loss, {"loss/d": loss.detach(),
+                      "d/real": self.loss.score(real_logits.detach()).mean(),
+                      "d/fake": self.loss.score(fake_logits.detach()).mean(), **penalty_logs}
+
+    def after_d_step(self) -> None:
+        self.loss.constrain(self.D)
+
+    def g_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        A, B = batch["A"], batch["B"]
+        fake = self._fake if self._fake is not None else self.G(A)
+        self._fake = None
+        adversarial = self.loss.g_loss(self.D(torch.cat([A, fake], 1)))
+        l1 = F.l1_loss(fake, B)
+        loss = adversarial + self.l1_weight * l1
+        return loss, {"loss/g": loss.detach(), "loss/g_adv": adversarial.detach(), "loss/l1": l1.detach()}
+
+    @torch.no_grad()
+    def translate(self, A: torch.Tensor, generator: nn.Module | None = None) -> torch.Tensor:
+        """G(A) in eval mode: BatchNorm's running statistics, no dropout, so that
+        sampling changes neither the training RNG stream nor any buffer."""
+        G = self.G if generator is None else generator
+        was_training = G.training
+        G.eval()
+        out = G(A)
+        G.train(was_training)
+        return out
+
+    def sample_grid(self, fixed: dict[str, torch.Tensor], generator: nn.Module | None = None):
+        """Rows of input | output | target for the fixed validation pairs (two per row)."""
+        A, B = fixed["A"], fixed["B"]
+        triplets = torch.stack([A, self.translate(A, generator), B], 1).flatten(0, 1)
+        return triplets, 6 if len(A) > 1 else 3
+
+    @torch.no_grad()
+    def validate(self, batches, generator: nn.Module | None = None) -> dict[str, float]:
+        """L1, PSNR and SSIM of G(A) against B over the validation pairs, on images
+        mapped to [0, 1] (PSNR and SSIM with data range 1)."""
+        from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+        totals, count = {"val/l1": 0.0, "val/psnr": 0.0, "val/ssim": 0.0}, 0
+        device = next(self.G.parameters()).device
+        for batch in batches:
+            A, B = batch["A"].to(device), batch["B"].to(device)
+            out, target = (self.translate(A, generator) + 1) / 2, (B + 1) / 2
+            n = len(A)
+            totals["val/l1"] += F.l1_loss(out, target, reduction="sum").item() / out[0].numel()
+            psnr = peak_signal_noise_ratio(out, target, data_range=1.0, reduction="none", dim=(1, 2, 3))
+            totals["val/psnr"] += psnr.sum().item()
+            totals["val/ssim"] += structural_similarity_index_measure(out, target, data_range=1.0,
+                                                                      reduction="sum").item()
+            count += n
+        return {key: value / max(count, 1) for key, value in totals.items()}
