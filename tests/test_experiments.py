@@ -10,7 +10,7 @@ import torch
 from gantrain.cli import CONF_DIR
 
 from conftest import checkpoint, compose_config, events, train
-from fixtures import write_celeba, write_mnist
+from fixtures import write_celeba, write_mnist, write_paired, write_unpaired
 
 EXPERIMENTS = sorted(path.stem for path in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
 
@@ -24,19 +24,27 @@ def tiny_overrides(experiment: str, root: Path) -> list[str]:
     elif data == "celeba":
         write_celeba(root, n=12)
         data_overrides = [f"data.root={root}", "data.num_workers=0"]
+    elif data == "facades":
+        write_paired(root / "facades", {"train": 10, "val": 2}, size=(80, 40))
+        data_overrides = [f"data.root={root}", "data.num_workers=0", "data.image_size=32", "data.load_size=36"]
+    elif data == "unpaired_folder":
+        write_unpaired(root, {"trainA": 10, "trainB": 10, "testA": 2, "testB": 2}, size=(40, 40))
+        data_overrides = [f"data.path={root}", "data.num_workers=0", "data.image_size=32", "data.load_size=36"]
     else:
         raise AssertionError(f"no tiny data for {data}: add it here")
     if "mlp" in cfg.model.generator._target_:
         nets = ["model.generator.hidden=16", "model.discriminator.hidden=16"]
     else:
         nets = ["model.generator.width=8", "model.discriminator.width=8"]
-    return [f"experiment={experiment}", *data_overrides, *nets, "data.batch_size=8", "device=cpu",
+    batch = 1 if cfg.data.batch_size == 1 else 8
+    return [f"experiment={experiment}", *data_overrides, *nets, f"data.batch_size={batch}", "device=cpu",
             "trainer.progress=false", "trainer.log_every=1", "trainer.num_samples=8"]
 
 
 def test_the_promised_experiments_exist():
     assert set(EXPERIMENTS) >= {"gan_mnist", "dcgan_mnist", "dcgan_celeba", "wgan_gp_mnist", "wgan_gp_celeba",
-                                "cgan_mnist", "cgan_fashion_mnist", "cgan_celeba", "wgan_mnist"}
+                                "cgan_mnist", "cgan_fashion_mnist", "cgan_celeba", "wgan_mnist",
+                                "pix2pix_facades", "cyclegan_horse2zebra"}
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -46,7 +54,7 @@ def test_experiment_runs_two_steps_and_resumes(tmp_path, experiment):
     assert train(run_dir, [*base, "trainer.steps=2"]) == "finished"
     first = checkpoint(run_dir)
     cfg = compose_config(base)
-    assert first["step"] == 2 and first["images_seen"] == 2 * cfg.trainer.d_steps * 8
+    assert first["step"] == 2 and first["images_seen"] == 2 * cfg.trainer.d_steps * cfg.data.batch_size
     assert train(run_dir, [*base, "trainer.steps=3", f"resume={run_dir}"]) == "finished"
     second = checkpoint(run_dir)
     assert second["step"] == 3

@@ -147,11 +147,17 @@ class Trainer:
                         exported_generator(run_dir))
 
     def log_samples(self) -> None:
-        fixed = {key: value.to(self.device) for key, value in self.fixed.items()}
-        images, columns = self.model.sample_grid(fixed, generator=self.sampling_generator)
-        self.logger.images("samples", images, self.step, nrow=columns)
-        if self.validation is not None:
-            self.logger.scalars(self.model.validate(self.validation(), generator=self.sampling_generator), self.step)
+        # Sampling and validation must not draw from the training RNG streams (a data
+        # loader's seed, say): a run that samples at step N would diverge from one that
+        # does not, and resume would no longer match an uninterrupted run.
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            fixed = {key: value.to(self.device) for key, value in self.fixed.items()}
+            images, columns = self.model.sample_grid(fixed, generator=self.sampling_generator)
+            self.logger.images("samples", images, self.step, nrow=columns)
+            if self.validation is not None:
+                metrics = self.model.validate(self.validation(), generator=self.sampling_generator)
+                self.logger.scalars(metrics, self.step)
 
     # -- the loop ------------------------------------------------------------
     def fit(self) -> str:

@@ -71,7 +71,8 @@ class CycleGAN(nn.Module):
         def generator() -> nn.Module:
             return make_generator(in_channels=channels, out_channels=channels, image_size=image_size)
         return {"generator": nn.ModuleDict({"AB": generator(), "BA": generator()}),
-                "discriminator": nn.ModuleDict({side: make_discriminator(in_channels=channels) for side in "AB"}),
+                "discriminator": nn.ModuleDict({side: make_discriminator(in_channels=channels, image_size=image_size)
+                                               for side in "AB"}),
                 "image_shape": (channels, image_size, image_size)}
 
     def _d_side(self, side: str, real: torch.Tensor, fake: torch.Tensor):

@@ -34,7 +34,7 @@ class Pix2Pix(nn.Module):
     def nets(make_generator, make_discriminator, channels: int, image_size: int) -> dict:
         """G: A -> B at the data's size; D sees A and B stacked along the channels."""
         return {"generator": make_generator(in_channels=channels, out_channels=channels, image_size=image_size),
-                "discriminator": make_discriminator(in_channels=2 * channels)}
+                "discriminator": make_discriminator(in_channels=2 * channels, image_size=image_size)}
 
     def d_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         A, B = batch["A"], batch["B"]

@@ -1,0 +1,94 @@
+"""pix2pix and CycleGAN through the real engine: short runs, exact resume, grids,
+validation metrics, the learning-rate schedule, the image pool, and the errors for
+data of the wrong kind."""
+
+import pytest
+import torch
+from PIL import Image
+
+from gantrain.models.cyclegan import ImagePool
+
+from conftest import checkpoint, events, gantrain, train
+from fixtures import write_paired, write_unpaired
+
+NETS = ["model.generator.width=8", "model.discriminator.width=8", "device=cpu", "trainer.progress=false",
+        "data.image_size=32", "data.load_size=36", "data.num_workers=0"]
+
+
+def pix2pix(tmp_path):
+    write_paired(tmp_path / "data" / "facades", {"train": 6, "val": 3}, size=(80, 40))
+    return ["model=pix2pix", "data=facades", f"data.root={tmp_path / 'data'}", *NETS]
+
+
+def cyclegan(tmp_path):
+    write_unpaired(tmp_path / "h2z", {"trainA": 5, "trainB": 4, "testA": 2, "testB": 2}, size=(40, 40))
+    return ["model=cyclegan", "loss=lsgan", "data=unpaired_folder", f"data.path={tmp_path / 'h2z'}",
+            "model.pool_size=3", *NETS]
+
+
+@pytest.mark.parametrize("setup", [pix2pix, cyclegan], ids=["pix2pix", "cyclegan"])
+def test_resume_gives_the_same_weights_as_one_long_run(tmp_path, setup):
+    base = [*setup(tmp_path), "trainer.log_every=1", "trainer.sample_every=100", "trainer.checkpoint_every=100",
+            "trainer.num_samples=2", "trainer.lr_decay_start=6"]  # after the cut: same schedule up to it
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train(straight, [*base, "trainer.steps=8"])
+    train(resumed, [*base, "trainer.steps=5"])
+    train(resumed, [*base, "trainer.steps=8", f"resume={resumed}"])
+    a, b = checkpoint(straight), checkpoint(resumed)
+    assert a["step"] == b["step"] == 8
+    for key, value in a["model"].items():  # every net, and CycleGAN's image pools
+        assert torch.equal(value, b["model"][key]), key
+    assert a["schedulers"] == b["schedulers"]
+    lr = [event.value for event in events(straight).Scalars("lr/g")]
+    # lr/g logged after step s is the rate of step s + 1: constant up to step 6, then
+    # linear to 0 at step 8.
+    assert lr[:6] == pytest.approx([2e-4] * 6) and lr[6:] == pytest.approx([1e-4, 0.0])
+
+
+def test_pix2pix_logs_validation_metrics_and_input_output_target_rows(tmp_path):
+    run_dir = tmp_path / "run"
+    train(run_dir, [*pix2pix(tmp_path), "trainer=smoke", *NETS, "trainer.num_samples=3"])
+    scalars = set(events(run_dir).Tags()["scalars"])
+    assert {"val/l1", "val/psnr", "val/ssim", "loss/l1", "loss/g_adv"} <= scalars
+    psnr = events(run_dir).Scalars("val/psnr")[-1].value
+    assert 0 < psnr < 60
+    grid = Image.open(run_dir / "samples" / "samples_00000004.png")
+    # 3 pairs, two triplets (input | output | target) per row: 6 columns, 2 rows of 32 px + padding.
+    assert grid.size == (6 * 34 + 2, 2 * 34 + 2)
+
+
+def test_cyclegan_grid_has_both_directions_and_reconstructions(tmp_path):
+    run_dir = tmp_path / "run"
+    train(run_dir, [*cyclegan(tmp_path), "trainer=smoke", *NETS, "trainer.num_samples=2"])
+    grid = Image.open(run_dir / "samples" / "samples_00000004.png")
+    assert grid.size == (6 * 34 + 2, 2 * 34 + 2)  # real_A fake_B rec_A real_B fake_A rec_B, per test pair
+    assert {"loss/cycle", "loss/identity", "d_A/real", "d_B/fake"} <= set(events(run_dir).Tags()["scalars"])
+    state = checkpoint(run_dir)
+    assert {"G.AB.net.1.weight", "G.BA.net.1.weight", "pools.A.images"} <= set(state["model"])
+
+
+def test_image_pool_fills_then_mixes_old_and_new():
+    torch.manual_seed(0)
+    pool = ImagePool(4, (1, 2, 2))
+    first = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 1, 2, 2)
+    assert torch.equal(pool.query(first), first) and int(pool.count) == 4
+    new = (100 + torch.arange(64.0)).view(64, 1, 1, 1).expand(64, 1, 2, 2)
+    out = pool.query(new)
+    from_pool = (out[:, 0, 0, 0] != new[:, 0, 0, 0]).sum().item()
+    assert 15 < from_pool < 49  # about half are earlier fakes
+    assert set(out[:, 0, 0, 0].tolist()) <= set(range(4)) | set(range(100, 164))
+    assert ImagePool(0, (1, 2, 2)).query(new) is new
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["model=pix2pix", "data=unpaired_folder", "data.path={u}"], "this model trains on paired A|B images"),
+    (["model=cyclegan", "data=facades", "data.root={root}"], "this model trains on two unpaired domains"),
+    (["model=dcgan", "data=facades", "data.root={root}"], "this model trains on single images"),
+])
+def test_data_of_the_wrong_kind_is_one_line(tmp_path, args, fragment):
+    write_paired(tmp_path / "facades", {"train": 2}, size=(80, 40))
+    write_unpaired(tmp_path / "u", {"trainA": 2, "trainB": 2}, size=(40, 40))
+    args = [arg.format(u=tmp_path / "u", root=tmp_path) for arg in args]
+    result = gantrain(*args, "trainer=smoke", "device=cpu", cwd=tmp_path)
+    assert result.returncode == 2 and fragment in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "outputs").exists()
