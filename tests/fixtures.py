@@ -77,3 +77,47 @@ def write_folder(root: Path, layout: dict[str, int], size=(40, 30), mode: str = 
         for k in range(count):
             shape = (size[1], size[0], channels) if channels > 1 else (size[1], size[0])
             Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(folder / f"img{k}.png")
+
+
+def paired_target(a: np.ndarray) -> np.ndarray:
+    """The B half that ``write_paired`` puts next to A: A's colour channels rotated
+    (B's red is A's green, ...). Every resize, crop and flip acts on each channel alike,
+    so after any augmentation applied to both halves B still equals this of A, exactly."""
+    return np.roll(a, -1, axis=-1)
+
+
+def write_paired(root: Path, split_counts: dict[str, int], size=(64, 32), seed: int = 0,
+                 ext: str = "png") -> dict[str, np.ndarray]:
+    """pix2pix's aligned layout: ``<root>/<split>/<k>.<ext>``, each file ``size`` (width,
+    height) with A (random noise) on the left half and ``paired_target(A)`` on the right.
+    Returns the A halves of each split, (n, height, width // 2, 3), in file name order."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    halves = {}
+    for split, count in split_counts.items():
+        folder = root / split
+        folder.mkdir(parents=True, exist_ok=True)
+        a = rng.integers(0, 256, (count, height, width // 2, 3), dtype=np.uint8)
+        for k in range(count):
+            pair = np.concatenate([a[k], paired_target(a[k])], axis=1)
+            if width % 2:  # an odd width: one extra column on the right
+                pair = np.concatenate([pair, pair[:, -1:]], axis=1)
+            # JPEGs as close to the pixels as the format goes (random noise suffers most).
+            options = {"quality": 100, "subsampling": 0} if ext in ("jpg", "jpeg") else {}
+            Image.fromarray(pair).save(folder / f"{k}.{ext}", **options)
+        halves[split] = a
+    return halves
+
+
+def write_unpaired(root: Path, counts: dict[str, int], size=(20, 20), seed: int = 0) -> dict[str, np.ndarray]:
+    """CycleGAN's layout: ``{"trainA": 5, "trainB": 3}`` writes ``<root>/trainA/0.png`` ...
+    (random RGB, ``size`` = (width, height)). Returns the images of each folder."""
+    rng = np.random.default_rng(seed)
+    images = {}
+    for sub, count in counts.items():
+        folder = root / sub
+        folder.mkdir(parents=True, exist_ok=True)
+        images[sub] = rng.integers(0, 256, (count, size[1], size[0], 3), dtype=np.uint8)
+        for k in range(count):
+            Image.fromarray(images[sub][k]).save(folder / f"{k}.png")
+    return images

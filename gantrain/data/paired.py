@@ -1,0 +1,241 @@
+"""pix2pix's "aligned" layout: every file holds one pair side by side, A left, B right.
+
+Layout (pytorch-CycleGAN-and-pix2pix's, and its dataset archives'):
+``<path>/<split>/*.jpg`` with splits such as ``train/``, ``val/``, ``test/``; each half
+of an image is half its width (facades: 512x256 files, two 256x256 halves). The CMP
+facades archive unpacks to ``<root>/facades/{train,val,test}/N.jpg`` with the photo on
+the left and the label map on the right.
+
+``direction`` says which half the model sees: AtoB maps the left half to the right,
+BtoA the right to the left. Items are ``{"A": input, "B": target}`` (uint8, 3 x S x S)
+after that swap, so models never look at ``direction``.
+
+Training augmentation is the reference's ``resize_and_crop`` plus a horizontal flip:
+both halves are resized to load_size x load_size, cropped to image_size x image_size at
+one random position and flipped (or not) together, so the pixels of a pair stay
+aligned. The randomness comes from the item seed the stream hands out
+(``seeded_items``, see loader.py). Validation images are resized straight to
+image_size, with no crop and no flip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+from torchvision.datasets.folder import IMG_EXTENSIONS
+from torchvision.transforms.functional import pil_to_tensor
+
+from gantrain.data.loader import DatasetSource
+from gantrain.data.spec import DataSpec, to_unit_range
+from gantrain.errors import UserError
+
+DIRECTIONS = ("AtoB", "BtoA")
+EXTENSIONS = ", ".join(sorted(IMG_EXTENSIONS))
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The image files directly in ``folder``, in sorted name order."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+
+
+def load_rgb(path: Path) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB")  # some sets mix in grey or palette images
+
+
+def square(image: Image.Image, size: int) -> Image.Image:
+    """Resized to size x size, ignoring the aspect ratio (as the reference does);
+    bicubic, the reference's interpolation."""
+    if image.size == (size, size):
+        return image
+    return image.resize((size, size), Image.Resampling.BICUBIC)
+
+
+@dataclass(frozen=True)
+class CropFlip:
+    """One draw of the training augmentation: resize to load_size, crop image_size at
+    (x, y), maybe mirror. Applying one draw to both halves keeps a pair aligned."""
+    load_size: int
+    image_size: int
+    x: int = 0
+    y: int = 0
+    flipped: bool = False
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        image = square(image, self.load_size)
+        if self.load_size != self.image_size:
+            image = image.crop((self.x, self.y, self.x + self.image_size, self.y + self.image_size))
+        if self.flipped:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return pil_to_tensor(image)
+
+
+def draw_crop_flip(load_size: int, image_size: int, flip: bool, generator: torch.Generator) -> CropFlip:
+    # Always the same draws, whatever the options, so that switching flip off changes
+    # nothing else (an unpaired item draws B's crop after A's from one generator).
+    x, y = torch.randint(0, load_size - image_size + 1, (2,), generator=generator).tolist()
+    flipped = bool(torch.rand((), generator=generator) < 0.5)
+    return CropFlip(load_size, image_size, x, y, flipped and flip)
+
+
+def split_key(key: int | tuple[int, int]) -> tuple[int, int]:
+    """A stream indexes seeded datasets with ``(index, item_seed)``; a plain index (as in
+    ``dataset[3]``) is its own seed, so direct reads are reproducible too."""
+    if isinstance(key, (tuple, list)):
+        return int(key[0]), int(key[1])
+    return int(key), int(key)
+
+
+def check_sizes(image_size: int, load_size: int) -> None:
+    if image_size < 1:
+        raise UserError(f"data.image_size={image_size} must be at least 1: fix data.image_size")
+    if load_size < image_size:
+        raise UserError(f"data.load_size={load_size} is smaller than data.image_size={image_size}: the "
+                        f"random crop needs load_size >= image_size (pix2pix: 286 for 256; equal "
+                        f"sizes mean no crop)")
+
+
+def stack_items(dataset: Dataset, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+    """Items as one batch, converted like a stream's batches but kept on the CPU."""
+    items = [dataset[k] for k in indices]
+    return {key: to_unit_range(torch.stack([item[key] for item in items])) for key in items[0]}
+
+
+def split_files(root: Path, split: str, key: str) -> list[Path]:
+    """The images of ``root/split``, or a UserError naming the splits that are there."""
+    folder = root / split
+    if not folder.is_dir():
+        present = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        there = f"it has {', '.join(present)}" if present else "it has no subfolders"
+        raise UserError(f"{key}={split!r} but there is no {folder}/ ({there}): set {key} to one of "
+                        f"the split folders in {root}")
+    files = list_images(folder)
+    if not files:
+        raise UserError(f"no images in {folder}/ (looked for {EXTENSIONS}): put the dataset's "
+                        f"images there, or point at the folder that holds them")
+    return files
+
+
+def check_even_widths(files: list[Path]) -> None:
+    """Every file must split into two equal halves. PIL reads the size from the header
+    without decoding, so this costs one small read per file, once, before training
+    (inside a worker process the error would come wrapped in a traceback)."""
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except (UnidentifiedImageError, OSError) as exc:
+            raise UserError(f"cannot read {path} ({exc}): remove or replace the file") from None
+        if width % 2:
+            raise UserError(f"{path} is {width}x{height}: A|B images must have an even width (A the "
+                            f"left half, B the right one); re-export or remove the file")
+
+
+class AlignedPairs(Dataset):
+    """Items ``{"A", "B"}`` of uint8 (3, S, S) from A|B files, after ``direction``."""
+
+    def __init__(self, files: list[Path], direction: str, image_size: int, load_size: int,
+                 flip: bool, augment: bool) -> None:
+        self.files = files
+        self.direction = direction
+        self.image_size, self.load_size, self.flip = image_size, load_size, flip
+        self.augment = augment
+        # Only a dataset that draws random crops asks the stream for item seeds.
+        self.seeded_items = augment
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def halves(self, index: int) -> tuple[Image.Image, Image.Image]:
+        """(A, B) of file ``index``: (left, right) for AtoB, (right, left) for BtoA."""
+        path = self.files[index]
+        image = load_rgb(path)
+        width, height = image.size
+        if width % 2:  # a file replaced after the check at build time
+            raise UserError(f"{path} is {width}x{height}: A|B images must have an even width")
+        left = image.crop((0, 0, width // 2, height))
+        right = image.crop((width // 2, 0, width, height))
+        return (left, right) if self.direction == "AtoB" else (right, left)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        index, seed = split_key(key)
+        a, b = self.halves(index)
+        if not self.augment:
+            return {"A": pil_to_tensor(square(a, self.image_size)),
+                    "B": pil_to_tensor(square(b, self.image_size))}
+        draw = draw_crop_flip(self.load_size, self.image_size, self.flip, torch.Generator().manual_seed(seed))
+        return {"A": draw(a), "B": draw(b)}
+
+
+class PairedSource(DatasetSource):
+    """Training pairs to stream, plus a validation split for sample grids and metrics."""
+
+    def __init__(self, dataset: AlignedPairs, validation: AlignedPairs, spec: DataSpec) -> None:
+        super().__init__(dataset, spec)
+        self.validation = validation
+
+    def fixed_batch(self, n: int) -> dict[str, torch.Tensor]:
+        """The first n validation pairs (fewer if the split is smaller), resized, as
+        [-1, 1] floats on the CPU: the same inputs every time, for sample grids."""
+        if n < 1:
+            raise ValueError(f"fixed_batch needs n >= 1, got {n}")
+        return stack_items(self.validation, range(min(n, len(self.validation))))
+
+    def validation_batches(self, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
+        """The whole validation split in order, batch_size pairs at a time (the last
+        batch may be smaller), like ``fixed_batch``."""
+        if batch_size < 1:
+            raise ValueError(f"validation_batches needs batch_size >= 1, got {batch_size}")
+        for start in range(0, len(self.validation), batch_size):
+            yield stack_items(self.validation, range(start, min(start + batch_size, len(self.validation))))
+
+
+def _aligned(root: Path, split: str, direction: str, image_size: int, load_size: int, flip: bool,
+             val_split: str | None, name: str) -> PairedSource:
+    if direction not in DIRECTIONS:
+        raise UserError(f"data.direction={direction!r} is not a direction: use AtoB (left half -> "
+                        f"right half) or BtoA (right half -> left half)")
+    check_sizes(image_size, load_size)
+    train_files = split_files(root, split, "data.split")
+    if val_split is None:  # the reference's held-out split, else the training images
+        val_split = next((s for s in ("val", "test") if (root / s).is_dir()), split)
+    val_files = train_files if val_split == split else split_files(root, val_split, "data.val_split")
+    check_even_widths(train_files)
+    if val_files is not train_files:
+        check_even_widths(val_files)
+    dataset = AlignedPairs(train_files, direction, image_size, load_size, flip, augment=True)
+    validation = AlignedPairs(val_files, direction, image_size, image_size, False, augment=False)
+    spec = DataSpec(channels=3, image_size=image_size, size=len(train_files), pairing="paired",
+                    name=name, extras={"direction": direction, "val_split": val_split})
+    return PairedSource(dataset, validation, spec)
+
+
+def paired_folder(path: str, split: str = "train", direction: str = "AtoB", image_size: int = 256,
+                  load_size: int = 286, flip: bool = True, val_split: str | None = None) -> PairedSource:
+    """Any dataset in the aligned layout (edges2shoes, maps, cityscapes, night2day, ...)."""
+    if path is None or str(path) in ("", "???"):
+        raise UserError("data=paired_folder needs a path: add data.path=/path/to/dataset (the folder "
+                        "that holds train/, val/, ...)")
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise UserError(f"pix2pix dataset folder {root} does not exist: set data.path to a folder laid "
+                        f"out as <path>/{split}/*.jpg, each image an A|B pair side by side")
+    return _aligned(root, split, direction, image_size, load_size, flip, val_split, root.name)
+
+
+def facades(root: str = "data", split: str = "train", direction: str = "BtoA", image_size: int = 256,
+            load_size: int = 286, flip: bool = True) -> PairedSource:
+    """CMP facades as the pix2pix archive unpacks it. The photo is the left half and the
+    label map the right one, so BtoA (the default, as in the reference's facades
+    scripts) learns label map -> photo."""
+    base = Path(root).expanduser() / "facades"
+    if not base.is_dir():
+        raise UserError(f"facades not found in {base}/ (expected {base}/train/*.jpg): run python "
+                        f"scripts/download_pix2pix.py facades --root {root}, or set data.root to the "
+                        f"folder that holds facades/")
+    return _aligned(base, split, direction, image_size, load_size, flip, None, "facades")

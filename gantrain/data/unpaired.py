@@ -1,0 +1,106 @@
+"""CycleGAN's unpaired layout: two folders of unrelated images, one per domain.
+
+Layout (pytorch-CycleGAN-and-pix2pix's, and its dataset zips'):
+``<path>/trainA/``, ``<path>/trainB/`` and, optionally, ``<path>/testA/``,
+``<path>/testB/`` (horse2zebra: horses in A, zebras in B).
+
+As in the reference's unaligned dataset, an epoch covers the larger domain: item i is
+A[i % len(A)] with a B drawn at random, and A and B are cropped and flipped
+independently (they are not pairs). Every random choice comes from the item seed the
+stream hands out (``seeded_items``, see loader.py), so the B that meets a given A is
+reproducible. Items are ``{"A", "B"}``, uint8 (3, S, S).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+from torchvision.transforms.functional import pil_to_tensor
+
+from gantrain.data.loader import DatasetSource
+from gantrain.data.paired import (EXTENSIONS, check_sizes, draw_crop_flip, list_images, load_rgb, split_key,
+                                   square)
+from gantrain.data.spec import DataSpec, to_unit_range
+from gantrain.errors import UserError
+
+
+class UnpairedImages(Dataset):
+    seeded_items = True  # the stream indexes items with (index, item_seed)
+
+    def __init__(self, files_a: list[Path], files_b: list[Path], image_size: int, load_size: int,
+                 flip: bool) -> None:
+        self.files_a, self.files_b = files_a, files_b
+        self.image_size, self.load_size, self.flip = image_size, load_size, flip
+
+    def __len__(self) -> int:
+        return max(len(self.files_a), len(self.files_b))
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        index, seed = split_key(key)
+        generator = torch.Generator().manual_seed(seed)
+        b_index = int(torch.randint(len(self.files_b), (), generator=generator))
+        a = draw_crop_flip(self.load_size, self.image_size, self.flip, generator)(
+            load_rgb(self.files_a[index % len(self.files_a)]))
+        b = draw_crop_flip(self.load_size, self.image_size, self.flip, generator)(load_rgb(self.files_b[b_index]))
+        return {"A": a, "B": b}
+
+
+class UnpairedSource(DatasetSource):
+    """Training images of both domains to stream, plus held-out ones for sample grids."""
+
+    def __init__(self, dataset: UnpairedImages, validation: tuple[list[Path], list[Path]],
+                 spec: DataSpec) -> None:
+        super().__init__(dataset, spec)
+        self.validation = validation
+
+    def fixed_batch(self, n: int) -> dict[str, torch.Tensor]:
+        """The first n images of each held-out domain (n capped by the smaller one),
+        resized with no augmentation, as [-1, 1] floats on the CPU. Row k of A and row k
+        of B are unrelated: they are just the same images every time."""
+        if n < 1:
+            raise ValueError(f"fixed_batch needs n >= 1, got {n}")
+        files_a, files_b = self.validation
+        n = min(n, len(files_a), len(files_b))
+        size = self.spec.image_size
+        return {name: to_unit_range(torch.stack([pil_to_tensor(square(load_rgb(f), size)) for f in files[:n]]))
+                for name, files in (("A", files_a), ("B", files_b))}
+
+
+def _domain_files(root: Path, split: str) -> tuple[list[Path], list[Path]]:
+    folders = [root / f"{split}A", root / f"{split}B"]
+    missing = [f.name + "/" for f in folders if not f.is_dir()]
+    if missing:
+        present = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        there = f"it has {', '.join(present)}" if present else "it has no subfolders"
+        raise UserError(f"{root} has no {' or '.join(missing)} ({there}): a CycleGAN dataset needs "
+                        f"{root}/{split}A/ and {root}/{split}B/; set data.path or data.split")
+    files = (list_images(folders[0]), list_images(folders[1]))
+    for folder, found in zip(folders, files):
+        if not found:
+            raise UserError(f"no images in {folder}/ (looked for {EXTENSIONS}): put the domain's "
+                            f"images there, or set data.path to the dataset folder")
+    return files
+
+
+def unpaired_folder(path: str, split: str = "train", image_size: int = 256, load_size: int = 286,
+                    flip: bool = True) -> UnpairedSource:
+    """Any CycleGAN dataset (horse2zebra, monet2photo, ...)."""
+    if path is None or str(path) in ("", "???"):
+        raise UserError("data=unpaired_folder needs a path: add data.path=/path/to/dataset (the folder "
+                        "that holds trainA/ and trainB/)")
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise UserError(f"CycleGAN dataset folder {root} does not exist: set data.path to a folder laid "
+                        f"out as <path>/{{trainA,trainB,testA,testB}}/")
+    check_sizes(image_size, load_size)
+    files_a, files_b = _domain_files(root, split)
+    # Sample grids show held-out images when the set has some (testA/ and testB/).
+    test = (list_images(root / "testA"), list_images(root / "testB")) if split != "test" and \
+        (root / "testA").is_dir() and (root / "testB").is_dir() else ([], [])
+    validation = test if test[0] and test[1] else (files_a, files_b)
+    dataset = UnpairedImages(files_a, files_b, image_size, load_size, flip)
+    spec = DataSpec(channels=3, image_size=image_size, size=len(dataset), pairing="unpaired",
+                    name=root.name, extras={"size_a": len(files_a), "size_b": len(files_b)})
+    return UnpairedSource(dataset, validation, spec)
