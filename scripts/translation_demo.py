@@ -124,7 +124,6 @@ def pix2pix(work: Path, args) -> None:
           f"(identity baseline {psnr(a, b):.2f} dB), SSIM {val['val/ssim']:.3f}, L1 {val['val/l1']:.4f}")
 
 
-@torch.no_grad()
 def cyclegan(work: Path, args) -> None:
     data = work / "domains"
     write_domains(data, {"trainA": 400, "trainB": 400, "testA": 50, "testB": 50}, args.size, args.seed)
@@ -135,7 +134,8 @@ def cyclegan(work: Path, args) -> None:
     seconds = train(work / "cyclegan", overrides, args.steps, args.device)
     G, _ = load_generator(work / "cyclegan")
     a, b = load_test_pairs(data / "testA")
-    fake_b = (G["AB"](a * 2 - 1) + 1) / 2
+    with torch.no_grad():
+        fake_b = (G["AB"](a * 2 - 1) + 1) / 2
     print(f"CycleGAN {args.size}x{args.size}: {args.steps} steps, batch {args.batch_size}, width {args.width}, "
           f"{seconds / 60:.1f} min on {args.device}: PSNR of G_AB(a) against the true B {psnr(fake_b, b):.2f} dB "
           f"(identity baseline {psnr(a, b):.2f} dB)")
