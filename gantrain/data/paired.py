@@ -215,16 +215,22 @@ def _aligned(root: Path, split: str, direction: str, image_size: int, load_size:
     return PairedSource(dataset, validation, spec)
 
 
+def dataset_folder(path: str | None, option: str, holds: str, layout: str) -> Path:
+    """``data.path`` of a folder dataset, checked: given, and an existing folder."""
+    if path is None or str(path) in ("", "???"):
+        raise UserError(f"data={option} needs a path: add data.path=/path/to/dataset (the folder "
+                        f"that holds {holds})")
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise UserError(f"dataset folder {root} does not exist: set data.path to a folder laid out as {layout}")
+    return root
+
+
 def paired_folder(path: str, split: str = "train", direction: str = "AtoB", image_size: int = 256,
                   load_size: int = 286, flip: bool = True, val_split: str | None = None) -> PairedSource:
     """Any dataset in the aligned layout (edges2shoes, maps, cityscapes, night2day, ...)."""
-    if path is None or str(path) in ("", "???"):
-        raise UserError("data=paired_folder needs a path: add data.path=/path/to/dataset (the folder "
-                        "that holds train/, val/, ...)")
-    root = Path(path).expanduser()
-    if not root.is_dir():
-        raise UserError(f"pix2pix dataset folder {root} does not exist: set data.path to a folder laid "
-                        f"out as <path>/{split}/*.jpg, each image an A|B pair side by side")
+    root = dataset_folder(path, "paired_folder", "train/, val/, ...",
+                          f"<path>/{split}/*.jpg, each image an A|B pair side by side")
     return _aligned(root, split, direction, image_size, load_size, flip, val_split, root.name)
 
 

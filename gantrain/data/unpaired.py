@@ -20,8 +20,8 @@ from torch.utils.data import Dataset
 from torchvision.transforms.functional import pil_to_tensor
 
 from gantrain.data.loader import DatasetSource
-from gantrain.data.paired import (EXTENSIONS, check_sizes, draw_crop_flip, list_images, load_rgb, split_key,
-                                   square)
+from gantrain.data.paired import (EXTENSIONS, check_sizes, dataset_folder, draw_crop_flip, list_images,
+                                   load_rgb, split_key, square)
 from gantrain.data.spec import DataSpec, to_unit_range
 from gantrain.errors import UserError
 
@@ -87,13 +87,7 @@ def _domain_files(root: Path, split: str) -> tuple[list[Path], list[Path]]:
 def unpaired_folder(path: str, split: str = "train", image_size: int = 256, load_size: int = 286,
                     flip: bool = True) -> UnpairedSource:
     """Any CycleGAN dataset (horse2zebra, monet2photo, ...)."""
-    if path is None or str(path) in ("", "???"):
-        raise UserError("data=unpaired_folder needs a path: add data.path=/path/to/dataset (the folder "
-                        "that holds trainA/ and trainB/)")
-    root = Path(path).expanduser()
-    if not root.is_dir():
-        raise UserError(f"CycleGAN dataset folder {root} does not exist: set data.path to a folder laid "
-                        f"out as <path>/{{trainA,trainB,testA,testB}}/")
+    root = dataset_folder(path, "unpaired_folder", "trainA/ and trainB/", "<path>/{trainA,trainB,testA,testB}/")
     check_sizes(image_size, load_size)
     files_a, files_b = _domain_files(root, split)
     # Sample grids show held-out images when the set has some (testA/ and testB/).

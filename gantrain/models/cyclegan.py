@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gantrain.models.common import discriminator_loss, eval_forward
 from gantrain.validate import at_least
 
 
@@ -76,16 +77,9 @@ class CycleGAN(nn.Module):
                 "image_shape": (channels, image_size, image_size)}
 
     def _d_side(self, side: str, real: torch.Tensor, fake: torch.Tensor):
-        D = self.D[side]
-        if self.loss.needs_real_grad:
-            real = real.detach().requires_grad_(True)
-        real_logits, fake_logits = D(real), D(fake)
-        penalty, penalty_logs = self.loss.penalty(D, real, fake, None, real_logits)
-        loss = 0.5 * self.loss.d_loss(real_logits, fake_logits) + penalty
-        logs = {f"d_{side}/real": self.loss.score(real_logits.detach()).mean(),
-                f"d_{side}/fake": self.loss.score(fake_logits.detach()).mean(),
-                **{f"{tag}_{side}": value for tag, value in penalty_logs.items()}}
-        return loss, logs
+        loss, logs = discriminator_loss(self.loss, self.D[side], real, fake, scale=0.5)
+        return loss, {tag.replace("d/", f"d_{side}/") if tag.startswith("d/") else f"{tag}_{side}": value
+                      for tag, value in logs.items()}
 
     def d_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         A, B = batch["A"], batch["B"]
@@ -114,15 +108,9 @@ class CycleGAN(nn.Module):
             logs["loss/identity"] = identity.detach()
         return loss, {"loss/g": loss.detach(), **logs}
 
-    @torch.no_grad()
     def translate(self, images: torch.Tensor, direction: str, generator: nn.ModuleDict | None = None) -> torch.Tensor:
-        """``direction`` "AB" or "BA", in eval mode (no buffer or RNG changes)."""
-        G = (self.G if generator is None else generator)[direction]
-        was_training = G.training
-        G.eval()
-        out = G(images)
-        G.train(was_training)
-        return out
+        """``direction`` "AB" or "BA", in eval mode."""
+        return eval_forward((self.G if generator is None else generator)[direction], images)
 
     def sample_grid(self, fixed: dict[str, torch.Tensor], generator: nn.ModuleDict | None = None):
         """Rows of real_A | fake_B | rec_A | real_B | fake_A | rec_B."""

@@ -24,6 +24,8 @@ import math
 import torch
 from torch import nn
 
+from gantrain.models.common import discriminator_loss, eval_forward
+
 
 class GAN(nn.Module):
     pairing = "none"  # the data it needs: images, with labels when conditional
@@ -49,17 +51,8 @@ class GAN(nn.Module):
     def d_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         fake, y = self._generate(batch)
         self._fakes = (fake, y) if self.reuse_fakes else None
-        real, fake = batch["image"], fake.detach()
-        if self.loss.needs_real_grad:  # R1 differentiates D(real) with respect to real
-            real = real.detach().requires_grad_(True)
-        real_logits = self.D(real, y)
-        fake_logits = self.D(fake, y)
-        penalty, penalty_logs = self.loss.penalty(self.D, real, fake, y, real_logits)
-        loss = self.loss.d_loss(real_logits, fake_logits) + penalty
-        return loss, {"loss/d": loss.detach(),
-                      "d/real": self.loss.score(real_logits.detach()).mean(),
-                      "d/fake": self.loss.score(fake_logits.detach()).mean(),
-                      **penalty_logs}
+        loss, logs = discriminator_loss(self.loss, self.D, batch["image"], fake.detach(), y)
+        return loss, {"loss/d": loss.detach(), **logs}
 
     def after_d_step(self) -> None:
         self.loss.constrain(self.D)
@@ -85,14 +78,8 @@ class GAN(nn.Module):
     def sample_grid(self, fixed: dict[str, torch.Tensor], generator: nn.Module | None = None):
         return self.sample(fixed["z"], fixed.get("y"), generator), int(fixed["columns"])
 
-    @torch.no_grad()
     def sample(self, z: torch.Tensor, y: torch.Tensor | None = None,
                generator: nn.Module | None = None) -> torch.Tensor:
         """Images for fixed noise, with G in eval mode (BatchNorm's running statistics).
         ``generator``: another copy of G to sample from (the loop's EMA copy)."""
-        G = self.G if generator is None else generator
-        was_training = G.training
-        G.eval()
-        images = G(z, y if self.num_classes else None)
-        G.train(was_training)
-        return images
+        return eval_forward(self.G if generator is None else generator, z, y if self.num_classes else None)

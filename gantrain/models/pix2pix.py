@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gantrain.models.common import discriminator_loss, eval_forward
 from gantrain.validate import at_least
 
 
@@ -40,15 +41,9 @@ class Pix2Pix(nn.Module):
         A, B = batch["A"], batch["B"]
         fake = self.G(A)
         self._fake = fake  # G's step uses the same output: G has not changed since
-        real_pair, fake_pair = torch.cat([A, B], 1), torch.cat([A, fake.detach()], 1)
-        if self.loss.needs_real_grad:
-            real_pair = real_pair.detach().requires_grad_(True)
-        real_logits, fake_logits = self.D(real_pair), self.D(fake_pair)
-        penalty, penalty_logs = self.loss.penalty(self.D, real_pair, fake_pair, None, real_logits)
-        loss = 0.5 * self.loss.d_loss(real_logits, fake_logits) + penalty
-        return loss, {"loss/d": loss.detach(),
-                      "d/real": self.loss.score(real_logits.detach()).mean(),
-                      "d/fake": self.loss.score(fake_logits.detach()).mean(), **penalty_logs}
+        loss, logs = discriminator_loss(self.loss, self.D, torch.cat([A, B], 1), torch.cat([A, fake.detach()], 1),
+                                        scale=0.5)
+        return loss, {"loss/d": loss.detach(), **logs}
 
     def after_d_step(self) -> None:
         self.loss.constrain(self.D)
@@ -62,16 +57,8 @@ class Pix2Pix(nn.Module):
         loss = adversarial + self.l1_weight * l1
         return loss, {"loss/g": loss.detach(), "loss/g_adv": adversarial.detach(), "loss/l1": l1.detach()}
 
-    @torch.no_grad()
     def translate(self, A: torch.Tensor, generator: nn.Module | None = None) -> torch.Tensor:
-        """G(A) in eval mode: BatchNorm's running statistics, no dropout, so that
-        sampling changes neither the training RNG stream nor any buffer."""
-        G = self.G if generator is None else generator
-        was_training = G.training
-        G.eval()
-        out = G(A)
-        G.train(was_training)
-        return out
+        return eval_forward(self.G if generator is None else generator, A)
 
     def sample_grid(self, fixed: dict[str, torch.Tensor], generator: nn.Module | None = None):
         """Rows of input | output | target for the fixed validation pairs (two per row)."""
