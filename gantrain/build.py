@@ -23,6 +23,7 @@ from gantrain.engine.logger import RunLogger
 from gantrain.engine.loop import Trainer, TrainerConfig
 from gantrain.engine.runtime import configure_backends, environment, seed_everything, select_device
 from gantrain.errors import UserError
+from gantrain.metrics.evaluate import EvalConfig, GeneratorEvaluator
 from gantrain.validate import at_least, check_call, check_value, resolve_target, to_dataclass
 
 log = logging.getLogger("gantrain")
@@ -75,6 +76,7 @@ def check_config(cfg: DictConfig) -> None:
         if "lr" in optim:
             at_least(f"optim.{side}.lr", optim["lr"], 0, strict=True)
     to_dataclass(TrainerConfig, plain["trainer"], "trainer")
+    to_dataclass(EvalConfig, plain["eval"], "eval")
 
 
 def instantiate(node: DictConfig, **kwargs):
@@ -141,6 +143,20 @@ def load_generator(run_dir: str | Path, device: str | torch.device = "cpu") -> t
     return G.to(device).eval(), state
 
 
+def build_source(cfg: DictConfig):
+    """The dataset of the data node (without the batching keys)."""
+    return instantiate(_without(cfg.data, LOADER_KEYS))
+
+
+def build_evaluator(cfg: DictConfig, source, device) -> GeneratorEvaluator:
+    eval_cfg = to_dataclass(EvalConfig, _plain(cfg.eval), "eval")
+    if source.spec.pairing != "none":
+        raise UserError("eval.every and gantrain-eval score image GANs; pix2pix and CycleGAN log their "
+                        "validation metrics every trainer.sample_every steps: set eval.every=0")
+    num_classes = source.spec.num_classes if cfg.model.get("conditional", False) else 0
+    return GeneratorEvaluator(eval_cfg, source, cfg.model.z_dim, num_classes, device, cfg.seed)
+
+
 def _check_penalty_norm(loss, D) -> None:
     """The gradient penalty is a per-sample quantity; BatchNorm makes each sample's
     score depend on the whole batch, so the penalty would constrain the wrong thing."""
@@ -181,7 +197,7 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
     seed_everything(cfg.seed)
 
     loader = to_dataclass(LoaderConfig, {k: cfg.data[k] for k in LOADER_KEYS if k in cfg.data}, "data")
-    source = instantiate(_without(cfg.data, LOADER_KEYS))
+    source = build_source(cfg)
     spec = source.spec
     stream = source.stream(loader.batch_size, cfg.seed, device, loader.num_workers)
 
@@ -215,7 +231,8 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
     else:  # translation: grids and validation metrics from the held-out pairs
         fixed = source.fixed_batch(trainer_cfg.num_samples)
         validation = (lambda: source.validation_batches(loader.batch_size)) if hasattr(model, "validate") else None
-    trainer = Trainer(model, opt_g, opt_d, stream, logger, trainer_cfg, device, meta, fixed, validation)
+    evaluator = build_evaluator(cfg, source, device) if cfg.eval.every else None
+    trainer = Trainer(model, opt_g, opt_d, stream, logger, trainer_cfg, device, meta, fixed, validation, evaluator)
     if checkpoint:
         trainer.load_state_dict(checkpoint)
     return trainer
@@ -245,4 +262,4 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> str:
     return status
 
 
-__all__ = ["build_nets", "build_trainer", "check_config", "load_generator", "run"]
+__all__ = ["build_evaluator", "build_nets", "build_source", "build_trainer", "check_config", "load_generator", "run"]

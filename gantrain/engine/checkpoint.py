@@ -10,6 +10,7 @@ at any moment leaves either the old checkpoint or the new one, never half of one
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -26,6 +27,25 @@ FORMAT_VERSION = 1
 
 def last_checkpoint(run_dir: str | Path) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / LAST
+
+
+def best_checkpoint(run_dir: str | Path) -> Path:
+    """The full state at the best evaluation so far (``eval.best``)."""
+    return Path(run_dir) / CHECKPOINT_DIR / "best.pt"
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Atomically, like the checkpoints: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def exported_generator(run_dir: str | Path) -> Path:

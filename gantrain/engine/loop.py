@@ -18,17 +18,31 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from pathlib import Path
+from typing import Callable, Iterable, Protocol
 
 import torch
 from tqdm.auto import tqdm
 
-from gantrain.engine.checkpoint import exported_generator, last_checkpoint, save_checkpoint
+from gantrain.engine.checkpoint import (best_checkpoint, exported_generator, last_checkpoint, save_checkpoint,
+                                        write_json)
 from gantrain.engine.ema import EMA
 from gantrain.engine.logger import RunLogger
 from gantrain.engine.runtime import capture_rng, restore_rng
 from gantrain.errors import UserError
 from gantrain.validate import at_least
+
+
+class Evaluator(Protocol):
+    """Sample-quality metrics of a generator: ``evaluator(G)`` returns a report with
+    ``metrics`` and ``floor`` dicts; ``every`` (steps) and ``best`` (the metric that
+    picks checkpoints/best.pt) say when and what."""
+    every: int
+    best: str
+
+    def __call__(self, generator) -> dict: ...
+
+    def is_better(self, value: float, best: float | None) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -79,16 +93,19 @@ class StopRequest:
 class Trainer:
     def __init__(self, model, opt_g, opt_d, stream, logger: RunLogger, cfg: TrainerConfig,
                  device: torch.device, meta: dict, fixed: dict[str, torch.Tensor],
-                 validation: Callable[[], Iterable[dict[str, torch.Tensor]]] | None = None) -> None:
+                 validation: Callable[[], Iterable[dict[str, torch.Tensor]]] | None = None,
+                 evaluator: Evaluator | None = None) -> None:
         """``fixed``: what every sample grid is drawn from (the model's fixed noise, or
-        a fixed validation batch); ``validation``: batches for ``model.validate``."""
+        a fixed validation batch); ``validation``: batches for ``model.validate``;
+        ``evaluator``: sample-quality metrics every ``evaluator.every`` steps."""
         self.model, self.opt_g, self.opt_d = model, opt_g, opt_d
         self.stream, self.logger, self.cfg = stream, logger, cfg
         self.device, self.meta = device, meta
         self.step = 0
         self.images_seen = 0
         self.ema = EMA(model.G, cfg.ema_decay) if cfg.ema_decay else None
-        self.fixed, self.validation = fixed, validation
+        self.fixed, self.validation, self.evaluator = fixed, validation, evaluator
+        self.best: dict | None = None  # {"metric", "value", "step"} of checkpoints/best.pt
         self.schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, self._lr_factor) for opt in (opt_g, opt_d)]
 
     def _lr_factor(self, step: int) -> float:
@@ -111,6 +128,7 @@ class Trainer:
             "fixed": self.fixed,
             "schedulers": [scheduler.state_dict() for scheduler in self.schedulers],
             **({"ema": self.ema.state_dict()} if self.ema else {}),
+            **({"best": self.best} if self.best else {}),
             **self.meta,
         }
 
@@ -135,6 +153,7 @@ class Trainer:
         self.stream.load_state_dict(state["stream"])
         self.step, self.images_seen = int(state["step"]), int(state["images_seen"])
         self.fixed = state["fixed"]
+        self.best = state.get("best")
         for scheduler, scheduler_state in zip(self.schedulers, state["schedulers"]):
             scheduler.load_state_dict(scheduler_state)
         restore_rng(state["rng"])
@@ -146,12 +165,31 @@ class Trainer:
                          "ema": self.ema is not None, "step": self.step, **self.meta},
                         exported_generator(run_dir))
 
+    def _rng_fork(self):
+        return torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
+
+    def evaluate(self) -> dict:
+        """Score samples, log them, write eval/step_<N>.json, keep checkpoints/best.pt."""
+        with self._rng_fork():
+            report = self.evaluator(self.sampling_generator)
+        report["step"] = self.step
+        self.logger.scalars({f"eval/{name}": value for name, value in report["metrics"].items()}, self.step)
+        self.logger.scalars({f"eval_floor/{name}": value for name, value in report["floor"].items()}, self.step)
+        run_dir = self.logger.run_dir
+        write_json(Path(run_dir) / "eval" / f"step_{self.step:08d}.json", report)
+        metric = self.evaluator.best
+        value = report["metrics"].get(metric)
+        if value is not None and self.evaluator.is_better(value, self.best["value"] if self.best else None):
+            self.best = {"metric": metric, "value": value, "step": self.step}
+            save_checkpoint(self.state_dict(), best_checkpoint(run_dir))
+            write_json(Path(run_dir) / "eval" / "best.json", {**self.best, "report": report})
+        return report
+
     def log_samples(self) -> None:
         # Sampling and validation must not draw from the training RNG streams (a data
         # loader's seed, say): a run that samples at step N would diverge from one that
         # does not, and resume would no longer match an uninterrupted run.
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with self._rng_fork():
             fixed = {key: value.to(self.device) for key, value in self.fixed.items()}
             images, columns = self.model.sample_grid(fixed, generator=self.sampling_generator)
             self.logger.images("samples", images, self.step, nrow=columns)
@@ -208,6 +246,8 @@ class Trainer:
                     sums, logged_steps, last_log_time, last_log_images = {}, 0, now, self.images_seen
                 if self.step % cfg.sample_every == 0:
                     self.log_samples()
+                if self.evaluator and self.evaluator.every and self.step % self.evaluator.every == 0:
+                    self.evaluate()
                 if self.step % cfg.checkpoint_every == 0:
                     self.save()
             bar.close()

@@ -1,0 +1,155 @@
+"""Evaluating an image generator: draw N samples, score them against N real training
+images, and report the numbers with the protocol that produced them.
+
+Two families, chosen by ``metrics`` (``auto`` picks by the data):
+* ``classifier``, for the MNIST family (28x28 grey, 10 classes): a small CNN trained
+  by gantrain on the dataset's own training images and cached (``judge.py``); no
+  download. Fréchet distance in its feature space, classifier score, and for
+  conditional models the rate at which samples show their class.
+* ``inception``: FID, KID and IS through torchmetrics (``inception.py``); needs the
+  Inception weights (downloaded once, or ``eval.inception_weights=<file>``).
+
+Every report also scores two disjoint sets of N real images against each other: the
+floor that a perfect generator would reach at this N (Fréchet distances are biased
+upwards at small N, so a number means little without it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from gantrain.data.spec import to_unit_range
+from gantrain.errors import UserError
+from gantrain.validate import at_least
+
+FAMILIES = ("classifier", "inception")
+# Metrics where a smaller value is better; the others (scores, accuracy) are maximised.
+LOWER_IS_BETTER = {"fid", "kid_mean", "classifier_fid"}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    every: int = 0  # steps between evaluations during training; 0: only gantrain-eval
+    num_samples: int = 1000
+    metrics: list[str] = field(default_factory=lambda: ["auto"])
+    best: str = "auto"  # the metric that picks checkpoints/best.pt
+    inception_weights: str | None = None
+    cache_dir: str = ".cache/gantrain"
+    batch_size: int = 250
+
+    def __post_init__(self) -> None:
+        at_least("eval.every", self.every, 0)
+        at_least("eval.num_samples", self.num_samples, 2)
+        at_least("eval.batch_size", self.batch_size, 1)
+        unknown = [m for m in self.metrics if m not in (*FAMILIES, "auto")]
+        if unknown:
+            raise UserError(f"eval.metrics: {', '.join(unknown)} unknown: use a list of classifier, "
+                            f"inception, or [auto]")
+
+
+def families(cfg: EvalConfig, spec) -> list[str]:
+    """The metric families that apply to this data."""
+    mnist_like = spec.channels == 1 and spec.image_size == 28 and spec.num_classes == 10
+    chosen = [m for m in cfg.metrics if m != "auto"]
+    if "auto" in cfg.metrics:
+        chosen.append("classifier" if mnist_like else "inception")
+    if "classifier" in chosen and not mnist_like:
+        raise UserError(f"eval.metrics=[classifier] needs MNIST-family data (28x28 grey, 10 classes), not "
+                        f"{spec.name}: use eval.metrics=[inception]")
+    return list(dict.fromkeys(chosen))
+
+
+def best_metric(cfg: EvalConfig, chosen: list[str]) -> str:
+    if cfg.best != "auto":
+        return cfg.best
+    return "classifier_fid" if "classifier" in chosen else "fid"
+
+
+def real_images(source, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``n`` real training images in [-1, 1] (and their labels), a seeded random subset."""
+    size = source.spec.size
+    if n > size:
+        raise UserError(f"eval.num_samples={n} is more than the {size} real images of "
+                        f"{source.spec.name}: lower eval.num_samples")
+    index = torch.randperm(size, generator=torch.Generator().manual_seed(seed))[:n]
+    if hasattr(source, "images"):  # in memory
+        labels = None if source.labels is None else source.labels[index]
+        return to_unit_range(source.images[index]), labels
+    items = [source.dataset[int(k)] for k in index]
+    labels = torch.stack([item["label"] for item in items]) if "label" in items[0] else None
+    return to_unit_range(torch.stack([item["image"] for item in items])), labels
+
+
+@torch.no_grad()
+def generate(sample: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], z_dim: int, num_classes: int,
+             n: int, seed: int, batch_size: int, device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``n`` samples from ``sample(z, y)`` on the CPU; classes balanced when conditional."""
+    z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
+    y = torch.arange(n) % num_classes if num_classes else None
+    chunks = [sample(z[k:k + batch_size].to(device), None if y is None else y[k:k + batch_size].to(device)).cpu()
+              for k in range(0, n, batch_size)]
+    return torch.cat(chunks).clamp(-1, 1), y
+
+
+def evaluate(sample, z_dim: int, num_classes: int, source, cfg: EvalConfig, device, seed: int = 0) -> dict:
+    """Score ``sample(z, y)`` (a generator in eval mode) against ``source``'s real images."""
+    chosen = families(cfg, source.spec)
+    n = cfg.num_samples
+    # 2n real images: n to compare with the samples, n more for the real-vs-real floor.
+    real, _ = real_images(source, min(2 * n, source.spec.size), seed)
+    if len(real) < 2 * n:
+        raise UserError(f"eval.num_samples={n} needs {2 * n} real images (N for the score, N for the "
+                        f"real-vs-real floor); {source.spec.name} has {source.spec.size}: lower eval.num_samples")
+    fake, fake_labels = generate(sample, z_dim, num_classes, n, seed + 1, cfg.batch_size, device)
+    report = {"metrics": {}, "floor": {}, "protocol": {"num_samples": n, "real": f"{source.spec.name}, "
+                                                       f"random subset (seed {seed})", "families": chosen}}
+    if "classifier" in chosen:
+        from gantrain.metrics.judge import judge_metrics, load_or_train_judge, real_floor
+
+        judge = load_or_train_judge(source.images, source.labels, 10, source.spec.name, cfg.cache_dir)
+        report["metrics"].update(judge_metrics(judge, real[:n], fake, fake_labels))
+        report["floor"].update(real_floor(judge, real[:n], real[n:]))
+        report["protocol"]["classifier"] = "gantrain SmallCNN judge trained on the dataset's training images"
+    if "inception" in chosen:
+        from gantrain.metrics.inception import inception_metrics
+
+        def batches(images):
+            return (images[k:k + cfg.batch_size] for k in range(0, len(images), cfg.batch_size))
+        scores = inception_metrics(batches(real[:n]), batches(fake), weights_path=cfg.inception_weights,
+                                   device=device)
+        report["protocol"]["inception"] = scores.pop("protocol")
+        report["metrics"].update(scores)
+        floor = inception_metrics(batches(real[:n]), batches(real[n:]), metrics=("fid", "kid"),
+                                  weights_path=cfg.inception_weights, device=device)
+        floor.pop("protocol")
+        report["floor"].update(floor)
+    return report
+
+
+class GeneratorEvaluator:
+    """What the training loop calls every ``every`` steps, and what ``gantrain-eval``
+    uses: ``evaluator(G)`` samples G in eval mode and returns the report."""
+
+    def __init__(self, cfg: EvalConfig, source, z_dim: int, num_classes: int, device, seed: int = 0) -> None:
+        self.cfg, self.source, self.device, self.seed = cfg, source, device, seed
+        self.z_dim, self.num_classes = z_dim, num_classes
+        self.every = cfg.every
+        self.best = best_metric(cfg, families(cfg, source.spec))
+
+    def __call__(self, generator: torch.nn.Module) -> dict:
+        was_training = generator.training
+        generator.eval()
+        try:
+            def sample(z, y):
+                return generator(z, y) if self.num_classes else generator(z)
+            return evaluate(sample, self.z_dim, self.num_classes, self.source, self.cfg, self.device, self.seed)
+        finally:
+            generator.train(was_training)
+
+    def is_better(self, value: float, best: float | None) -> bool:
+        if best is None:
+            return True
+        return value < best if self.best in LOWER_IS_BETTER else value > best
