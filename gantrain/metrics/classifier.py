@@ -5,6 +5,8 @@ was asked for?": the share of generated images that it labels as the requested
 class (10% is chance for ten classes). No pretrained weights, so it needs no
 download. The architecture is the classic two-convolution MNIST net: conv 5x5 ->
 max-pool -> conv 5x5 -> max-pool -> two linear layers (LeCun et al., 1998, in spirit).
+Its 128-d penultimate activations (``SmallCNN.features``) are the feature space of the
+download-free Fréchet distance in ``judge.py``.
 """
 
 from __future__ import annotations
@@ -24,24 +26,36 @@ class SmallCNN(nn.Module):
             nn.Flatten(), nn.Linear(2 * width * reduced * reduced, 128), nn.ReLU(), nn.Dropout(0.3),
             nn.Linear(128, num_classes))
 
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The penultimate activations, (N, 128): after the first linear layer's ReLU and
+        before the dropout, so they are the same in train and eval mode (what
+        ``judge.py`` measures Fréchet distances in)."""
+        return self.net[:-2](images)
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """Class logits from ``features`` (dropout in train mode, then the last linear layer)."""
+        return self.net[-1](self.net[-2](features))
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images)
+        return self.classify(self.features(images))
 
 
 def fit_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: int, epochs: int = 20,
-                   batch_size: int = 64, seed: int = 0) -> SmallCNN:
-    """Images in [-1, 1], (N, C, H, W); small random shifts keep it from memorising."""
+                   batch_size: int = 64, seed: int = 0, device: torch.device | str | None = None) -> SmallCNN:
+    """Images in [-1, 1], (N, C, H, W); small random shifts keep it from memorising.
+    Trains on ``device`` (default: where ``images`` are) and returns the model there."""
+    device = images.device if device is None else torch.device(device)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    model = SmallCNN(images.shape[1], images.shape[2], num_classes)
+    model = SmallCNN(images.shape[1], images.shape[2], num_classes).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
     for _ in range(epochs):
         order = torch.randperm(len(images), generator=generator)
         for start in range(0, len(images), batch_size):
             index = order[start:start + batch_size]
-            batch = _shift(images[index], generator)
-            loss = F.cross_entropy(model(batch), labels[index].long())
+            batch = _shift(images[index.to(images.device)].to(device), generator)
+            loss = F.cross_entropy(model(batch), labels[index.to(labels.device)].to(device).long())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -59,11 +73,13 @@ def _shift(images: torch.Tensor, generator: torch.Generator, pixels: int = 2) ->
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     model.eval()
-    return torch.cat([model(images[k:k + batch_size]).argmax(1) for k in range(0, len(images), batch_size)])
+    device = next(model.parameters()).device
+    return torch.cat([model(images[k:k + batch_size].to(device)).argmax(1).cpu()
+                      for k in range(0, len(images), batch_size)])
 
 
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
-    return (predict(model, images) == labels.long()).float().mean().item()
+    return (predict(model, images) == labels.cpu().long()).float().mean().item()
 
 
 @torch.no_grad()
