@@ -67,43 +67,53 @@ def assert_same_architecture(G: nn.Module, D: nn.Module, z_dim: int, width: int)
     assert count(G) == count(ours_g) and count(D) == count(ours_d), "the plain nets differ from gantrain's"
 
 
+class PlainDCGAN:
+    """pytorch/examples' DCGAN training step on the in-memory sample: D on real, D on
+    detached fakes, G on the same fakes, BCE-with-logits, Adam(2e-4, (0.5, 0.999))."""
+
+    def __init__(self, device: torch.device, batch_size: int, z_dim: int, width: int, seed: int = 0) -> None:
+        torch.manual_seed(seed)
+        self.device, self.batch_size, self.z_dim = device, batch_size, z_dim
+        self.images = mnist_sample().images.to(device).float().div(127.5).sub(1)  # normalised up front
+        G, D = plain_nets(z_dim, width)
+        self.G, self.D = G.to(device), D.to(device)
+        assert_same_architecture(self.G, self.D, z_dim, width)
+        self.criterion = nn.BCEWithLogitsLoss()
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.ones = torch.ones(batch_size, device=device)
+        self.zeros = torch.zeros(batch_size, device=device)
+        self.order = torch.randperm(len(self.images), device=device)
+        self.per_epoch = len(self.images) // batch_size
+
+    def step(self, i: int) -> None:
+        G, D, criterion, batch_size = self.G, self.D, self.criterion, self.batch_size
+        if i % self.per_epoch == 0:
+            self.order.copy_(torch.randperm(len(self.images), device=self.device))
+        k = i % self.per_epoch
+        real = self.images[self.order[k * batch_size:(k + 1) * batch_size]]
+        D.zero_grad()
+        err_real = criterion(D(real).view(-1), self.ones)
+        err_real.backward()
+        fake = G(torch.randn(batch_size, self.z_dim, 1, 1, device=self.device))
+        err_fake = criterion(D(fake.detach()).view(-1), self.zeros)
+        err_fake.backward()
+        self.opt_d.step()
+        G.zero_grad()
+        err_g = criterion(D(fake).view(-1), self.ones)
+        err_g.backward()
+        self.opt_g.step()
+
+
 def plain_loop(device: torch.device, batch_size: int, steps: int, z_dim: int, width: int) -> float:
     warmup = steps  # as many as gantrain's warm-up
-    torch.manual_seed(0)
-    images = mnist_sample().images.to(device).float().div(127.5).sub(1)  # all of it, normalised up front
-    G, D = plain_nets(z_dim, width)
-    G, D = G.to(device), D.to(device)
-    assert_same_architecture(G, D, z_dim, width)
-    criterion = nn.BCEWithLogitsLoss()
-    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    ones = torch.ones(batch_size, device=device)
-    zeros = torch.zeros(batch_size, device=device)
-    order = torch.randperm(len(images), device=device)
-    per_epoch = len(images) // batch_size
-
-    def step(i: int) -> None:
-        if i % per_epoch == 0:
-            order.copy_(torch.randperm(len(images), device=device))
-        real = images[order[(i % per_epoch) * batch_size:(i % per_epoch + 1) * batch_size]]
-        D.zero_grad()
-        err_real = criterion(D(real).view(-1), ones)
-        err_real.backward()
-        fake = G(torch.randn(batch_size, z_dim, 1, 1, device=device))
-        err_fake = criterion(D(fake.detach()).view(-1), zeros)
-        err_fake.backward()
-        opt_d.step()
-        G.zero_grad()
-        err_g = criterion(D(fake).view(-1), ones)
-        err_g.backward()
-        opt_g.step()
-
+    plain = PlainDCGAN(device, batch_size, z_dim, width)
     for i in range(warmup):
-        step(i)
+        plain.step(i)
     _sync(device)
     start = time.perf_counter()
     for i in range(warmup, warmup + steps):
-        step(i)
+        plain.step(i)
     _sync(device)
     return steps * batch_size / (time.perf_counter() - start)
 
