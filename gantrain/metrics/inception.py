@@ -1,0 +1,265 @@
+"""FID, KID and IS of generated images, computed by torchmetrics on torch-fidelity's Inception.
+
+- FID, Fréchet Inception Distance (Heusel et al., 2017, "GANs Trained by a Two Time-Scale
+  Update Rule Converge to a Local Nash Equilibrium"): the Fréchet distance between Gaussians
+  fitted to the 2048-d Inception pool features of real and of generated images. Lower is better.
+- KID, Kernel Inception Distance (Bińkowski et al., 2018, "Demystifying MMD GANs"): the unbiased
+  squared MMD between the same features under a cubic polynomial kernel, averaged over random
+  subsets (mean and standard deviation over 100 subsets). Lower is better; unlike FID it has no
+  bias that depends on N.
+- IS, Inception Score (Salimans et al., 2016, "Improved Techniques for Training GANs"):
+  exp(E KL(p(y|x) || p(y))) over the Inception class posteriors of the generated images only,
+  per split (mean and standard deviation over splits). Higher is better.
+
+No Inception code lives here: the network is torch-fidelity's port of the TensorFlow FID Inception
+(2015-12-05 graph), wrapped by torchmetrics (``NoTrainInceptionV3``), and the three statistics are
+torchmetrics' ``FrechetInceptionDistance``, ``KernelInceptionDistance`` and ``InceptionScore``. To
+run the network once per image and load its weights once, one extractor yields both the pool
+features and the logits, and the metrics receive those features through a pass-through feature
+module (torchmetrics' documented custom-extractor path). The images are prepared exactly as
+torchmetrics does for ``normalize=True``: [0, 1] floats become ``(x * 255).byte()``, and the
+extractor resizes them to 299x299 itself.
+
+Protocol caveats: these numbers are comparable only between runs that share the number of images
+(FID is biased upwards at small N, IS depends on N and the number of splits), the preprocessing
+(grey repeated to RGB, resize method, uint8 quantisation) and the very same weights file. Numbers
+from other code bases (TTUR, pytorch-fid, clean-fid, ...) or from a different N are not comparable.
+``inception_metrics`` returns a ``protocol`` entry recording all of that next to the numbers.
+
+Without a weights path, torch-fidelity fetches its weights file through ``torch.hub`` into
+``$TORCH_HOME/hub/checkpoints/`` (``~/.cache/torch/hub/checkpoints/`` by default); once it is there
+no network is needed. Offline machines set ``eval.inception_weights`` to a copy of that file.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from gantrain.errors import UserError
+
+METRICS = ("fid", "kid", "is")
+KID_SUBSETS = 100  # torchmetrics' default number of random subsets
+_CHUNK = 50  # images per Inception forward pass (299x299 activations are large)
+_FEATURES = ["2048", "logits_unbiased"]  # pool features for FID/KID, logits for IS
+
+
+def _fidelity():
+    """torch-fidelity's Inception module, or a UserError saying how to install it."""
+    try:
+        import torch_fidelity.feature_extractor_inceptionv3 as module
+    except ImportError as error:
+        message = "FID/KID/IS need torch-fidelity and scipy: pip install 'torch-fidelity>=0.3' 'scipy>=1.9'"
+        raise UserError(message) from error
+    return module
+
+
+def weights_url() -> str:
+    """Where torch-fidelity downloads its InceptionV3 weights from."""
+    return _fidelity().URL_INCEPTION_V3
+
+
+def weights_filename() -> str:
+    return os.path.basename(urlparse(weights_url()).path)
+
+
+def cached_weights_path() -> Path:
+    """Where ``torch.hub`` keeps the downloaded weights: ``$TORCH_HOME/hub/checkpoints/<file>``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / weights_filename()
+
+
+def _reason(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or "no details"
+    return f"{type(error).__name__}: {text[:160]}"
+
+
+def load_inception(weights_path: str | os.PathLike | None = None) -> nn.Module:
+    """torchmetrics' ``NoTrainInceptionV3`` giving 2048-d pool features and 1008 unbiased logits.
+
+    ``weights_path`` None means torch-fidelity's default weights: read from the torch.hub cache,
+    downloaded there first if absent. Any failure to get usable weights is one ``UserError``.
+    """
+    _fidelity()
+    from torchmetrics.image.fid import NoTrainInceptionV3
+
+    def build(path: str | None) -> nn.Module:
+        return NoTrainInceptionV3(name="inception-v3-compat", features_list=list(_FEATURES),
+                                  feature_extractor_weights_path=path)
+
+    name, url = weights_filename(), weights_url()
+    if weights_path is not None:
+        path = Path(weights_path).expanduser()
+        if not path.is_file():
+            raise UserError(f"eval.inception_weights={weights_path}: no such file; point it at a copy of "
+                            f"torch-fidelity's InceptionV3 weights {name} (from {url})")
+        try:
+            return build(str(path))
+        except Exception as error:  # unreadable, not a checkpoint, or the wrong network's weights
+            message = (f"eval.inception_weights={weights_path} could not be loaded as torch-fidelity's "
+                       f"InceptionV3 weights ({_reason(error)}); point it at a copy of {name} (from {url})")
+            raise UserError(message) from error
+
+    cached = cached_weights_path()
+    was_cached = cached.is_file()
+    try:
+        return build(None)
+    except Exception as error:
+        if was_cached:
+            raise UserError(f"the cached Inception weights {cached} could not be loaded ({_reason(error)}); "
+                            f"delete that file to download it again, or set "
+                            f"eval.inception_weights=/path/to/{name}") from error
+        if isinstance(error, (OSError, http.client.HTTPException)):  # URLError, HTTPError, timeouts, SSL
+            raise UserError(f"could not download the Inception weights {name} from {url} ({_reason(error)}); "
+                            f"fetch that file on a machine with internet, copy it here and set "
+                            f"eval.inception_weights=/path/to/{name} (or put it at {cached})") from error
+        raise
+
+
+class _Precomputed(nn.Module):
+    """Pass-through 'feature extractor': the shared Inception has already computed the features."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = num_features  # FrechetInceptionDistance reads it instead of probing
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features
+
+
+def _to_uint8_rgb(images: torch.Tensor, which: str) -> torch.Tensor:
+    """[-1, 1] floats, (N, 1|3, H, W) -> (N, 3, H, W) uint8, as torchmetrics' ``normalize=True`` does."""
+    if not torch.is_tensor(images) or images.dim() != 4 or images.shape[1] not in (1, 3):
+        shape = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
+        raise UserError(f"Inception metrics need {which} image batches shaped (N, 1 or 3, H, W), got {shape}; "
+                        f"use a grey or RGB dataset")
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
+    unit = ((images.float() + 1) / 2).clamp(0, 1)
+    return (unit * 255).byte()
+
+
+@torch.no_grad()
+def _extract(extractor: nn.Module, batches: Iterable[torch.Tensor], which: str, device: torch.device,
+             logits: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Pool features (and logits) of every image in ``batches``, on the CPU."""
+    forward = getattr(extractor, "_torch_fidelity_forward", None)  # torchmetrics' resize + forward
+    if forward is None:  # older torchmetrics: torch-fidelity's own forward (TF1-compatible resize)
+        forward = lambda x: _fidelity().FeatureExtractorInceptionV3.forward(extractor, x)  # noqa: E731
+    pools, logit_parts = [], []
+    for batch in batches:
+        images = _to_uint8_rgb(batch, which)
+        for start in range(0, len(images), _CHUNK):
+            pool, logit = forward(images[start:start + _CHUNK].to(device))
+            pools.append(pool.float().cpu())
+            if logits:
+                logit_parts.append(logit.float().cpu())
+    pool = torch.cat(pools) if pools else torch.empty(0, 2048)
+    if not logits:
+        return pool, None
+    return pool, torch.cat(logit_parts) if logit_parts else torch.empty(0, 1008)
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def inception_metrics(real: Iterable[torch.Tensor], fake: Iterable[torch.Tensor],
+                      metrics: Sequence[str] = METRICS, weights_path: str | None = None,
+                      device: str | torch.device = "cpu", kid_subset_size: int = 1000,
+                      is_splits: int = 10, seed: int = 0) -> dict:
+    """FID, KID and/or IS between ``real`` and ``fake`` image batches.
+
+    ``real`` and ``fake`` yield float batches in [-1, 1], (N, C, H, W) with C = 1 (repeated to
+    RGB) or 3; ``real`` is not read when only IS is asked for. Returns the requested subset of
+    ``fid``, ``kid_mean``, ``kid_std``, ``is_mean``, ``is_std`` (floats) and ``protocol``, a dict
+    recording what the numbers are comparable with. KID subsets and IS splits are drawn with
+    ``seed`` (the global RNG is left untouched), so a rerun gives the same numbers.
+    """
+    wanted = _check_metrics(metrics)
+    if kid_subset_size < 2:
+        raise UserError(f"the KID subset size must be at least 2, got {kid_subset_size}")
+    if is_splits < 1:
+        raise UserError(f"the number of IS splits must be at least 1, got {is_splits}")
+    device = torch.device(device)
+    extractor = load_inception(weights_path).to(device)
+
+    need_real = bool(wanted & {"fid", "kid"})
+    real_pool = _extract(extractor, real, "real", device, logits=False)[0] if need_real else None
+    fake_pool, fake_logits = _extract(extractor, fake, "generated", device, logits="is" in wanted)
+    n_real = len(real_pool) if real_pool is not None else 0
+    n_fake = len(fake_pool)
+    if n_fake < 2 or (need_real and n_real < 2):
+        raise UserError(f"Inception metrics need at least 2 real and 2 generated images, got {n_real} real and "
+                        f"{n_fake} generated; evaluate on more images")
+
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.inception import InceptionScore
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    result: dict = {}
+    protocol: dict = {
+        "n_real": n_real,
+        "n_fake": n_fake,
+        "feature_extractor": "torch-fidelity's InceptionV3 port of the TensorFlow FID Inception (2015-12-05): "
+                             "2048-d pool features for FID/KID, 1008 unbiased logits for IS",
+        "weights": str(weights_path) if weights_path is not None else "torch-fidelity default",
+        "input": "[-1, 1] -> [0, 1] (clamped) -> uint8 via (x * 255).byte(), as torchmetrics normalize=True",
+        "grey_to_rgb": "1-channel images repeated to 3 channels",
+        "resize": "to 299x299 inside the feature extractor, bilinear"
+                  + (" with antialiasing (torchmetrics default)" if getattr(extractor, "use_antialias", False)
+                     else " (TensorFlow 1.x compatible, torch-fidelity)"),
+        "seed": seed,
+        "torchmetrics": _version("torchmetrics"),
+        "torch_fidelity": _version("torch-fidelity"),
+    }
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+        # KID and IS warn that they keep every feature in memory: we already do, deliberately.
+        warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer.*")
+        torch.manual_seed(seed)  # torchmetrics draws KID subsets and IS splits from the CPU RNG
+        if "fid" in wanted:
+            fid = FrechetInceptionDistance(feature=_Precomputed(2048), normalize=False).to(device)
+            fid.update(real_pool.to(device), real=True)
+            fid.update(fake_pool.to(device), real=False)
+            result["fid"] = float(fid.compute())
+        if "kid" in wanted:
+            subset = min(kid_subset_size, n_real, n_fake)
+            kid = KernelInceptionDistance(feature=_Precomputed(2048), subsets=KID_SUBSETS, subset_size=subset,
+                                          normalize=False).to(device)
+            kid.update(real_pool.to(device), real=True)
+            kid.update(fake_pool.to(device), real=False)
+            mean, std = kid.compute()
+            result["kid_mean"], result["kid_std"] = float(mean), float(std)
+            protocol.update(kid_subset_size=subset, kid_subsets=KID_SUBSETS,
+                            kid_kernel="polynomial (x.y / 2048 + 1)^3")
+        if "is" in wanted:
+            inception_score = InceptionScore(feature=_Precomputed(1008), splits=is_splits, normalize=False).to(device)
+            inception_score.update(fake_logits.to(device))
+            mean, std = inception_score.compute()
+            result["is_mean"], result["is_std"] = float(mean), float(std)
+            per_split = -(-n_fake // is_splits)  # torch.chunk: ceil(N / splits) images a split
+            protocol.update(is_splits=is_splits, is_splits_used=-(-n_fake // per_split),
+                            is_images_per_split=per_split)
+    result["protocol"] = protocol
+    return result
+
+
+def _check_metrics(metrics: Sequence[str]) -> set[str]:
+    names = [metrics] if isinstance(metrics, str) else list(metrics)
+    wanted = {str(name).lower() for name in names}
+    unknown = sorted(wanted - set(METRICS))
+    if unknown:
+        raise UserError(f"unknown Inception metric(s) {', '.join(unknown)}: choose from {', '.join(METRICS)}")
+    if not wanted:
+        raise UserError(f"no Inception metric asked for: choose from {', '.join(METRICS)}")
+    return wanted
