@@ -20,7 +20,8 @@ PROG = "gantrain-eval"
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, help="a gantrain run directory")
-    parser.add_argument("--num-samples", type=int, help="N generated and N real images (default: the run's eval.num_samples)")
+    parser.add_argument("--num-samples", type=int,
+                        help="N generated and N real images (default: the run's eval.num_samples)")
     parser.add_argument("--metrics", nargs="+", choices=["auto", "classifier", "inception"],
                         help="metric families (default: the run's eval.metrics)")
     parser.add_argument("--inception-weights", help="a local copy of the Inception weights")
@@ -30,6 +31,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _plain_eval(cfg) -> dict:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg.eval, resolve=True)
+
+
 def run_eval(args: argparse.Namespace) -> dict:
     from omegaconf import OmegaConf
 
@@ -37,6 +44,8 @@ def run_eval(args: argparse.Namespace) -> dict:
     from gantrain.engine.checkpoint import write_json
     from gantrain.engine.logger import RunLogger
     from gantrain.engine.runtime import select_device
+    from gantrain.metrics.evaluate import EvalConfig, evaluate_translation
+    from gantrain.validate import to_dataclass
 
     device = select_device(args.device)
     G, export = load_generator(args.run_dir, device)
@@ -49,7 +58,11 @@ def run_eval(args: argparse.Namespace) -> dict:
         if value is not None:
             cfg.eval[key] = value
     cfg.seed = args.seed
-    report = build_evaluator(cfg, build_source(cfg), device)(G)
+    source = build_source(cfg)
+    if source.spec.pairing == "none":
+        report = build_evaluator(cfg, source, device)(G)
+    else:  # pix2pix, CycleGAN: scores against the held-out target images
+        report = evaluate_translation(G, source, to_dataclass(EvalConfig, _plain_eval(cfg), "eval"), device)
     report["step"] = export["step"]
     report["source"] = "ema" if export["ema"] else "G"
     write_json(Path(args.run_dir) / "eval" / f"step_{export['step']:08d}.json", report)

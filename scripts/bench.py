@@ -38,7 +38,7 @@ def plain_nets(z_dim: int, width: int) -> tuple[nn.Module, nn.Module]:
         nn.ConvTranspose2d(w * 2, w, 3, 2, 0, bias=False), nn.BatchNorm2d(w), nn.ReLU(True),
         nn.ConvTranspose2d(w, 1, 4, 2, 0), nn.Tanh())
     D = nn.Sequential(
-        nn.Conv2d(1, w, 4, 2, 0, bias=False), nn.LeakyReLU(0.2, True),
+        nn.Conv2d(1, w, 4, 2, 0), nn.LeakyReLU(0.2, True),  # no norm follows: a bias, as gantrain
         nn.Conv2d(w, w * 2, 3, 2, 0, bias=False), nn.BatchNorm2d(w * 2), nn.LeakyReLU(0.2, True),
         nn.Conv2d(w * 2, w * 4, 4, 1, 0, bias=False), nn.BatchNorm2d(w * 4), nn.LeakyReLU(0.2, True),
         nn.Conv2d(w * 4, 1, 3, 2, 0))

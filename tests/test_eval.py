@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from conftest import TINY, checkpoint, events, train
@@ -65,3 +66,55 @@ def test_too_many_samples_for_the_data_is_one_line(tmp_path):
                              "--cache-dir", str(tmp_path / "cache")], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "eval.num_samples" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _eval_args(run_dir, *extra):
+    from gantrain.eval_cli import parse
+
+    return parse([str(run_dir), *extra])
+
+
+def test_gantrain_eval_inception_metrics_with_a_weights_file(tmp_path, random_weights):
+    from gantrain.eval_cli import run_eval
+
+    run_dir = tmp_path / "run"
+    train(run_dir, mnist_run(tmp_path))
+    report = run_eval(_eval_args(run_dir, "--metrics", "inception", "--num-samples", "4",
+                                 "--inception-weights", str(random_weights), "--device", "cpu"))
+    assert {"fid", "kid_mean", "kid_std", "is_mean", "is_std"} <= set(report["metrics"])
+    assert {"fid", "kid_mean"} <= set(report["floor"])
+    assert report["protocol"]["inception"]["weights"] == str(random_weights)
+    assert all(value == value for value in report["metrics"].values())  # no NaN
+
+
+def test_gantrain_eval_inception_offline_without_weights_names_the_option(tmp_path, offline):
+    from gantrain.errors import UserError
+    from gantrain.eval_cli import run_eval
+
+    run_dir = tmp_path / "run"
+    train(run_dir, mnist_run(tmp_path))
+    with pytest.raises(UserError, match="eval.inception_weights"):
+        run_eval(_eval_args(run_dir, "--metrics", "inception", "--num-samples", "4", "--device", "cpu"))
+
+
+def test_gantrain_eval_on_translation_runs(tmp_path, offline, random_weights):
+    from gantrain.eval_cli import run_eval
+    from fixtures import write_paired, write_unpaired
+
+    nets = ["model.generator.width=8", "model.discriminator.width=8", "device=cpu", "trainer=smoke",
+            "data.image_size=32", "data.load_size=36", "data.num_workers=0"]
+    write_paired(tmp_path / "data" / "facades", {"train": 4, "val": 3}, size=(80, 40))
+    train(tmp_path / "p2p", ["model=pix2pix", "data=facades", f"data.root={tmp_path / 'data'}", *nets])
+    report = run_eval(_eval_args(tmp_path / "p2p", "--device", "cpu"))
+    assert set(report["metrics"]) == {"l1", "psnr", "ssim"} and report["protocol"]["num_samples"] == 3
+    assert report["protocol"]["inception"].startswith("skipped")  # no weights on this machine
+    report = run_eval(_eval_args(tmp_path / "p2p", "--device", "cpu", "--inception-weights", str(random_weights)))
+    assert report["metrics"]["fid"] == report["metrics"]["fid"]  # FID of G(A) against B, not NaN
+    assert json.loads((tmp_path / "p2p" / "eval" / "step_00000004.json").read_text())["metrics"]["fid"]
+
+    write_unpaired(tmp_path / "u", {"trainA": 4, "trainB": 4, "testA": 2, "testB": 2}, size=(40, 40))
+    train(tmp_path / "cyc", ["model=cyclegan", "loss=lsgan", "data=unpaired_folder", f"data.path={tmp_path / 'u'}",
+                             *nets])
+    report = run_eval(_eval_args(tmp_path / "cyc", "--device", "cpu"))
+    assert {"cycle_l1_A", "cycle_l1_B"} <= set(report["metrics"])
+    assert all(0 <= report["metrics"][k] <= 1 for k in ("cycle_l1_A", "cycle_l1_B"))

@@ -8,48 +8,14 @@ only the numbers' meaning differs from the published weights.
 from __future__ import annotations
 
 import math
-import urllib.error
 
 import pytest
 import torch
-from torch import nn
 
 from gantrain.errors import UserError
 from gantrain.metrics import inception as inc
 
 N = 4  # Inception runs at 299x299: keep the image count tiny on the CPU
-
-
-@pytest.fixture
-def offline(monkeypatch, tmp_path):
-    """An empty torch.hub cache under tmp_path and no network: returns the cache's checkpoints dir."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr(torch.hub, "_hub_dir", None)  # a torch.hub.set_dir() elsewhere must not leak in
-
-    def no_network(url, *args, **kwargs):
-        raise urllib.error.URLError("network disabled in tests")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
-    return tmp_path / "torch" / "hub" / "checkpoints"
-
-
-@pytest.fixture(scope="module")
-def random_weights(tmp_path_factory):
-    """A weights file with exactly the keys and shapes torch-fidelity loads, random values."""
-    import torch_fidelity.feature_extractor_inceptionv3 as tfi
-
-    with pytest.MonkeyPatch.context() as patch, torch.random.fork_rng(devices=[]):
-        # Build torch-fidelity's own module without fetching or loading any weights.
-        patch.setattr(tfi, "load_state_dict_from_url", lambda *args, **kwargs: {})
-        patch.setattr(tfi.FeatureExtractorInceptionV3, "load_state_dict", lambda self, *args, **kwargs: None)
-        torch.manual_seed(0)
-        model = tfi.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-        for module in model.modules():  # PyTorch's default init makes features vanish over ~90 layers
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-    path = tmp_path_factory.mktemp("inception") / "random-inception.pth"
-    torch.save(model.state_dict(), path)
-    return path
 
 
 def strokes(n: int) -> torch.Tensor:

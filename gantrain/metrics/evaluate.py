@@ -153,3 +153,45 @@ class GeneratorEvaluator:
         if best is None:
             return True
         return value < best if self.best in LOWER_IS_BETTER else value > best
+
+
+@torch.no_grad()
+def _translate(net: torch.nn.Module, images: torch.Tensor, batch_size: int, device) -> torch.Tensor:
+    was_training = net.training
+    net.eval()
+    try:
+        return torch.cat([net(images[k:k + batch_size].to(device)).cpu() for k in range(0, len(images), batch_size)])
+    finally:
+        net.train(was_training)
+
+
+def evaluate_translation(G, source, cfg: EvalConfig, device) -> dict:
+    """pix2pix: L1, PSNR and SSIM of G(A) against B over the first N validation pairs;
+    CycleGAN: the cycle L1 of both domains on the test images. Both: FID of the
+    translations against the target domain when Inception weights are at hand
+    (``eval.inception_weights``, or torch's cache), else the report says it skipped it."""
+    from gantrain.metrics.inception import cached_weights_path, inception_metrics
+    from gantrain.metrics.paired import paired_sums
+
+    fixed = source.fixed_batch(cfg.num_samples)
+    A, B, bs = fixed["A"], fixed["B"], cfg.batch_size
+    report = {"metrics": {}, "floor": {}, "protocol": {
+        "num_samples": len(A), "images": "the first N held-out pairs (val/, else test/) resized, no augmentation"}}
+    if source.spec.pairing == "paired":
+        fake_B = _translate(G, A, bs, device)
+        report["metrics"].update({key: value / len(A) for key, value in paired_sums(fake_B, B).items()})
+        targets = {"fid": (fake_B, B)}
+    else:
+        fake_B, fake_A = _translate(G["AB"], A, bs, device), _translate(G["BA"], B, bs, device)
+        report["metrics"]["cycle_l1_A"] = (_translate(G["BA"], fake_B, bs, device) - A).abs().mean().item() / 2
+        report["metrics"]["cycle_l1_B"] = (_translate(G["AB"], fake_A, bs, device) - B).abs().mean().item() / 2
+        targets = {"fid_AB": (fake_B, B), "fid_BA": (fake_A, A)}
+    if cfg.inception_weights or cached_weights_path().is_file() or "inception" in cfg.metrics:
+        for name, (fake, real) in targets.items():
+            scores = inception_metrics([real], [fake], metrics=("fid",), weights_path=cfg.inception_weights,
+                                       device=device)
+            report["protocol"]["inception"] = scores.pop("protocol")
+            report["metrics"][name] = scores["fid"]
+    else:
+        report["protocol"]["inception"] = "skipped: no Inception weights (set eval.inception_weights)"
+    return report

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gantrain.metrics.paired import paired_scores
 from gantrain.models.common import discriminator_loss, eval_forward
 from gantrain.validate import at_least
 
@@ -68,20 +69,7 @@ class Pix2Pix(nn.Module):
 
     @torch.no_grad()
     def validate(self, batches, generator: nn.Module | None = None) -> dict[str, float]:
-        """L1, PSNR and SSIM of G(A) against B over the validation pairs, on images
-        mapped to [0, 1] (PSNR and SSIM with data range 1)."""
-        from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
-
-        totals, count = {"val/l1": 0.0, "val/psnr": 0.0, "val/ssim": 0.0}, 0
+        """L1, PSNR and SSIM of G(A) against B over the validation pairs."""
         device = next(self.G.parameters()).device
-        for batch in batches:
-            A, B = batch["A"].to(device), batch["B"].to(device)
-            out, target = (self.translate(A, generator) + 1) / 2, (B + 1) / 2
-            n = len(A)
-            totals["val/l1"] += F.l1_loss(out, target, reduction="sum").item() / out[0].numel()
-            psnr = peak_signal_noise_ratio(out, target, data_range=1.0, reduction="none", dim=(1, 2, 3))
-            totals["val/psnr"] += psnr.sum().item()
-            totals["val/ssim"] += structural_similarity_index_measure(out, target, data_range=1.0,
-                                                                      reduction="sum").item()
-            count += n
-        return {key: value / max(count, 1) for key, value in totals.items()}
+        scores = paired_scores(lambda A: self.translate(A, generator), batches, device)
+        return {f"val/{key}": value for key, value in scores.items()}
