@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from gantrain.atomic import atomic_write
 from gantrain.errors import UserError
 
 CHECKPOINT_DIR = "checkpoints"
@@ -36,16 +36,7 @@ def best_checkpoint(run_dir: str | Path) -> Path:
 
 def write_json(path: Path, data: dict) -> None:
     """Atomically, like the checkpoints: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: f.write(json.dumps(data, indent=2, sort_keys=True) + "\n"), binary=False)
 
 
 def exported_generator(run_dir: str | Path) -> Path:
@@ -55,17 +46,7 @@ def exported_generator(run_dir: str | Path) -> Path:
 
 def save_checkpoint(state: dict, path: str | Path) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format_version": FORMAT_VERSION, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save({"format_version": FORMAT_VERSION, **state}, f))
     # Make the rename itself durable.
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:

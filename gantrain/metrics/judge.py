@@ -30,15 +30,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from gantrain.atomic import atomic_write
 from gantrain.data.spec import to_unit_range
 from gantrain.errors import UserError
 from gantrain.metrics import classifier
@@ -140,19 +139,8 @@ def _load(path: Path, expected: dict) -> SmallCNN:
 
 
 def _save_atomic(path: Path, payload: dict) -> None:
-    """Write to a temporary file in the same folder, then rename over ``path``: a reader
-    (or a second process training the same judge) never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """A reader (or a second process training the same judge) never sees half a file."""
+    atomic_write(path, lambda f: torch.save(payload, f))
 
 
 # --- the metrics -------------------------------------------------------------------
