@@ -37,6 +37,17 @@ def test_periodic_eval_logs_writes_json_and_keeps_the_best_checkpoint(tmp_path):
     assert len(list((tmp_path / "cache").glob("judge_*.pt"))) == 1  # trained once, then reused
 
 
+def test_conditional_runs_report_class_accuracy_with_its_floor(tmp_path):
+    from gantrain.eval_cli import run_eval
+
+    run_dir = tmp_path / "run"
+    train(run_dir, mnist_run(tmp_path, "model.conditional=true"))
+    report = run_eval(_eval_args(run_dir, "--num-samples", "20", "--cache-dir", str(tmp_path / "cache")))
+    assert 0 <= report["metrics"]["class_accuracy"] <= 1
+    assert set(report["metrics"]) == {"classifier_fid", "classifier_score", "class_accuracy"}
+    assert report["floor"]["class_accuracy"] > 0.5  # the judge on held-out real digits
+
+
 def test_gantrain_eval_scores_a_run_and_saves_its_report(tmp_path):
     run_dir = tmp_path / "run"
     train(run_dir, mnist_run(tmp_path))

@@ -99,7 +99,7 @@ def evaluate(sample, z_dim: int, num_classes: int, source, cfg: EvalConfig, devi
     chosen = families(cfg, source.spec)
     n = cfg.num_samples
     # 2n real images: n to compare with the samples, n more for the real-vs-real floor.
-    real, _ = real_images(source, min(2 * n, source.spec.size), seed)
+    real, real_labels = real_images(source, min(2 * n, source.spec.size), seed)
     if len(real) < 2 * n:
         raise UserError(f"eval.num_samples={n} needs {2 * n} real images (N for the score, N for the "
                         f"real-vs-real floor); {source.spec.name} has {source.spec.size}: lower eval.num_samples")
@@ -111,7 +111,9 @@ def evaluate(sample, z_dim: int, num_classes: int, source, cfg: EvalConfig, devi
 
         judge = load_or_train_judge(source.images, source.labels, 10, source.spec.name, cfg.cache_dir)
         report["metrics"].update(judge_metrics(judge, real[:n], fake, fake_labels))
-        report["floor"].update(real_floor(judge, real[:n], real[n:]))
+        # A conditional run's class accuracy is judged against the judge's accuracy on real images.
+        floor_labels = real_labels[n:] if fake_labels is not None and real_labels is not None else None
+        report["floor"].update(real_floor(judge, real[:n], real[n:], floor_labels))
         report["protocol"]["classifier"] = "gantrain SmallCNN judge trained on the dataset's training images"
     if "inception" in chosen:
         from gantrain.metrics.inception import inception_metrics
