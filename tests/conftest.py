@@ -87,3 +87,20 @@ def random_weights(tmp_path_factory):
     path = tmp_path_factory.mktemp("inception") / "random-inception.pth"
     torch.save(model.state_dict(), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def dcgan_run(tmp_path_factory) -> Path:
+    """A tiny DCGAN trained for a few steps on the bundled MNIST sample (shared: tools
+    write into their own subfolders, never over each other)."""
+    run_dir = tmp_path_factory.mktemp("dcgan") / "run"
+    train(run_dir, [*TINY, "trainer.steps=4"])
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def cgan_run(tmp_path_factory) -> Path:
+    """The same, conditional on the digit class, with an EMA of G."""
+    run_dir = tmp_path_factory.mktemp("cgan") / "run"
+    train(run_dir, [*TINY, "trainer.steps=4", "model.conditional=true", "trainer.ema_decay=0.9"])
+    return run_dir

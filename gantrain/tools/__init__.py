@@ -1,0 +1,1 @@
+"""What users do with a trained generator: generate, walk, arithmetic, invert, dissect."""

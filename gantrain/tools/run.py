@@ -1,0 +1,295 @@
+"""What every tool does with a trained run: open it, and write into a folder of its own.
+
+``open_run`` rebuilds the generator (and, when a tool asks, the discriminator) from a
+run directory or one of its checkpoint files, from the run's own saved config, loaded
+with ``weights_only=True``. ``ToolOutput`` is the tool's folder ``RUN/<tool>/<name>``:
+created only when the tool first writes (so a refused command leaves nothing behind),
+never reused (so nothing a user already has is overwritten), and every picture saved
+there is also logged to the run's TensorBoard under ``<tool>/<name>/...``.
+``tool_main`` gives every tool the same error contract as ``gantrain``: a mistake is one
+line ``<prog>: error: ...`` and exit status 2, and a half-written output folder is removed.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from torchvision.utils import make_grid, save_image
+
+from gantrain.engine.checkpoint import CHECKPOINT_DIR, LAST, exported_generator, last_checkpoint, load_checkpoint
+from gantrain.errors import UserError
+
+WEIGHTS = ("auto", "ema", "raw")
+# Output folders created by the command now running: a failure removes them.
+_opened: list["ToolOutput"] = []
+
+
+def _prefixed(state: dict, prefix: str) -> dict:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+@dataclass
+class GeneratorRun:
+    """A trained run's generator, its record (step, config, data_spec), and where it lives."""
+    run_dir: Path
+    G: nn.Module
+    record: dict
+    weights: str  # "ema" or "raw": which copy of G this is
+    device: torch.device
+    full_state_path: Path | None  # the checkpoint holding D too, when there is one
+
+    @property
+    def spec(self) -> dict:
+        return self.record["data_spec"]
+
+    @property
+    def config(self):
+        from omegaconf import OmegaConf
+
+        return OmegaConf.create(self.record["config"])
+
+    @property
+    def model_name(self) -> str:
+        return str(self.config.model.get("_target_", "?")).rsplit(".", 1)[-1]
+
+    @property
+    def is_translation(self) -> bool:
+        return self.spec["pairing"] != "none"
+
+    @property
+    def z_dim(self) -> int:
+        return int(self.config.model.z_dim)
+
+    @property
+    def num_classes(self) -> int:
+        return int(getattr(self.G, "num_classes", 0) or 0)
+
+    @property
+    def step(self) -> int:
+        return int(self.record["step"])
+
+    def require_noise(self, prog: str) -> None:
+        """Tools that sample z refuse translation models, naming what does apply."""
+        if self.is_translation:
+            raise UserError(f"{prog} works on noise-to-image generators (gan, dcgan, cgan, wgan-gp); "
+                            f"{self.run_dir} holds a {self.model_name} translator: use "
+                            f"gantrain-generate {self.run_dir} --inputs <folder> to translate images")
+
+    def require_translation(self, prog: str) -> None:
+        if not self.is_translation:
+            raise UserError(f"{prog} --inputs translates images with pix2pix or CycleGAN; {self.run_dir} "
+                            f"holds a {self.model_name} noise generator: leave out --inputs")
+
+    def discriminator(self) -> nn.Module:
+        """D as it was at the run's last checkpoint, in eval mode."""
+        if self.full_state_path is None:
+            raise UserError(f"this needs the discriminator, which {exported_generator(self.run_dir).name} "
+                            f"does not hold: point at the run directory (or checkpoints/{LAST})")
+        from gantrain.build import build_nets
+
+        state = load_checkpoint(self.full_state_path, map_location=self.device)
+        D = build_nets(self.config.model, self.spec)["discriminator"]
+        D.load_state_dict(_prefixed(state["model"], "D."))
+        return D.to(self.device).eval().requires_grad_(False)
+
+
+def _run_dir_of(path: Path) -> Path:
+    return path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
+
+
+def open_run(path: str | Path, device: torch.device | str = "cpu", weights: str = "auto") -> GeneratorRun:
+    """``path``: a run directory, or a checkpoint in it (``generator.pt``, ``last.pt``, ``best.pt``).
+    ``weights``: ``ema`` (the averaged G; an error when the run kept none), ``raw`` (the
+    trained G itself), ``auto`` (EMA when there is one)."""
+    from gantrain.build import build_nets
+
+    if weights not in WEIGHTS:
+        raise UserError(f"--weights {weights} is not known: use one of {', '.join(WEIGHTS)}")
+    device = torch.device(device)
+    path = Path(path).expanduser()
+    if path.is_dir():
+        run_dir, generator_path, full_path = path, exported_generator(path), last_checkpoint(path)
+    elif path.is_file():
+        run_dir, generator_path, full_path = _run_dir_of(path), None, path
+    else:
+        raise UserError(f"{path}: no such run directory or checkpoint file")
+    if generator_path is not None and not generator_path.is_file() and not full_path.is_file():
+        raise UserError(f"{run_dir} holds no trained generator (no {CHECKPOINT_DIR}/{generator_path.name}): "
+                        f"point at a gantrain run directory that has saved a checkpoint")
+    # The exported generator is what sampling uses by default; the full state has both copies.
+    use_export = generator_path is not None and generator_path.is_file() and weights in ("auto", "ema")
+    state = load_checkpoint(generator_path if use_export else full_path, map_location=device)
+    if "generator" in state:  # an export: one copy of G
+        has_ema = bool(state.get("ema"))
+        if weights == "ema" and not has_ema:
+            raise UserError(f"{run_dir} kept no EMA of the generator (trainer.ema_decay was 0): use --weights raw")
+        G_state, chosen = state["generator"], "ema" if has_ema else "raw"
+        full_path = full_path if full_path is not None and full_path.is_file() else None
+    elif "model" in state:  # the full training state
+        has_ema = "ema" in state
+        if weights == "ema" and not has_ema:
+            raise UserError(f"{path} kept no EMA of the generator (trainer.ema_decay was 0): use --weights raw")
+        chosen = "ema" if has_ema and weights != "raw" else "raw"
+        G_state = state["ema"]["module"] if chosen == "ema" else _prefixed(state["model"], "G.")
+    else:
+        raise UserError(f"{path} holds no generator: point at a run directory or one of its checkpoints")
+    from omegaconf import OmegaConf
+
+    G = build_nets(OmegaConf.create(state["config"]).model, state["data_spec"])["generator"]
+    G.load_state_dict(G_state)
+    G = G.to(device).eval().requires_grad_(False)
+    return GeneratorRun(run_dir, G, state, chosen, device, full_path)
+
+
+def seeded_z(seeds: list[int], z_dim: int, truncation: float | None = None) -> torch.Tensor:
+    """One z per seed, each from its own generator: image k of ``--seeds`` is the same
+    image whatever else is drawn beside it. ``truncation`` t: the truncation trick
+    (Brock et al. 2019, BigGAN): values beyond +-t are redrawn, trading variety for quality."""
+    if truncation is not None and truncation <= 0:
+        raise UserError(f"--truncation {truncation}: use a positive threshold, e.g. 1.0 (or leave it out)")
+    rows = []
+    for seed in seeds:
+        generator = torch.Generator().manual_seed(int(seed))
+        z = torch.empty(z_dim)
+        if truncation is None:
+            z.normal_(generator=generator)
+        else:
+            nn.init.trunc_normal_(z, 0.0, 1.0, -truncation, truncation, generator=generator)
+        rows.append(z)
+    return torch.stack(rows)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-7"``, ``"3,5,9"`` or ``"0-3,10"`` -> a list of seeds."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part.strip()[1:]:
+                low, high = part.strip().split("-", 1)
+                if int(high) < int(low):
+                    raise ValueError
+                seeds += range(int(low), int(high) + 1)
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise UserError(f"seeds {text!r}: write non-negative numbers and ranges, e.g. 0-15 or 3,5,9") from None
+    if not seeds or min(seeds) < 0:
+        raise UserError(f"seeds {text!r}: write non-negative numbers and ranges, e.g. 0-15 or 3,5,9")
+    return seeds
+
+
+def check_class(run: GeneratorRun, label: int | None, prog: str) -> None:
+    if label is None:
+        return
+    if not run.num_classes:
+        raise UserError(f"{prog}: a class was given but {run.run_dir} holds an unconditional generator: "
+                        f"leave out the class options")
+    if not 0 <= label < run.num_classes:
+        raise UserError(f"class {label} is out of range: {run.run_dir} has classes 0..{run.num_classes - 1}")
+
+
+class ToolOutput:
+    """``RUN/<tool>/<name>``: the tool's own folder, created on first write, never reused."""
+
+    def __init__(self, run: GeneratorRun, tool: str, name: str | None = None) -> None:
+        self.run, self.tool = run, tool
+        base = run.run_dir / tool
+        if name is None:
+            stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+            name, k = stamp, 1
+            while (base / name).exists():
+                name, k = f"{stamp}_{k}", k + 1
+        elif not name or "/" in name or name in (".", ".."):
+            raise UserError(f"--name {name!r}: use a plain folder name")
+        elif (base / name).exists():
+            raise UserError(f"{base / name} already exists: choose another --name (nothing is overwritten)")
+        self.name, self.path = name, base / name
+        self._logger = None
+
+    def file(self, name: str) -> Path:
+        """A path in the folder, creating the folder first."""
+        if not self.path.is_dir():
+            self.path.mkdir(parents=True)
+            _opened.append(self)
+        return self.path / name
+
+    @property
+    def logger(self):
+        if self._logger is None:
+            from gantrain.engine.logger import RunLogger
+
+            self._logger = RunLogger(self.run.run_dir)
+        return self._logger
+
+    def grid(self, name: str, images: torch.Tensor, nrow: int) -> Path:
+        """Images in [-1, 1] as one grid PNG, also logged to TensorBoard."""
+        grid = make_grid(images.detach().float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1))
+        path = self.file(f"{name}.png")
+        save_image(grid, path)
+        self.logger.writer.add_image(f"{self.tool}/{self.name}/{name}", grid, self.run.step)
+        return path
+
+    def images(self, images: torch.Tensor, names: list[str]) -> list[Path]:
+        """One PNG per image (in [-1, 1])."""
+        paths = [self.file(f"{name}.png") for name in names]
+        for image, path in zip(images.detach().float().cpu(), paths):
+            save_image(image, path, normalize=True, value_range=(-1, 1))
+        return paths
+
+    def table(self, name: str, rows: list[dict]) -> Path:
+        path = self.file(f"{name}.csv")
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        return path
+
+    def tensor(self, name: str, value) -> Path:
+        path = self.file(f"{name}.pt")
+        torch.save(value, path)
+        return path
+
+    def json(self, name: str, data: dict) -> Path:
+        from gantrain.engine.checkpoint import write_json
+
+        path = self.file(f"{name}.json")
+        write_json(path, data)
+        return path
+
+    def close(self) -> None:
+        if self._logger is not None:
+            self._logger.close()
+
+    def discard(self) -> None:
+        """After a failure: remove what this command wrote, and nothing else."""
+        self.close()
+        if self.path.is_dir():
+            shutil.rmtree(self.path, ignore_errors=True)
+        if self.path.parent.is_dir() and not any(self.path.parent.iterdir()):
+            self.path.parent.rmdir()
+
+
+def tool_main(prog: str, run: Callable[[], ToolOutput | None]) -> None:
+    """Run a tool with the CLI's error contract: a ``UserError`` is one line and exit
+    status 2, and whatever the failed command had written is removed."""
+    _opened.clear()
+    try:
+        output = run()
+    except BaseException as exc:
+        for opened in _opened:
+            opened.discard()
+        if not isinstance(exc, UserError):
+            raise
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    if output is not None:
+        output.close()
+        print(f"{prog}: wrote {output.path}")
