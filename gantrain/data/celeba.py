@@ -46,6 +46,10 @@ class CelebAImages(Dataset):
     def __len__(self) -> int:
         return len(self.faces)
 
+    def attribute_table(self) -> torch.Tensor:
+        """Every image's 40 attributes as 0/1, without decoding any image."""
+        return self.faces.attr
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         image, attrs = self.faces[index]
         item = {"image": self.transform(image.convert("RGB")), "attrs": attrs.to(torch.float32)}

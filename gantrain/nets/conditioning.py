@@ -22,6 +22,12 @@ Conditioning = Literal["concat", "projection"]
 
 
 def one_hot(y: torch.Tensor, num_classes: int, like: torch.Tensor) -> torch.Tensor:
+    """Class indices -> one-hot rows. Rows of class weights (N, num_classes) pass through:
+    a blend of two classes is how gantrain-walk walks from one class to another."""
+    if y.is_floating_point() and y.dim() == 2:
+        if y.shape[1] != num_classes:
+            raise ValueError(f"class weights with {y.shape[1]} columns for {num_classes} classes")
+        return y.to(dtype=like.dtype)
     return F.one_hot(y.long(), num_classes).to(dtype=like.dtype)
 
 

@@ -167,8 +167,8 @@ def seeded_z(seeds: list[int], z_dim: int, truncation: float | None = None) -> t
     return torch.stack(rows)
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``"0-7"``, ``"3,5,9"`` or ``"0-3,10"`` -> a list of seeds."""
+def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
+    """``"0-7"``, ``"3,5,9"`` or ``"0-3,10"`` -> a list of numbers (seeds, indices, classes)."""
     seeds: list[int] = []
     try:
         for part in text.split(","):
@@ -180,9 +180,9 @@ def parse_seeds(text: str) -> list[int]:
             else:
                 seeds.append(int(part))
     except ValueError:
-        raise UserError(f"seeds {text!r}: write non-negative numbers and ranges, e.g. 0-15 or 3,5,9") from None
+        raise UserError(f"{option} {text!r}: write non-negative numbers and ranges, e.g. 0-15 or 3,5,9") from None
     if not seeds or min(seeds) < 0:
-        raise UserError(f"seeds {text!r}: write non-negative numbers and ranges, e.g. 0-15 or 3,5,9")
+        raise UserError(f"{option} {text!r}: write non-negative numbers and ranges, e.g. 0-15 or 3,5,9")
     return seeds
 
 
@@ -293,3 +293,25 @@ def tool_main(prog: str, run: Callable[[], ToolOutput | None]) -> None:
     if output is not None:
         output.close()
         print(f"{prog}: wrote {output.path}")
+
+
+def read_image_folder(folder: str | Path, channels: int, image_size: int) -> tuple[torch.Tensor, list[Path]]:
+    """Every image under ``folder`` as the run's data is shaped (grey or RGB, resized and
+    centre-cropped to a square), in [-1, 1], with the files in the same order."""
+    from gantrain.data.folder import ImageFiles, find_images
+    from gantrain.data.spec import to_unit_range
+
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise UserError(f"{root}: no such folder of images")
+    files = find_images(root)
+    if not files:
+        raise UserError(f"no images in {root}: point at a folder of .png/.jpg files")
+    dataset = ImageFiles(files, None, image_size, channels)
+    images = []
+    for k, path in enumerate(files):
+        try:
+            images.append(dataset[k]["image"])
+        except (OSError, ValueError) as exc:  # truncated, corrupt, or not an image after all
+            raise UserError(f"cannot read image {path} ({exc}): remove or replace it") from None
+    return to_unit_range(torch.stack(images)), files
