@@ -24,7 +24,7 @@ from gantrain.engine.loop import Trainer, TrainerConfig
 from gantrain.engine.runtime import configure_backends, environment, seed_everything, select_device
 from gantrain.errors import UserError
 from gantrain.metrics.evaluate import EvalConfig, GeneratorEvaluator
-from gantrain.validate import at_least, check_call, check_value, resolve_target, to_dataclass
+from gantrain.validate import at_least, check_all_targets, check_call, check_value, resolve_target, to_dataclass
 
 log = logging.getLogger("gantrain")
 
@@ -55,6 +55,7 @@ def _plain(cfg: DictConfig) -> dict:
 def check_config(cfg: DictConfig) -> None:
     """Every check that needs neither data nor files: keys, types, ranges."""
     plain = _plain(OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"]))
+    check_all_targets(plain)
     check_value("seed", plain["seed"], int)
     check_value("device", plain["device"], str)
     check_value("resume", plain["resume"], str | None)
@@ -81,7 +82,10 @@ def check_config(cfg: DictConfig) -> None:
 
 def instantiate(node: DictConfig, **kwargs):
     """``hydra.utils.instantiate``, letting our own ``UserError`` through unwrapped
-    (Hydra wraps whatever a target raises in a multi-line ``InstantiationException``)."""
+    (Hydra wraps whatever a target raises in a multi-line ``InstantiationException``).
+    Every ``_target_`` in the node is checked against the allow-list first: configs
+    also come from run directories (resume, the tools), not only from ``check_config``."""
+    check_all_targets(_plain(node) if isinstance(node, DictConfig) else node)
     try:
         return hydra_instantiate(node, **kwargs)
     except InstantiationException as exc:

@@ -21,12 +21,43 @@ from gantrain.errors import UserError
 
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 MISSING = "???"
+# A config may build objects from these packages only: a `_target_` is code that runs,
+# and a config can arrive from anywhere (a shared experiment file, a run directory).
+ALLOWED_TARGET_PACKAGES = ("gantrain", "torch", "torchvision")
+# ... minus the parts of torch that load or fetch code (pickles, hub repos, extensions).
+DENIED_TARGETS = ("torch.hub", "torch.load", "torch.package", "torch.serialization", "torch.jit.load",
+                  "torch.utils.cpp_extension", "torch.ops", "torch.classes", "torch.utils.model_zoo",
+                  "torch.compile", "torch.export.load")
+
+
+def check_target_allowed(target: str, path: str) -> None:
+    """Refuse a ``_target_`` outside gantrain, torch and torchvision before importing anything."""
+    denied = any(target == d or target.startswith(d + ".") for d in DENIED_TARGETS)
+    if target.split(".")[0] not in ALLOWED_TARGET_PACKAGES or denied:
+        raise UserError(f"{path}._target_={target} is refused: configs may only build objects from "
+                        f"{', '.join(ALLOWED_TARGET_PACKAGES)} (and not torch's code loaders); point "
+                        f"it at a gantrain, torch or torchvision class")
+
+
+def check_all_targets(node: Any, path: str = "") -> None:
+    """Every ``_target_`` anywhere in a plain config tree, nested ones included (Hydra
+    instantiates those recursively)."""
+    if isinstance(node, dict):
+        target = node.get("_target_")
+        if target is not None:
+            check_target_allowed(str(target), path or "config")
+        for key, value in node.items():
+            check_all_targets(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, (list, tuple)):
+        for k, value in enumerate(node):
+            check_all_targets(value, f"{path}[{k}]")
 
 
 def resolve_target(node: dict, path: str) -> Callable:
     target = node.get("_target_")
     if not isinstance(target, str) or "." not in target:
         raise UserError(f"{path}._target_ must name a class or function, e.g. torch.optim.Adam")
+    check_target_allowed(target, path)
     module_name, _, attr = target.rpartition(".")
     try:
         return getattr(importlib.import_module(module_name), attr)
