@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 import torch
 from torch import nn
 
-from gantrain.engine.checkpoint import exported_generator, last_checkpoint, load_checkpoint
+from gantrain.engine.checkpoint import exported_generator, last_checkpoint, load_checkpoint, remove_stale_temporaries
 from gantrain.engine.logger import RunLogger
 from gantrain.engine.loop import Trainer, TrainerConfig
 from gantrain.engine.runtime import configure_backends, environment, seed_everything, select_device
@@ -219,6 +219,7 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
     trainer_cfg = to_dataclass(TrainerConfig, _plain(cfg.trainer), "trainer")
     checkpoint = None
     if cfg.resume:
+        remove_stale_temporaries(cfg.resume)
         checkpoint = load_checkpoint(last_checkpoint(cfg.resume))
         if checkpoint["step"] >= trainer_cfg.steps:
             raise UserError(f"run {cfg.resume} already finished at step {checkpoint['step']}: to "

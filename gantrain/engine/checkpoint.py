@@ -44,6 +44,15 @@ def exported_generator(run_dir: str | Path) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / GENERATOR
 
 
+def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
+    """Half-written temporaries of a process killed mid-write (``.last.pt.XXXX.tmp``); the
+    checkpoints themselves are whole. Called when a run (re)starts: one run per directory."""
+    stale = sorted((Path(run_dir) / CHECKPOINT_DIR).glob(".*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def save_checkpoint(state: dict, path: str | Path) -> None:
     path = Path(path)
     atomic_write(path, lambda f: torch.save({"format_version": FORMAT_VERSION, **state}, f))
