@@ -13,7 +13,7 @@ checkpoint and returns ``"interrupted"``. A second Ctrl-C stops at once.
 
 from __future__ import annotations
 
-import math
+import logging
 import signal
 import threading
 import time
@@ -27,10 +27,13 @@ from tqdm.auto import tqdm
 from gantrain.engine.checkpoint import (best_checkpoint, exported_generator, last_checkpoint, save_checkpoint,
                                         write_json)
 from gantrain.engine.ema import EMA
+from gantrain.engine.guard import NonFinite, explain, nonfinite_nets, nonfinite_values
 from gantrain.engine.logger import RunLogger
 from gantrain.engine.runtime import capture_rng, restore_rng
 from gantrain.errors import UserError
 from gantrain.validate import at_least
+
+log = logging.getLogger("gantrain")
 
 
 class Evaluator(Protocol):
@@ -56,6 +59,9 @@ class TrainerConfig:
     progress: bool = True  # the tqdm bar
     ema_decay: float = 0.0  # > 0: keep an EMA of G's weights and sample from it
     lr_decay_start: int | None = None  # from this step, learning rates fall linearly to 0
+    on_nonfinite: NonFinite = "stop"  # or "rollback" to the last checkpoint with lower learning rates
+    max_rollbacks: int = 3
+    rollback_lr_scale: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("steps", "d_steps", "log_every", "sample_every", "checkpoint_every", "num_samples"):
@@ -65,6 +71,10 @@ class TrainerConfig:
         if not 0 <= self.ema_decay < 1:
             raise UserError(f"trainer.ema_decay={self.ema_decay} must lie in [0, 1): 0 turns the "
                             f"EMA off, 0.999 is usual")
+        at_least("trainer.max_rollbacks", self.max_rollbacks, 0)
+        if not 0 < self.rollback_lr_scale <= 1:
+            raise UserError(f"trainer.rollback_lr_scale={self.rollback_lr_scale} must lie in (0, 1]: "
+                            f"0.5 halves the learning rates at each rollback")
 
 
 class StopRequest:
@@ -106,6 +116,8 @@ class Trainer:
         self.ema = EMA(model.G, cfg.ema_decay) if cfg.ema_decay else None
         self.fixed, self.validation, self.evaluator = fixed, validation, evaluator
         self.best: dict | None = None  # {"metric", "value", "step"} of checkpoints/best.pt
+        self.rollbacks = 0  # times a non-finite value sent the run back to its checkpoint
+        self.checkpoint_step: int | None = None  # the step of the last checkpoint written or loaded
         self.schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, self._lr_factor) for opt in (opt_g, opt_d)]
 
     def _lr_factor(self, step: int) -> float:
@@ -129,6 +141,7 @@ class Trainer:
             "schedulers": [scheduler.state_dict() for scheduler in self.schedulers],
             **({"ema": self.ema.state_dict()} if self.ema else {}),
             **({"best": self.best} if self.best else {}),
+            "rollbacks": self.rollbacks,
             **self.meta,
         }
 
@@ -154,16 +167,22 @@ class Trainer:
         self.step, self.images_seen = int(state["step"]), int(state["images_seen"])
         self.fixed = state["fixed"]
         self.best = state.get("best")
+        self.rollbacks = int(state.get("rollbacks", 0))
+        self.checkpoint_step = self.step
         for scheduler, scheduler_state in zip(self.schedulers, state["schedulers"]):
             scheduler.load_state_dict(scheduler_state)
         restore_rng(state["rng"])
 
     def save(self) -> None:
+        """Write last.pt and generator.pt, unless a weight went non-finite: then the
+        previous checkpoint stays as it is (``_nonfinite`` decides what happens next)."""
+        self._guard({}, check_weights=True)
         run_dir = self.logger.run_dir
         save_checkpoint(self.state_dict(), last_checkpoint(run_dir))
         save_checkpoint({"generator": self.sampling_generator.state_dict(),
                          "ema": self.ema is not None, "step": self.step, **self.meta},
                         exported_generator(run_dir))
+        self.checkpoint_step = self.step
 
     def _rng_fork(self):
         return torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
@@ -199,69 +218,116 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------
     def fit(self) -> str:
+        cfg = self.cfg
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress, unit="step",
+                   dynamic_ncols=True, desc="train")
+        with StopRequest() as stop:
+            while True:
+                try:
+                    self._train(stop, bar)
+                    interrupted = stop.requested and self.step < cfg.steps
+                    if self.step % cfg.sample_every != 0:
+                        self.log_samples()
+                    if self.step % cfg.checkpoint_every != 0:
+                        self.save()
+                    break
+                except _RollBack as rollback:
+                    self._roll_back(rollback.problems)
+                    bar.reset(total=cfg.steps)
+                    bar.update(self.step)
+            bar.close()
+        self.logger.flush()
+        return "interrupted" if interrupted else "finished"
+
+    def _train(self, stop: StopRequest, bar) -> None:
+        """Steps until the last one or a stop request."""
         cfg, model, D = self.cfg, self.model, self.model.D
         batches = iter(self.stream)
         sums: dict[str, torch.Tensor] = {}
         logged_steps, last_log_time, last_log_images = 0, time.perf_counter(), self.images_seen
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress, unit="step",
-                   dynamic_ncols=True, desc="train")
-        with StopRequest() as stop:
-            while self.step < cfg.steps and not stop.requested:
-                for _ in range(cfg.d_steps):
-                    batch = next(batches)
-                    loss_d, logs = model.d_loss(batch)
-                    self.opt_d.zero_grad(set_to_none=True)
-                    loss_d.backward()
-                    self.opt_d.step()
-                    model.after_d_step()  # e.g. WGAN's weight clipping
-                # D's weights need no gradients for G's update; skipping them is free speed.
-                D.requires_grad_(False)
-                loss_g, logs_g = model.g_loss(batch)
-                self.opt_g.zero_grad(set_to_none=True)
-                loss_g.backward()
-                self.opt_g.step()
-                D.requires_grad_(True)
-                if self.ema:
-                    self.ema.update(model.G)
-                for scheduler in self.schedulers:
-                    scheduler.step()
+        while self.step < cfg.steps and not stop.requested:
+            for _ in range(cfg.d_steps):
+                batch = next(batches)
+                loss_d, logs = model.d_loss(batch)
+                self.opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                self.opt_d.step()
+                model.after_d_step()  # e.g. WGAN's weight clipping
+            # D's weights need no gradients for G's update; skipping them is free speed.
+            D.requires_grad_(False)
+            loss_g, logs_g = model.g_loss(batch)
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            self.opt_g.step()
+            D.requires_grad_(True)
+            if self.ema:
+                self.ema.update(model.G)
+            for scheduler in self.schedulers:
+                scheduler.step()
 
-                self.step += 1
-                self.images_seen += cfg.d_steps * len(next(iter(batch.values())))
-                for tag, value in {**logs, **logs_g}.items():
-                    sums[tag] = sums[tag] + value if tag in sums else value.clone()
-                logged_steps += 1
-                bar.update(1)
+            self.step += 1
+            self.images_seen += cfg.d_steps * len(next(iter(batch.values())))
+            for tag, value in {**logs, **logs_g}.items():
+                sums[tag] = sums[tag] + value if tag in sums else value.clone()
+            logged_steps += 1
+            bar.update(1)
 
-                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    now = time.perf_counter()
-                    values = {tag: float(total) / logged_steps for tag, total in sums.items()}
-                    self._check_finite(values)
-                    values["perf/images_per_sec"] = (self.images_seen - last_log_images) / max(now - last_log_time, 1e-9)
-                    values["lr/g"] = self.opt_g.param_groups[0]["lr"]
-                    values["lr/d"] = self.opt_d.param_groups[0]["lr"]
-                    self.logger.scalars(values, self.step)
-                    bar.set_postfix({"d": f"{values['loss/d']:.3f}", "g": f"{values['loss/g']:.3f}",
-                                     "img/s": f"{values['perf/images_per_sec']:.0f}"}, refresh=False)
-                    sums, logged_steps, last_log_time, last_log_images = {}, 0, now, self.images_seen
-                if self.step % cfg.sample_every == 0:
-                    self.log_samples()
-                if self.evaluator and self.evaluator.every and self.step % self.evaluator.every == 0:
-                    self.evaluate()
-                if self.step % cfg.checkpoint_every == 0:
-                    self.save()
-            bar.close()
-            interrupted = stop.requested and self.step < cfg.steps
-            if self.step % cfg.sample_every != 0:
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                now = time.perf_counter()
+                values = {tag: float(total) / logged_steps for tag, total in sums.items()}
+                self._guard(values, check_weights=True)
+                values["perf/images_per_sec"] = (self.images_seen - last_log_images) / max(now - last_log_time, 1e-9)
+                values["lr/g"] = self.opt_g.param_groups[0]["lr"]
+                values["lr/d"] = self.opt_d.param_groups[0]["lr"]
+                self.logger.scalars(values, self.step)
+                bar.set_postfix({"d": f"{values['loss/d']:.3f}", "g": f"{values['loss/g']:.3f}",
+                                 "img/s": f"{values['perf/images_per_sec']:.0f}"}, refresh=False)
+                sums, logged_steps, last_log_time, last_log_images = {}, 0, now, self.images_seen
+            if self.step % cfg.sample_every == 0:
                 self.log_samples()
-            if self.step % cfg.checkpoint_every != 0:
+            if self.evaluator and self.evaluator.every and self.step % self.evaluator.every == 0:
+                self.evaluate()
+            if self.step % cfg.checkpoint_every == 0:
                 self.save()
-        self.logger.flush()
-        return "interrupted" if interrupted else "finished"
 
-    def _check_finite(self, values: dict[str, float]) -> None:
-        bad = [tag for tag, value in values.items() if not math.isfinite(value)]
-        if bad:
-            raise UserError(f"{', '.join(bad)} became non-finite by step {self.step}; the last good "
-                            f"checkpoint is kept. Lower the learning rates (optim.g.lr, optim.d.lr) "
-                            f"or try another loss")
+    # -- non-finite values ---------------------------------------------------
+    def _guard(self, values: dict[str, float], check_weights: bool) -> None:
+        """Stop, or roll back, when a logged value or (with ``check_weights``) a weight is NaN/Inf."""
+        problems = nonfinite_values(values)
+        if check_weights:
+            nets = {"G": self.model.G, "D": self.model.D, **({"EMA": self.ema.module} if self.ema else {})}
+            problems += nonfinite_nets(nets)
+        if not problems:
+            return
+        can_roll_back = (self.cfg.on_nonfinite == "rollback" and self.rollbacks < self.cfg.max_rollbacks
+                         and last_checkpoint(self.logger.run_dir).is_file())
+        if can_roll_back:
+            raise _RollBack(problems)
+        raise UserError(explain(problems, self.step, self.checkpoint_step, self.cfg.on_nonfinite))
+
+    def _roll_back(self, problems: list[str]) -> None:
+        """Back to the last checkpoint, with the learning rates scaled down (repeating the
+        same steps at the same rates would diverge the same way)."""
+        from gantrain.engine.checkpoint import load_checkpoint
+
+        failed_at, count = self.step, self.rollbacks + 1
+        self.load_state_dict(load_checkpoint(last_checkpoint(self.logger.run_dir), map_location=self.device))
+        # The checkpoint's rates already carry the rollbacks made before it was written.
+        scale = self.cfg.rollback_lr_scale ** (count - self.rollbacks)
+        self.rollbacks = count
+        for optimizer, scheduler in zip((self.opt_g, self.opt_d), self.schedulers):
+            # LambdaLR sets lr = base_lr * factor at every step: scale the base too.
+            scheduler.base_lrs = [base * scale for base in scheduler.base_lrs]
+            for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
+                group["lr"] = base * self._lr_factor(self.step)
+        self.logger.scalars({"nonfinite/rollbacks": self.rollbacks}, self.step)
+        self.logger.text("nonfinite", f"{', '.join(problems)} non-finite at step {failed_at}: rolled back "
+                         f"to step {self.step}, learning rates x{scale:g} (rollback {count})", self.step)
+        log.warning("%s non-finite at step %d: rolled back to step %d, learning rates x%g (rollback %d of %d)",
+                    ", ".join(problems), failed_at, self.step, scale, count, self.cfg.max_rollbacks)
+
+
+class _RollBack(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(", ".join(problems))
+        self.problems = problems
