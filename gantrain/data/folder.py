@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from gantrain.data.images import FallbackReader, OnBadFile, read, scan
 from gantrain.data.loader import DatasetSource
 from gantrain.data.spec import DataSpec
 from gantrain.errors import UserError
@@ -26,10 +26,11 @@ def find_images(root: Path) -> list[Path]:
 
 class ImageFiles(Dataset):
     def __init__(self, files: list[Path], labels: list[int] | None, image_size: int,
-                 channels: int) -> None:
+                 channels: int, on_bad_file: OnBadFile = "skip") -> None:
         self.files = files
         self.labels = labels
         self.mode = {1: "L", 3: "RGB"}[channels]
+        self.reader = FallbackReader(files, on_bad_file)
         self.transform = transforms.Compose([
             transforms.Resize(image_size, antialias=True),
             transforms.CenterCrop(image_size),
@@ -40,14 +41,14 @@ class ImageFiles(Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        with Image.open(self.files[index]) as image:
-            item = {"image": self.transform(image.convert(self.mode))}
-        if self.labels is not None:
-            item["label"] = torch.tensor(self.labels[index])
+        image, used = self.reader(index, lambda path: read(path, self.mode))
+        item = {"image": self.transform(image)}
+        if self.labels is not None:  # the label of the file actually read
+            item["label"] = torch.tensor(self.labels[used])
         return item
 
 
-def folder(path: str, image_size: int = 64, channels: int = 3) -> DatasetSource:
+def folder(path: str, image_size: int = 64, channels: int = 3, on_bad_file: OnBadFile = "skip") -> DatasetSource:
     if path is None or str(path) in ("", "???"):
         raise UserError("data=folder needs a path: add data.path=/path/to/images")
     root = Path(path).expanduser()
@@ -59,6 +60,7 @@ def folder(path: str, image_size: int = 64, channels: int = 3) -> DatasetSource:
     if not files:
         raise UserError(f"no images in {root} (looked for {', '.join(sorted(IMG_EXTENSIONS))}): "
                         f"set data.path to a folder that holds images")
+    files = scan(files, on_bad_file, str(root))
     top = [f.relative_to(root).parts for f in files]
     class_names: tuple[str, ...] = ()
     labels = None
@@ -66,7 +68,7 @@ def folder(path: str, image_size: int = 64, channels: int = 3) -> DatasetSource:
         class_names = tuple(sorted({parts[0] for parts in top}))
         index = {name: k for k, name in enumerate(class_names)}
         labels = [index[parts[0]] for parts in top]
-    dataset = ImageFiles(files, labels, image_size, channels)
+    dataset = ImageFiles(files, labels, image_size, channels, on_bad_file)
     spec = DataSpec(channels=channels, image_size=image_size, num_classes=len(class_names),
                     size=len(files), class_names=class_names, name=root.name)
     return DatasetSource(dataset, spec)

@@ -31,6 +31,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms.functional import pil_to_tensor
 
 from gantrain.data.loader import DatasetSource
+from gantrain.data.images import FallbackReader, OnBadFile, check_on_bad_file, read, scan
 from gantrain.data.spec import DataSpec, to_unit_range
 from gantrain.errors import UserError
 
@@ -44,8 +45,7 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def load_rgb(path: Path) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB")  # some sets mix in grey or palette images
+    return read(path, "RGB")  # some sets mix in grey, palette or RGBA images
 
 
 def square(image: Image.Image, size: int) -> Image.Image:
@@ -106,7 +106,7 @@ def stack_items(dataset: Dataset, indices: Sequence[int]) -> dict[str, torch.Ten
     return {key: to_unit_range(torch.stack([item[key] for item in items])) for key in items[0]}
 
 
-def split_files(root: Path, split: str, key: str) -> list[Path]:
+def split_files(root: Path, split: str, key: str, on_bad_file: OnBadFile = "skip") -> list[Path]:
     """The images of ``root/split``, or a UserError naming the splits that are there."""
     folder = root / split
     if not folder.is_dir():
@@ -118,7 +118,7 @@ def split_files(root: Path, split: str, key: str) -> list[Path]:
     if not files:
         raise UserError(f"no images in {folder}/ (looked for {EXTENSIONS}): put the dataset's "
                         f"images there, or point at the folder that holds them")
-    return files
+    return scan(files, on_bad_file, f"{folder}/")
 
 
 def check_even_widths(files: list[Path]) -> None:
@@ -140,8 +140,9 @@ class AlignedPairs(Dataset):
     """Items ``{"A", "B"}`` of uint8 (3, S, S) from A|B files, after ``direction``."""
 
     def __init__(self, files: list[Path], direction: str, image_size: int, load_size: int,
-                 flip: bool, augment: bool) -> None:
+                 flip: bool, augment: bool, on_bad_file: OnBadFile = "skip") -> None:
         self.files = files
+        self.reader = FallbackReader(files, on_bad_file)
         self.direction = direction
         self.image_size, self.load_size, self.flip = image_size, load_size, flip
         self.augment = augment
@@ -153,8 +154,8 @@ class AlignedPairs(Dataset):
 
     def halves(self, index: int) -> tuple[Image.Image, Image.Image]:
         """(A, B) of file ``index``: (left, right) for AtoB, (right, left) for BtoA."""
-        path = self.files[index]
-        image = load_rgb(path)
+        image, used = self.reader(index, load_rgb)
+        path = self.files[used]
         width, height = image.size
         if width % 2:  # a file replaced after the check at build time
             raise UserError(f"{path} is {width}x{height}: A|B images must have an even width")
@@ -196,20 +197,22 @@ class PairedSource(DatasetSource):
 
 
 def _aligned(root: Path, split: str, direction: str, image_size: int, load_size: int, flip: bool,
-             val_split: str | None, name: str) -> PairedSource:
+             val_split: str | None, name: str, on_bad_file: OnBadFile) -> PairedSource:
     if direction not in DIRECTIONS:
         raise UserError(f"data.direction={direction!r} is not a direction: use AtoB (left half -> "
                         f"right half) or BtoA (right half -> left half)")
     check_sizes(image_size, load_size)
-    train_files = split_files(root, split, "data.split")
+    check_on_bad_file(on_bad_file)
+    train_files = split_files(root, split, "data.split", on_bad_file)
     if val_split is None:  # the reference's held-out split, else the training images
         val_split = next((s for s in ("val", "test") if (root / s).is_dir()), split)
-    val_files = train_files if val_split == split else split_files(root, val_split, "data.val_split")
+    val_files = train_files if val_split == split else split_files(root, val_split, "data.val_split", on_bad_file)
     check_even_widths(train_files)
     if val_files is not train_files:
         check_even_widths(val_files)
-    dataset = AlignedPairs(train_files, direction, image_size, load_size, flip, augment=True)
-    validation = AlignedPairs(val_files, direction, image_size, image_size, False, augment=False)
+    dataset = AlignedPairs(train_files, direction, image_size, load_size, flip, augment=True, on_bad_file=on_bad_file)
+    validation = AlignedPairs(val_files, direction, image_size, image_size, False, augment=False,
+                              on_bad_file=on_bad_file)
     spec = DataSpec(channels=3, image_size=image_size, size=len(train_files), pairing="paired",
                     name=name, extras={"direction": direction, "val_split": val_split})
     return PairedSource(dataset, validation, spec)
@@ -227,15 +230,16 @@ def dataset_folder(path: str | None, option: str, holds: str, layout: str) -> Pa
 
 
 def paired_folder(path: str, split: str = "train", direction: str = "AtoB", image_size: int = 256,
-                  load_size: int = 286, flip: bool = True, val_split: str | None = None) -> PairedSource:
+                  load_size: int = 286, flip: bool = True, val_split: str | None = None,
+                  on_bad_file: OnBadFile = "skip") -> PairedSource:
     """Any dataset in the aligned layout (edges2shoes, maps, cityscapes, night2day, ...)."""
     root = dataset_folder(path, "paired_folder", "train/, val/, ...",
                           f"<path>/{split}/*.jpg, each image an A|B pair side by side")
-    return _aligned(root, split, direction, image_size, load_size, flip, val_split, root.name)
+    return _aligned(root, split, direction, image_size, load_size, flip, val_split, root.name, on_bad_file)
 
 
 def facades(root: str = "data", split: str = "train", direction: str = "BtoA", image_size: int = 256,
-            load_size: int = 286, flip: bool = True) -> PairedSource:
+            load_size: int = 286, flip: bool = True, on_bad_file: OnBadFile = "skip") -> PairedSource:
     """CMP facades as the pix2pix archive unpacks it. The photo is the left half and the
     label map the right one, so BtoA (the default, as in the reference's facades
     scripts) learns label map -> photo."""
@@ -244,4 +248,4 @@ def facades(root: str = "data", split: str = "train", direction: str = "BtoA", i
         raise UserError(f"facades not found in {base}/ (expected {base}/train/*.jpg): run python "
                         f"scripts/download_pix2pix.py facades --root {root}, or set data.root to the "
                         f"folder that holds facades/")
-    return _aligned(base, split, direction, image_size, load_size, flip, None, "facades")
+    return _aligned(base, split, direction, image_size, load_size, flip, None, "facades", on_bad_file)

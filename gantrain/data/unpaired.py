@@ -22,6 +22,7 @@ from torchvision.transforms.functional import pil_to_tensor
 from gantrain.data.loader import DatasetSource
 from gantrain.data.paired import (EXTENSIONS, check_sizes, dataset_folder, draw_crop_flip, list_images,
                                    load_rgb, split_key, square)
+from gantrain.data.images import FallbackReader, OnBadFile, check_on_bad_file, scan
 from gantrain.data.spec import DataSpec, to_unit_range
 from gantrain.errors import UserError
 
@@ -30,8 +31,9 @@ class UnpairedImages(Dataset):
     seeded_items = True  # the stream indexes items with (index, item_seed)
 
     def __init__(self, files_a: list[Path], files_b: list[Path], image_size: int, load_size: int,
-                 flip: bool) -> None:
+                 flip: bool, on_bad_file: OnBadFile = "skip") -> None:
         self.files_a, self.files_b = files_a, files_b
+        self.read_a, self.read_b = FallbackReader(files_a, on_bad_file), FallbackReader(files_b, on_bad_file)
         self.image_size, self.load_size, self.flip = image_size, load_size, flip
 
     def __len__(self) -> int:
@@ -42,8 +44,8 @@ class UnpairedImages(Dataset):
         generator = torch.Generator().manual_seed(seed)
         b_index = int(torch.randint(len(self.files_b), (), generator=generator))
         a = draw_crop_flip(self.load_size, self.image_size, self.flip, generator)(
-            load_rgb(self.files_a[index % len(self.files_a)]))
-        b = draw_crop_flip(self.load_size, self.image_size, self.flip, generator)(load_rgb(self.files_b[b_index]))
+            self.read_a(index % len(self.files_a), load_rgb)[0])
+        b = draw_crop_flip(self.load_size, self.image_size, self.flip, generator)(self.read_b(b_index, load_rgb)[0])
         return {"A": a, "B": b}
 
 
@@ -68,7 +70,7 @@ class UnpairedSource(DatasetSource):
                 for name, files in (("A", files_a), ("B", files_b))}
 
 
-def _domain_files(root: Path, split: str) -> tuple[list[Path], list[Path]]:
+def _domain_files(root: Path, split: str, on_bad_file: OnBadFile) -> tuple[list[Path], list[Path]]:
     folders = [root / f"{split}A", root / f"{split}B"]
     missing = [f.name + "/" for f in folders if not f.is_dir()]
     if missing:
@@ -81,20 +83,21 @@ def _domain_files(root: Path, split: str) -> tuple[list[Path], list[Path]]:
         if not found:
             raise UserError(f"no images in {folder}/ (looked for {EXTENSIONS}): put the domain's "
                             f"images there, or set data.path to the dataset folder")
-    return files
+    return scan(files[0], on_bad_file, f"{folders[0]}/"), scan(files[1], on_bad_file, f"{folders[1]}/")
 
 
 def unpaired_folder(path: str, split: str = "train", image_size: int = 256, load_size: int = 286,
-                    flip: bool = True) -> UnpairedSource:
+                    flip: bool = True, on_bad_file: OnBadFile = "skip") -> UnpairedSource:
     """Any CycleGAN dataset (horse2zebra, monet2photo, ...)."""
     root = dataset_folder(path, "unpaired_folder", "trainA/ and trainB/", "<path>/{trainA,trainB,testA,testB}/")
     check_sizes(image_size, load_size)
-    files_a, files_b = _domain_files(root, split)
+    check_on_bad_file(on_bad_file)
+    files_a, files_b = _domain_files(root, split, on_bad_file)
     # Sample grids show held-out images when the set has some (testA/ and testB/).
-    test = (list_images(root / "testA"), list_images(root / "testB")) if split != "test" and \
+    test = _domain_files(root, "test", on_bad_file) if split != "test" and \
         (root / "testA").is_dir() and (root / "testB").is_dir() else ([], [])
     validation = test if test[0] and test[1] else (files_a, files_b)
-    dataset = UnpairedImages(files_a, files_b, image_size, load_size, flip)
+    dataset = UnpairedImages(files_a, files_b, image_size, load_size, flip, on_bad_file)
     spec = DataSpec(channels=3, image_size=image_size, size=len(dataset), pairing="unpaired",
                     name=root.name, extras={"size_a": len(files_a), "size_b": len(files_b)})
     return UnpairedSource(dataset, validation, spec)
