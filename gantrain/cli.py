@@ -144,12 +144,19 @@ def _remove_unused_run_dir(run_dir: Path) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name=CONFIG_NAME)
 def _train(cfg: DictConfig) -> None:
+    import torch
+
     from gantrain.build import run
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir).absolute()
     try:
-        status = run(cfg, run_dir, list(hydra_cfg.overrides.task))
+        try:
+            status = run(cfg, run_dir, list(hydra_cfg.overrides.task))
+        except torch.OutOfMemoryError:
+            raise UserError(f"out of {cfg.device} memory: lower data.batch_size, or the nets' width "
+                            f"(model.generator.width, model.discriminator.width); checkpoints written so far "
+                            f"are kept in {run_dir}") from None
     except UserError as exc:
         if not cfg.resume:
             _remove_unused_run_dir(run_dir)

@@ -54,14 +54,21 @@ def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
 
 
 def save_checkpoint(state: dict, path: str | Path) -> None:
+    """Atomically; a write that fails (disk full, read-only folder) is one line, and the
+    previous checkpoint at ``path`` is left as it was."""
     path = Path(path)
-    atomic_write(path, lambda f: torch.save({"format_version": FORMAT_VERSION, **state}, f))
-    # Make the rename itself durable.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        atomic_write(path, lambda f: torch.save({"format_version": FORMAT_VERSION, **state}, f))
+        # Make the rename itself durable.
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        kept = "the previous checkpoint there is intact" if path.is_file() else "no earlier checkpoint there"
+        raise UserError(f"cannot write checkpoint {path} ({exc.strerror or exc}): free disk space or make "
+                        f"{path.parent} writable, then continue with resume=; {kept}") from None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
