@@ -74,7 +74,6 @@ def test_conditional_model_on_unlabelled_data(tmp_path):
     (["data.batch_size=6000"], ["data.batch_size=6000 is larger than the dataset (32 images)"]),
     (["trainer.checkpoint_every=0"], ["trainer.checkpoint_every=0 must be at least 1"]),
     (["trainer.on_nonfinite=ignore"], ["trainer.on_nonfinite"]),
-    (["data=folder", "data.path=/no/such/folder"], ["/no/such/folder does not exist"]),
     (["+optim.d.eps=-1"], ["optim.d was refused by torch.optim.Adam", "epsilon"]),
 ])
 def test_model_and_loss_mismatches_are_one_line(tmp_path, args, fragments):
