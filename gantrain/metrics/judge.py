@@ -115,7 +115,8 @@ def load_or_train_judge(images_uint8: torch.Tensor, labels: torch.Tensor, num_cl
     images = to_unit_range(images_uint8.detach().to(device))
     labels = labels.detach().to(device, torch.int64)
     # Through the module attribute, so that tests can replace it.
-    model = classifier.fit_classifier(images, labels, num_classes, epochs=epochs, seed=seed, device=device)
+    with torch.enable_grad():  # callers may be inside no_grad (sampling code): training needs gradients
+        model = classifier.fit_classifier(images, labels, num_classes, epochs=epochs, seed=seed, device=device)
     model = model.cpu().eval()
     # A sanity check on a fixed subset (a full pass over MNIST would cost a minute on a CPU).
     subset = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:1000]

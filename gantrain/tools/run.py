@@ -127,12 +127,12 @@ def open_run(path: str | Path, device: torch.device | str = "cpu", weights: str 
     # The exported generator is what sampling uses by default; the full state has both copies.
     use_export = generator_path is not None and generator_path.is_file() and weights in ("auto", "ema")
     state = load_checkpoint(generator_path if use_export else full_path, map_location=device)
-    if "generator" in state:  # an export: one copy of G
+    if "generator" in state:  # an export: one copy of G; D only in the run's last.pt
         has_ema = bool(state.get("ema"))
         if weights == "ema" and not has_ema:
             raise UserError(f"{run_dir} kept no EMA of the generator (trainer.ema_decay was 0): use --weights raw")
         G_state, chosen = state["generator"], "ema" if has_ema else "raw"
-        full_path = full_path if full_path is not None and full_path.is_file() else None
+        full_path = last_checkpoint(run_dir) if last_checkpoint(run_dir).is_file() else None
     elif "model" in state:  # the full training state
         has_ema = "ema" in state
         if weights == "ema" and not has_ema:
