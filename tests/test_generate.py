@@ -9,7 +9,8 @@ from torchvision.transforms.functional import pil_to_tensor
 
 from gantrain.tools import arithmetic, generate, walk
 from gantrain.tools.latent import interpolate, lerp, slerp
-from gantrain.tools.run import open_run, seeded_z
+from gantrain.tools.inputs import seeded_z
+from gantrain.tools.run import open_run
 
 from conftest import events, train
 from fixtures import write_paired
@@ -147,3 +148,16 @@ def test_a_folder_without_a_generator_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         generate.main([str(tmp_path)])
     assert "holds no trained generator" in capsys.readouterr().err
+
+
+def test_arithmetic_groups_of_real_images_are_inverted_into_z(dcgan_run):
+    from gantrain.build import build_source
+    from gantrain.tools.arithmetic import real_group
+
+    out = arithmetic.run_arithmetic(arithmetic.parse(
+        [str(dcgan_run), "--a", "data:class=3", "--b", "1,2", "--c", "data:class=7", "--per-group", "2",
+         "--invert-steps", "5", "--variations", "0", "--name", "real"]))
+    saved = torch.load(out.path / "vectors.pt", weights_only=True)
+    assert saved["means"]["a"].shape == (64,) and not torch.allclose(saved["means"]["a"], saved["means"]["c"])
+    images, labels = real_group(build_source(open_run(dcgan_run).config), {"class": 7}, 3, seed=0)
+    assert labels.tolist() == [7, 7, 7] and images.shape == (3, 1, 28, 28)

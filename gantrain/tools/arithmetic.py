@@ -25,9 +25,9 @@ import sys
 import torch
 
 from gantrain.errors import UserError
-from gantrain.tools.generate import in_batches
 from gantrain.tools.latent import load_vectors
-from gantrain.tools.run import WEIGHTS, ToolOutput, check_class, open_run, parse_seeds, seeded_z, tool_main
+from gantrain.tools.inputs import in_batches, parse_seeds, seeded_z
+from gantrain.tools.run import WEIGHTS, ToolOutput, check_class, open_run, tool_main
 
 PROG = "gantrain-arithmetic"
 GROUPS = ("a", "b", "c")
@@ -119,7 +119,7 @@ def group_vectors(run, spec: str, args: argparse.Namespace, seed: int) -> torch.
         return load_vectors(args.z, run.z_dim, parse_seeds(rest, "z:"))
     if kind == "data":
         from gantrain.build import build_source
-        from gantrain.tools.invert import invert
+        from gantrain.tools.inversion import invert
 
         source = build_source(run.config)
         images, labels = real_group(source, parse_conditions(rest), args.per_group, seed)

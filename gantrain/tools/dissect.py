@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from gantrain.errors import UserError
-from gantrain.tools.run import GeneratorRun, ToolOutput, check_class, open_run, parse_seeds, seeded_z, tool_main
+from gantrain.tools.inputs import parse_seeds, seeded_z
+from gantrain.tools.run import GeneratorRun, ToolOutput, check_class, open_run, tool_main
 from gantrain.tools.units import (Layer, ablation_effects, activations, candidate_layers, check_units,
                                   default_layer, generate, intervene, ranking_rows, unit_masks, unit_thresholds)
 

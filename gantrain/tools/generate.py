@@ -19,8 +19,8 @@ import sys
 import torch
 
 from gantrain.errors import UserError
-from gantrain.tools.run import (WEIGHTS, ToolOutput, check_class, open_run, parse_seeds, read_image_folder,
-                                seeded_z, tool_main)
+from gantrain.tools.inputs import in_batches, parse_seeds, read_image_folder, seeded_z
+from gantrain.tools.run import WEIGHTS, ToolOutput, check_class, open_run, tool_main
 
 PROG = "gantrain-generate"
 
@@ -43,17 +43,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--name", help="output folder name under RUN/generate (default: the time)")
     return parser.parse_args(argv)
-
-
-def in_batches(fn, inputs: list[torch.Tensor], batch_size: int, device: torch.device) -> torch.Tensor:
-    """``fn`` over aligned input tensors (None allowed), batch by batch, on ``device``; results on the CPU."""
-    n = len(inputs[0])
-    out = []
-    with torch.no_grad():
-        for k in range(0, n, batch_size):
-            part = [None if x is None else x[k:k + batch_size].to(device) for x in inputs]
-            out.append(fn(*part).float().cpu())
-    return torch.cat(out)
 
 
 def labels_for(run, seeds: list[int], label: int | None) -> torch.Tensor | None:

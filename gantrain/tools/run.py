@@ -149,43 +149,6 @@ def open_run(path: str | Path, device: torch.device | str = "cpu", weights: str 
     return GeneratorRun(run_dir, G, state, chosen, device, full_path)
 
 
-def seeded_z(seeds: list[int], z_dim: int, truncation: float | None = None) -> torch.Tensor:
-    """One z per seed, each from its own generator: image k of ``--seeds`` is the same
-    image whatever else is drawn beside it. ``truncation`` t: the truncation trick
-    (Brock et al. 2019, BigGAN): values beyond +-t are redrawn, trading variety for quality."""
-    if truncation is not None and truncation <= 0:
-        raise UserError(f"--truncation {truncation}: use a positive threshold, e.g. 1.0 (or leave it out)")
-    rows = []
-    for seed in seeds:
-        generator = torch.Generator().manual_seed(int(seed))
-        z = torch.empty(z_dim)
-        if truncation is None:
-            z.normal_(generator=generator)
-        else:
-            nn.init.trunc_normal_(z, 0.0, 1.0, -truncation, truncation, generator=generator)
-        rows.append(z)
-    return torch.stack(rows)
-
-
-def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
-    """``"0-7"``, ``"3,5,9"`` or ``"0-3,10"`` -> a list of numbers (seeds, indices, classes)."""
-    seeds: list[int] = []
-    try:
-        for part in text.split(","):
-            if "-" in part.strip()[1:]:
-                low, high = part.strip().split("-", 1)
-                if int(high) < int(low):
-                    raise ValueError
-                seeds += range(int(low), int(high) + 1)
-            else:
-                seeds.append(int(part))
-    except ValueError:
-        raise UserError(f"{option} {text!r}: write non-negative numbers and ranges, e.g. 0-15 or 3,5,9") from None
-    if not seeds or min(seeds) < 0:
-        raise UserError(f"{option} {text!r}: write non-negative numbers and ranges, e.g. 0-15 or 3,5,9")
-    return seeds
-
-
 def check_class(run: GeneratorRun, label: int | None, prog: str) -> None:
     if label is None:
         return
@@ -293,25 +256,3 @@ def tool_main(prog: str, run: Callable[[], ToolOutput | None]) -> None:
     if output is not None:
         output.close()
         print(f"{prog}: wrote {output.path}")
-
-
-def read_image_folder(folder: str | Path, channels: int, image_size: int) -> tuple[torch.Tensor, list[Path]]:
-    """Every image under ``folder`` as the run's data is shaped (grey or RGB, resized and
-    centre-cropped to a square), in [-1, 1], with the files in the same order."""
-    from gantrain.data.folder import ImageFiles, find_images
-    from gantrain.data.spec import to_unit_range
-
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise UserError(f"{root}: no such folder of images")
-    files = find_images(root)
-    if not files:
-        raise UserError(f"no images in {root}: point at a folder of .png/.jpg files")
-    dataset = ImageFiles(files, None, image_size, channels)
-    images = []
-    for k, path in enumerate(files):
-        try:
-            images.append(dataset[k]["image"])
-        except (OSError, ValueError) as exc:  # truncated, corrupt, or not an image after all
-            raise UserError(f"cannot read image {path} ({exc}): remove or replace it") from None
-    return to_unit_range(torch.stack(images)), files

@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from gantrain.errors import UserError
-from gantrain.tools.generate import in_batches
 from gantrain.tools.latent import METHODS, join, load_vectors, save_gif, segments
-from gantrain.tools.run import WEIGHTS, ToolOutput, check_class, open_run, parse_seeds, seeded_z, tool_main
+from gantrain.tools.inputs import in_batches, parse_seeds, seeded_z
+from gantrain.tools.run import WEIGHTS, ToolOutput, check_class, open_run, tool_main
 
 PROG = "gantrain-walk"
 
