@@ -14,7 +14,8 @@ import torch
 
 from conftest import events
 from gantrain.tools.dissect import main, parse, run_dissect
-from gantrain.tools.run import open_run, seeded_z
+from gantrain.tools.inputs import seeded_z
+from gantrain.tools.run import open_run
 from gantrain.tools.units import (activations, candidate_layers, default_layer, generate, intervene,
                                   unit_masks, unit_thresholds)
 
