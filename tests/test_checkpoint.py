@@ -25,26 +25,11 @@ def test_a_failed_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypa
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(UserError, match="No space left on device.*previous checkpoint there is intact"):
         save_checkpoint({"step": 2}, path)
     monkeypatch.undo()
     assert load_checkpoint(path)["step"] == 1
     assert sorted(os.listdir(tmp_path)) == ["last.pt"]  # no temporary file left behind
 
 
-class Exploit:
-    def __reduce__(self):
-        return (os.system, ("touch pwned",))
-
-
-def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
-    path = tmp_path / "last.pt"
-    torch.save({"format_version": 1, "step": Exploit()}, path)
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        with pytest.raises(UserError, match="cannot read checkpoint"):
-            load_checkpoint(path)
-    finally:
-        os.chdir(cwd)
-    assert not (tmp_path / "pwned").exists()
+# A checkpoint that would run code: tests/test_safety.py.
