@@ -20,7 +20,6 @@ run's TensorBoard) and ``vectors.pt`` (the three means and the result).
 from __future__ import annotations
 
 import argparse
-import sys
 
 import torch
 
@@ -173,8 +172,7 @@ def run_arithmetic(args: argparse.Namespace) -> ToolOutput:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse(sys.argv[1:] if argv is None else argv)
-    tool_main(PROG, lambda: run_arithmetic(args))
+    tool_main(PROG, parse, run_arithmetic, argv)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ part (layers, hooks, masks, ranking) is ``gantrain.tools.units``.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 import torch
@@ -305,8 +304,7 @@ def run_dissect(args: argparse.Namespace) -> ToolOutput | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse(sys.argv[1:] if argv is None else argv)
-    tool_main(PROG, lambda: run_dissect(args))
+    tool_main(PROG, parse, run_dissect, argv)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ the run's TensorBoard), and ``images.csv`` saying which seed and class made each
 from __future__ import annotations
 
 import argparse
-import sys
 
 import torch
 
@@ -114,8 +113,7 @@ def run_generate(args: argparse.Namespace) -> ToolOutput:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse(sys.argv[1:] if argv is None else argv)
-    tool_main(PROG, lambda: run_generate(args))
+    tool_main(PROG, parse, run_generate, argv)
 
 
 if __name__ == "__main__":

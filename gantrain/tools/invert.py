@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
 import torch
@@ -246,9 +245,8 @@ def run_invert(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse(sys.argv[1:] if argv is None else argv)
+    tool_main(PROG, parse, run_invert, argv)
 
-    tool_main(PROG, lambda: run_invert(args))
 
 if __name__ == "__main__":
     main()

@@ -12,6 +12,7 @@ line ``<prog>: error: ...`` and exit status 2, and a half-written output folder 
 
 from __future__ import annotations
 
+import argparse
 import csv
 import shutil
 import sys
@@ -240,12 +241,15 @@ class ToolOutput:
             self.path.parent.rmdir()
 
 
-def tool_main(prog: str, run: Callable[[], ToolOutput | None]) -> None:
-    """Run a tool with the CLI's error contract: a ``UserError`` is one line and exit
-    status 2, and whatever the failed command had written is removed."""
+def tool_main(prog: str, parse: Callable[[list[str]], argparse.Namespace],
+              run: Callable[[argparse.Namespace], ToolOutput | None], argv: list[str] | None = None) -> None:
+    """A tool's ``main``: parse ``argv`` (default: the command line) and run it with the
+    CLI's error contract: a ``UserError`` is one line and exit status 2, and whatever the
+    failed command had written is removed."""
+    args = parse(sys.argv[1:] if argv is None else argv)
     _opened.clear()
     try:
-        output = run()
+        output = run(args)
     except BaseException as exc:
         for opened in _opened:
             opened.discard()

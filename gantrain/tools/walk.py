@@ -14,7 +14,6 @@ every frame).
 from __future__ import annotations
 
 import argparse
-import sys
 
 import torch
 import torch.nn.functional as F
@@ -117,8 +116,7 @@ def run_walk(args: argparse.Namespace) -> ToolOutput:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse(sys.argv[1:] if argv is None else argv)
-    tool_main(PROG, lambda: run_walk(args))
+    tool_main(PROG, parse, run_walk, argv)
 
 
 if __name__ == "__main__":
