@@ -8,6 +8,7 @@ size, class labels) run in ``build_trainer`` before any training starts.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,6 +244,39 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
     return trainer
 
 
+# Settings that say where things are or how they are shown, not what is trained.
+_NOT_HPARAMS = ("data.root", "data.path", "data.num_workers", "trainer.progress", "trainer.log_every",
+                "trainer.sample_every", "trainer.checkpoint_every", "trainer.num_samples", "eval.cache_dir",
+                "eval.inception_weights", "eval.batch_size")
+
+
+def hparams_of(cfg: DictConfig) -> dict[str, float | int | str | bool]:
+    """The run's settings as flat ``group.key`` hyperparameters (numbers, strings, booleans;
+    lists and nulls as text), for TensorBoard's HParams tab."""
+    flat: dict[str, float | int | str | bool] = {"seed": cfg.seed}
+
+    def walk(node, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}.{key}")
+        elif prefix not in _NOT_HPARAMS:
+            flat[prefix] = node if isinstance(node, (int, float, str, bool)) else json.dumps(node)
+
+    for group in ("data", "model", "loss", "optim", "trainer", "eval"):
+        walk(_plain(cfg[group]), group)
+    return flat
+
+
+def metric_tags(run_dir: Path, logged: set[str]) -> list[str]:
+    """Scalars that rank runs: the losses, validation and evaluation metrics, including
+    those of the last evaluation report (it may come from before a resume)."""
+    tags = {"loss/d", "loss/g"} | {t for t in logged if t.startswith(("eval/", "val/"))}
+    reports = sorted((run_dir / "eval").glob("step_*.json"))
+    if reports:
+        tags |= {f"eval/{name}" for name in json.loads(reports[-1].read_text())["metrics"]}
+    return sorted(tags)
+
+
 def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> str:
     """Build everything, record what made the run, train. Returns the loop's status."""
     trainer = build_trainer(cfg, run_dir, overrides)
@@ -262,6 +296,8 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> str:
         names = spec["class_names"] or [str(k) for k in range(spec["num_classes"])]
         trainer.logger.table("classes", {f"row {k}": name for k, name in enumerate(names)}, trainer.step)
     status = trainer.fit()
+    trainer.logger.hparams(hparams_of(cfg), metric_tags(Path(run_dir), trainer.logger.scalar_tags))
+    trainer.logger.flush()
     log.info("%s at step %d; checkpoint %s", status, trainer.step, last_checkpoint(run_dir))
     trainer.logger.close()
     return status

@@ -9,6 +9,7 @@ interrupted run exits with 130 after writing its checkpoint.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from gantrain.errors import UserError
@@ -143,13 +145,20 @@ def _remove_unused_run_dir(run_dir: Path) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name=CONFIG_NAME)
-def _train(cfg: DictConfig) -> None:
+def _train(cfg: DictConfig) -> float | None:
     import torch
 
     from gantrain.build import run
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir).absolute()
+    parallel = _parallel_jobs(hydra_cfg)
+    if parallel > 1:
+        from gantrain.engine.runtime import share_machine
+
+        device = share_machine(hydra_cfg.job.num, parallel)
+        if device is not None and cfg.device == "auto":
+            cfg.device = device
     try:
         try:
             status = run(cfg, run_dir, list(hydra_cfg.overrides.task))
@@ -166,6 +175,29 @@ def _train(cfg: DictConfig) -> None:
     if status == "interrupted":
         print(f"gantrain: interrupted; continue with: gantrain resume={run_dir}", file=sys.stderr)
         sys.exit(130)
+    return _sweep_score(run_dir, hydra_cfg)
+
+
+def _parallel_jobs(hydra_cfg) -> int:
+    """How many jobs of this sweep run at once on this machine (joblib's n_jobs; -1: one per core)."""
+    if hydra_cfg.mode != RunMode.MULTIRUN or "joblib" not in str(hydra_cfg.launcher.get("_target_", "")):
+        return 1
+    n_jobs = int(hydra_cfg.launcher.get("n_jobs") or 1)
+    return os.cpu_count() or 1 if n_jobs < 0 else n_jobs
+
+
+def _sweep_score(run_dir: Path, hydra_cfg) -> float | None:
+    """What the job returns to Hydra: the best evaluation score (``eval/best.json``), which
+    the Optuna sweeper optimises. A sweeper that needs one gets one line when there is none."""
+    import json
+
+    best = run_dir / "eval" / "best.json"
+    if best.is_file():
+        return float(json.loads(best.read_text())["value"])
+    if hydra_cfg.mode == RunMode.MULTIRUN and "optuna" in str(hydra_cfg.sweeper.get("_target_", "")):
+        fail(UserError("the Optuna sweeper optimises the run's evaluation score, and this run has none: "
+                       "add eval.every=N (and eval.best to choose the metric)"))
+    return None
 
 
 def main() -> None:

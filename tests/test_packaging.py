@@ -40,6 +40,7 @@ def test_wheel_installs_and_trains_from_another_directory(tmp_path):
     module_file, conf_dir = where.stdout.split()
     assert module_file.startswith(str(site)) and conf_dir.startswith(str(site))
     assert (Path(conf_dir) / "train.yaml").is_file() and (Path(conf_dir) / "data" / "mnist_sample.yaml").is_file()
+    assert (Path(conf_dir) / "hydra" / "launcher" / "slurm.yaml").is_file()
     result = subprocess.run([sys.executable, "-m", "gantrain.cli", *TINY, "trainer.steps=2"], cwd=elsewhere,
                             env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -16,10 +16,22 @@ class RunLogger:
         # purge_step: on resume, TensorBoard hides events past the checkpoint's step
         # that the interrupted run logged before it died.
         self.writer = SummaryWriter(log_dir=str(self.run_dir / "tb"), purge_step=purge_step)
+        self.scalar_tags: set[str] = set()  # what this process logged, for the HParams metrics
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         for tag, value in values.items():
             self.writer.add_scalar(tag, value, step)
+        self.scalar_tags.update(values)
+
+    def hparams(self, hparams: dict[str, float | int | str | bool], metric_tags: list[str]) -> None:
+        """The run's hyperparameters for TensorBoard's HParams tab, written into the run's
+        own event file (``add_hparams`` would start a second run folder). The tab shows,
+        for each tag in ``metric_tags``, the last value the run logged under it."""
+        from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+        experiment, session_start, session_end = hparams_summary(hparams, {tag: 0.0 for tag in metric_tags})
+        for proto in (experiment, session_start, session_end):
+            self.writer.file_writer.add_summary(proto)
 
     def text(self, tag: str, text: str, step: int = 0) -> None:
         self.writer.add_text(tag, text, step)

@@ -228,7 +228,12 @@ class Trainer:
                     interrupted = stop.requested and self.step < cfg.steps
                     if self.step % cfg.sample_every != 0:
                         self.log_samples()
-                    if self.step % cfg.checkpoint_every != 0:
+                    # A last evaluation, so that every run ends with a score (sweeps compare them);
+                    # then a checkpoint, which records the best score it may have set.
+                    final_eval = bool(self.evaluator and self.evaluator.every and self.step % self.evaluator.every)
+                    if final_eval:
+                        self.evaluate()
+                    if self.step % cfg.checkpoint_every != 0 or final_eval:
                         self.save()
                     break
                 except _RollBack as rollback:

@@ -4,6 +4,7 @@ RNG capture for checkpoints, and the environment a run records about itself."""
 from __future__ import annotations
 
 import platform
+import os
 import random
 import subprocess
 import sys
@@ -26,6 +27,16 @@ def select_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device={name} was asked for but no CUDA GPU is visible: use device=cpu or auto")
     return device
+
+
+def share_machine(job_num: int, parallel_jobs: int) -> str | None:
+    """For one of ``parallel_jobs`` sweep jobs running side by side on this machine: the
+    CPU threads split evenly (each job taking all cores would slow every one of them),
+    and with several GPUs, GPU ``job_num`` modulo their count. Returns that device, or
+    None to keep ``device=auto``'s choice."""
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, parallel_jobs)))
+    gpus = torch.cuda.device_count()
+    return f"cuda:{job_num % gpus}" if gpus > 1 else None
 
 
 def configure_backends(device: torch.device) -> None:
