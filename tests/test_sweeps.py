@@ -91,6 +91,9 @@ def test_optuna_minimises_the_score_each_run_returns(tmp_path, capsys):
     for run in _runs(sweep_dir):
         record = yaml.safe_load((run / "eval" / "best.json").read_text())
         scores[run.name] = record["value"]
+        # Evaluated every 2 steps and once more after the last (3rd): every run ends with a score.
+        assert sorted(p.name for p in (run / "eval").glob("step_*.json")) == ["step_00000002.json",
+                                                                            "step_00000003.json"]
     assert len(scores) == 3 and best["best_value"] == pytest.approx(min(scores.values()))
     # The report sorts by that same score and names it.
     report_main([str(sweep_dir)])
