@@ -245,7 +245,7 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
 
 
 # Settings that say where things are or how they are shown, not what is trained.
-_NOT_HPARAMS = ("data.root", "data.path", "data.num_workers", "trainer.progress", "trainer.log_every",
+_NOT_HPARAMS = ("data.root", "data.path", "data.num_workers", "data.cache", "data.cache_dir", "trainer.progress", "trainer.log_every",
                 "trainer.sample_every", "trainer.checkpoint_every", "trainer.num_samples", "eval.cache_dir",
                 "eval.inception_weights", "eval.batch_size")
 

@@ -15,7 +15,9 @@ from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from gantrain.data.images import FallbackReader, OnBadFile, read, scan
+from gantrain.data.cache import cached_images
 from gantrain.data.loader import DatasetSource
+from gantrain.data.memory import InMemorySource
 from gantrain.data.spec import DataSpec
 from gantrain.errors import UserError
 
@@ -48,7 +50,10 @@ class ImageFiles(Dataset):
         return item
 
 
-def folder(path: str, image_size: int = 64, channels: int = 3, on_bad_file: OnBadFile = "skip") -> DatasetSource:
+def folder(path: str, image_size: int = 64, channels: int = 3, on_bad_file: OnBadFile = "skip",
+           cache: bool = False, cache_dir: str | None = None) -> DatasetSource | InMemorySource:
+    """``cache``: decode every image once into a memory-mapped file under ``cache_dir`` and
+    train from memory (``data/cache.py``); otherwise decode in DataLoader workers each epoch."""
     if path is None or str(path) in ("", "???"):
         raise UserError("data=folder needs a path: add data.path=/path/to/images")
     root = Path(path).expanduser()
@@ -69,6 +74,12 @@ def folder(path: str, image_size: int = 64, channels: int = 3, on_bad_file: OnBa
         index = {name: k for k, name in enumerate(class_names)}
         labels = [index[parts[0]] for parts in top]
     dataset = ImageFiles(files, labels, image_size, channels, on_bad_file)
-    spec = DataSpec(channels=channels, image_size=image_size, num_classes=len(class_names),
-                    size=len(files), class_names=class_names, name=root.name)
-    return DatasetSource(dataset, spec)
+    spec_args = dict(channels=channels, image_size=image_size, num_classes=len(class_names), size=len(files),
+                     class_names=class_names, name=root.name)
+    if cache:
+        if not cache_dir:
+            raise UserError("data.cache=true needs data.cache_dir: a folder for the decoded images")
+        images, cached_labels = cached_images(dataset, files, {"image_size": image_size, "channels": channels},
+                                              cache_dir, root.name, labels is not None)
+        return InMemorySource(images, cached_labels, DataSpec(**spec_args))
+    return DatasetSource(dataset, DataSpec(**spec_args))
