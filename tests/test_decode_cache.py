@@ -71,3 +71,13 @@ def test_cache_without_a_folder_is_one_line(tmp_path):
 
     with pytest.raises(UserError, match="data.cache_dir"):
         folder(str(_classes(tmp_path / "pets")), image_size=16, cache=True, cache_dir=None)
+
+
+def test_the_in_memory_stream_yields_the_batches_the_loader_yields(tmp_path):
+    root = _classes(tmp_path / "pets")
+    plain = folder(str(root), image_size=16)
+    cached = folder(str(root), image_size=16, cache=True, cache_dir=str(tmp_path / "cache"))
+    from_loader, from_memory = iter(plain.stream(4, seed=3)), iter(cached.stream(4, seed=3))
+    for _ in range(6):  # past the end of an epoch (10 images, batches of 4)
+        a, b = next(from_loader), next(from_memory)
+        assert torch.equal(a["image"], b["image"]) and torch.equal(a["label"], b["label"])
