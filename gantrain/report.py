@@ -23,9 +23,11 @@ from pathlib import Path
 import yaml
 
 from gantrain.errors import UserError
+from gantrain.metrics.evaluate import LOWER_IS_BETTER as EVAL_LOWER_IS_BETTER
 
 PROG = "gantrain-report"
-LOWER_IS_BETTER = {"fid", "kid_mean", "classifier_fid", "loss/d", "loss/g", "loss/l1", "val/l1"}
+# The evaluation metrics' own set, plus the losses and validation errors a run logs.
+LOWER_IS_BETTER = EVAL_LOWER_IS_BETTER | {"loss/d", "loss/g", "loss/l1", "val/l1"}
 LOSS_TAGS = ("loss/d", "loss/g")
 
 

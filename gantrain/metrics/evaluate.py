@@ -74,7 +74,11 @@ def real_images(source, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor |
     if n > size:
         raise UserError(f"eval.num_samples={n} is more than the {size} real images of "
                         f"{source.spec.name}: lower eval.num_samples")
-    index = torch.randperm(size, generator=torch.Generator().manual_seed(seed))[:n]
+    return images_at(source, torch.randperm(size, generator=torch.Generator().manual_seed(seed))[:n])
+
+
+def images_at(source, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The source's images at ``index`` in [-1, 1] (and their labels), in memory or read from its dataset."""
     if hasattr(source, "images"):  # in memory
         labels = None if source.labels is None else source.labels[index]
         return to_unit_range(source.images[index]), labels

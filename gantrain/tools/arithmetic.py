@@ -90,19 +90,13 @@ def matching(source, conditions: dict[str, int]) -> torch.Tensor:
 
 def real_group(source, conditions: dict[str, int], n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``n`` real images (in [-1, 1]) meeting the conditions, a seeded choice, and their labels."""
-    from gantrain.data.spec import to_unit_range
+    from gantrain.metrics.evaluate import images_at
 
     index = matching(source, conditions)
     if len(index) < n:
         raise UserError(f"only {len(index)} images of {source.spec.name} have {conditions}: "
                         f"lower --per-group or loosen the group")
-    index = index[torch.randperm(len(index), generator=torch.Generator().manual_seed(seed))[:n]]
-    if hasattr(source, "images"):
-        labels = None if source.labels is None else source.labels[index]
-        return to_unit_range(source.images[index]), labels
-    items = [source.dataset[int(k)] for k in index]
-    labels = torch.stack([item["label"] for item in items]) if "label" in items[0] else None
-    return to_unit_range(torch.stack([item["image"] for item in items])), labels
+    return images_at(source, index[torch.randperm(len(index), generator=torch.Generator().manual_seed(seed))[:n]])
 
 
 def group_vectors(run, spec: str, args: argparse.Namespace, seed: int) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from gantrain.errors import UserError
-from gantrain.tools.inputs import parse_seeds, seeded_z
+from gantrain.tools.inputs import class_labels, parse_seeds, seeded_z
 from gantrain.tools.run import GeneratorRun, ToolOutput, check_class, open_run, tool_main
 from gantrain.tools.units import (Layer, ablation_effects, activations, candidate_layers, check_units,
                                   default_layer, generate, intervene, ranking_rows, unit_masks, unit_thresholds)
@@ -106,11 +106,9 @@ def pick_layer(layers: list[Layer], name: str | None) -> Layer:
 
 
 def labels(run: GeneratorRun, n: int, label: int | None) -> torch.Tensor | None:
-    """A conditional G's classes: all ``--class``, else cycling through the classes."""
-    if not run.num_classes:
-        return None
-    y = torch.full((n,), label) if label is not None else torch.arange(n) % run.num_classes
-    return y.to(run.device)
+    """A conditional G's classes, on its device: all ``--class``, else cycling through the classes."""
+    y = class_labels(run.num_classes, n, label)
+    return None if y is None else y.to(run.device)
 
 
 def shape_text(layer: Layer) -> str:

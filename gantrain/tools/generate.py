@@ -18,7 +18,7 @@ import argparse
 import torch
 
 from gantrain.errors import UserError
-from gantrain.tools.inputs import in_batches, parse_seeds, read_image_folder, seeded_z
+from gantrain.tools.inputs import class_labels, in_batches, parse_seeds, read_image_folder, seeded_z
 from gantrain.tools.run import WEIGHTS, ToolOutput, check_class, open_run, tool_main
 
 PROG = "gantrain-generate"
@@ -44,20 +44,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def labels_for(run, seeds: list[int], label: int | None) -> torch.Tensor | None:
-    """A conditional generator's class per image: ``label``, or the classes in turn."""
-    if not run.num_classes:
-        return None
-    if label is not None:
-        return torch.full((len(seeds),), label, dtype=torch.long)
-    return torch.arange(len(seeds)) % run.num_classes
-
-
 def generate_images(run, seeds: list[int], label: int | None = None, truncation: float | None = None,
                     batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor | None]:
     """G's images (in [-1, 1], on the CPU) for these seeds, and their classes."""
     z = seeded_z(seeds, run.z_dim, truncation)
-    y = labels_for(run, seeds, label)
+    y = class_labels(run.num_classes, len(seeds), label)
     return in_batches(run.G, [z, y], batch_size, run.device), y
 
 

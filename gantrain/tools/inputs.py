@@ -48,6 +48,16 @@ def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
     return seeds
 
 
+def class_labels(num_classes: int, n: int, label: int | None) -> torch.Tensor | None:
+    """A conditional generator's class for each of ``n`` images: ``label``, or the classes
+    in turn; None for an unconditional one."""
+    if not num_classes:
+        return None
+    if label is not None:
+        return torch.full((n,), label, dtype=torch.long)
+    return torch.arange(n) % num_classes
+
+
 def in_batches(fn, inputs: list[torch.Tensor], batch_size: int, device: torch.device) -> torch.Tensor:
     """``fn`` over aligned input tensors (None allowed), batch by batch, on ``device``; results on the CPU."""
     n = len(inputs[0])
