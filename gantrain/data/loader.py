@@ -49,8 +49,9 @@ def _on_device(value: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 class LoaderStream(EpochStream):
     def __init__(self, dataset: Dataset, batch_size: int, seed: int,
-                 device: torch.device | str = "cpu", num_workers: int = 0) -> None:
-        super().__init__(len(dataset), batch_size, seed, device)
+                 device: torch.device | str = "cpu", num_workers: int = 0,
+                 shard: tuple[int, int] = (0, 1)) -> None:
+        super().__init__(len(dataset), batch_size, seed, device, shard)
         self.dataset = dataset
         self.num_workers = num_workers
 
@@ -58,10 +59,11 @@ class LoaderStream(EpochStream):
         order = self.remaining_order().tolist()
         if not getattr(self.dataset, "seeded_items", False):
             return order
-        # Absolute positions in the epoch (not in what is left of it): a stream resumed
-        # mid-epoch hands each item the seed an uninterrupted stream would have.
-        start = self.batch * self.batch_size
-        return [(index, item_seed(self.seed, self.epoch, start + k)) for k, index in enumerate(order)]
+        # Absolute positions in the epoch (not in what is left of it, nor in this process's
+        # share): a stream resumed mid-epoch, or on more processes, hands each item the
+        # seed an uninterrupted single-process stream would have.
+        positions = self.remaining_positions().tolist()
+        return [(index, item_seed(self.seed, self.epoch, p)) for p, index in zip(positions, order)]
 
     def _epoch_loader(self) -> DataLoader:
         return DataLoader(
@@ -94,5 +96,5 @@ class DatasetSource:
         self.spec = spec
 
     def stream(self, batch_size: int, seed: int, device: torch.device | str = "cpu",
-               num_workers: int = 0) -> LoaderStream:
-        return LoaderStream(self.dataset, batch_size, seed, device, num_workers)
+               num_workers: int = 0, shard: tuple[int, int] = (0, 1)) -> LoaderStream:
+        return LoaderStream(self.dataset, batch_size, seed, device, num_workers, shard)

@@ -30,10 +30,10 @@ class TensorStream(EpochStream):
     """Endless shuffled batches from in-memory uint8 images (N, C, H, W)."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, batch_size: int,
-                 seed: int, device: torch.device | str = "cpu") -> None:
+                 seed: int, device: torch.device | str = "cpu", shard: tuple[int, int] = (0, 1)) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise ValueError("TensorStream wants uint8 images of shape (N, C, H, W)")
-        super().__init__(len(images), batch_size, seed, device)
+        super().__init__(len(images), batch_size, seed, device, shard)
         self.images = images.to(self.device)
         self.labels = None if labels is None else labels.to(self.device, torch.int64)
 
@@ -59,6 +59,6 @@ class InMemorySource:
         self.spec = spec
 
     def stream(self, batch_size: int, seed: int, device: torch.device | str = "cpu",
-               num_workers: int = 0) -> TensorStream:
+               num_workers: int = 0, shard: tuple[int, int] = (0, 1)) -> TensorStream:
         del num_workers  # nothing to parallelise: a batch is one gather
-        return TensorStream(self.images, self.labels, batch_size, seed, device)
+        return TensorStream(self.images, self.labels, batch_size, seed, device, shard)

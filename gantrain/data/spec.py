@@ -48,22 +48,41 @@ class BatchStream(Protocol):
 class EpochStream:
     """Where a stream is: the epoch, and how many of its batches were handed out.
     Every epoch is ``epoch_permutation(size, seed, epoch)`` cut into full batches (the
-    ragged last one is dropped: BatchNorm and fixed shapes want full batches)."""
+    ragged last one is dropped: BatchNorm and fixed shapes want full batches).
 
-    def __init__(self, size: int, batch_size: int, seed: int, device: torch.device | str) -> None:
-        if batch_size > size:
-            raise UserError(f"data.batch_size={batch_size} is larger than the dataset "
+    Under data parallelism (``shard=(rank, world)``) every process draws the same
+    permutation and cuts it into global batches of ``world * batch_size``; process
+    ``rank`` takes the ``rank``-th slice of each. The processes then see disjoint
+    images, their epoch and batch counters agree, and one process's ``state_dict``
+    (rank 0 saves it) resumes them all."""
+
+    def __init__(self, size: int, batch_size: int, seed: int, device: torch.device | str,
+                 shard: tuple[int, int] = (0, 1)) -> None:
+        rank, world = shard
+        if not 0 <= rank < world:
+            raise ValueError(f"shard {shard}: the rank must lie in [0, world)")
+        if batch_size * world > size:
+            per = f" x {world} processes" if world > 1 else ""
+            raise UserError(f"data.batch_size={batch_size}{per} is larger than the dataset "
                             f"({size} images); lower data.batch_size")
         self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.rank, self.world = rank, world
         self.device = torch.device(device)
         self.epoch = 0
         self.batch = 0
-        self.batches_per_epoch = size // batch_size
+        self.batches_per_epoch = size // (batch_size * world)
+
+    def remaining_positions(self) -> torch.Tensor:
+        """The positions in this epoch's order of this process's items not yet handed
+        out, in the order it gets them (positions, not images: seeded augmentation
+        keys on them)."""
+        global_batch = self.batch_size * self.world
+        positions = torch.arange(self.batch * global_batch, self.batches_per_epoch * global_batch)
+        return positions.view(-1, self.world, self.batch_size)[:, self.rank].flatten()
 
     def remaining_order(self) -> torch.Tensor:
-        """The indices of this epoch's batches not yet handed out."""
-        order = epoch_permutation(self.size, self.seed, self.epoch)
-        return order[self.batch * self.batch_size:self.batches_per_epoch * self.batch_size]
+        """The indices of this epoch's batches not yet handed out (this process's share)."""
+        return epoch_permutation(self.size, self.seed, self.epoch)[self.remaining_positions()]
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "batch": self.batch}
