@@ -20,9 +20,11 @@ import torch
 from torch import nn
 
 from gantrain.engine.checkpoint import exported_generator, last_checkpoint, load_checkpoint, remove_stale_temporaries
-from gantrain.engine.logger import RunLogger
+from gantrain.engine import distributed
+from gantrain.engine.logger import RunLogger, SilentLogger
 from gantrain.engine.loop import Trainer, TrainerConfig
-from gantrain.engine.runtime import configure_backends, environment, seed_everything, select_device
+from gantrain.engine.runtime import environment, seed_everything, select_device
+from gantrain.engine.speed import Speed, SpeedConfig
 from gantrain.errors import UserError
 from gantrain.metrics.evaluate import EvalConfig, GeneratorEvaluator
 from gantrain.validate import at_least, check_all_targets, check_call, check_value, resolve_target, to_dataclass
@@ -79,6 +81,7 @@ def check_config(cfg: DictConfig) -> None:
             at_least(f"optim.{side}.lr", optim["lr"], 0, strict=True)
     to_dataclass(TrainerConfig, plain["trainer"], "trainer")
     to_dataclass(EvalConfig, plain["eval"], "eval")
+    to_dataclass(SpeedConfig, plain["speed"], "speed")
 
 
 def instantiate(node: DictConfig, **kwargs):
@@ -172,13 +175,16 @@ def _check_penalty_norm(loss, D) -> None:
                         "use model=gan")
 
 
-def build_optimizer(node: DictConfig, params, path: str) -> torch.optim.Optimizer:
+def build_optimizer(node: DictConfig, params, path: str, speed: Speed | None = None) -> torch.optim.Optimizer:
     """The optimizer of one side. ``betas=[0,0.9]`` on the command line arrives as an int
     and a float, which torch's Adam refuses; betas are made floats. What torch still
-    refuses (a negative eps, ...) becomes one line naming the node."""
+    refuses (a negative eps, ...) becomes one line naming the node. ``speed``: adds
+    ``fused=True`` where the optimizer has a fused kernel (``speed.fused_optim``)."""
     plain = _plain(node)
     if isinstance(plain.get("betas"), (list, tuple)):
         plain["betas"] = [float(b) for b in plain["betas"]]
+    if speed is not None:
+        plain.update(speed.optimizer_options(resolve_target(plain, path), plain))
     try:
         return instantiate(OmegaConf.create(plain))(params=params)
     except (ValueError, TypeError) as exc:
@@ -197,14 +203,18 @@ def _warn_clipping_with_momentum(loss, opt_d) -> None:
 
 def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> Trainer:
     check_config(cfg)
-    device = select_device(cfg.device)
-    configure_backends(device)
-    seed_everything(cfg.seed)
+    parallel = distributed.current()
+    device = select_device(cfg.device, parallel.local_rank if parallel.world > 1 else None)
+    parallel.use_device(device)
+    speed = to_dataclass(SpeedConfig, _plain(cfg.speed), "speed").resolve(device)
+    speed.configure_backends()
+    seed_everything(cfg.seed)  # the same on every process: identical initial weights
 
     loader = to_dataclass(LoaderConfig, {k: cfg.data[k] for k in LOADER_KEYS if k in cfg.data}, "data")
     source = build_source(cfg)
     spec = source.spec
-    stream = source.stream(loader.batch_size, cfg.seed, device, loader.num_workers)
+    stream = source.stream(loader.batch_size, cfg.seed, device, loader.num_workers,
+                           shard=(parallel.rank, parallel.world))
 
     _check_data_fits_model(cfg.model, spec)
     data_spec = {"channels": spec.channels, "image_size": spec.image_size, "num_classes": spec.num_classes,
@@ -213,8 +223,10 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
     loss = instantiate(cfg.loss)
     _check_penalty_norm(loss, nets["discriminator"])
     model = instantiate(_without(cfg.model, MODEL_BUILD_KEYS), **nets, loss=loss).to(device)
-    opt_g = build_optimizer(cfg.optim.g, model.G.parameters(), "optim.g")
-    opt_d = build_optimizer(cfg.optim.d, model.D.parameters(), "optim.d")
+    speed.prepare_nets(model)
+    parallel.broadcast_nets(model)
+    opt_g = build_optimizer(cfg.optim.g, model.G.parameters(), "optim.g", speed)
+    opt_d = build_optimizer(cfg.optim.d, model.D.parameters(), "optim.d", speed)
     _warn_clipping_with_momentum(loss, opt_d)
 
     trainer_cfg = to_dataclass(TrainerConfig, _plain(cfg.trainer), "trainer")
@@ -225,22 +237,33 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
         if checkpoint["step"] >= trainer_cfg.steps:
             raise UserError(f"run {cfg.resume} already finished at step {checkpoint['step']}: to "
                             f"train further, resume with trainer.steps=N, N > {checkpoint['step']}")
+    env = environment(device)
+    env["fast path"] = speed.summary()
+    env["processes"] = str(parallel.world)
     meta = {
         "config": OmegaConf.to_yaml(cfg, resolve=True),
         "overrides": list(overrides),
         "data_spec": data_spec,
-        "env": environment(device),
+        "env": env,
     }
-    logger = RunLogger(run_dir, purge_step=checkpoint["step"] if checkpoint else None)
+    if parallel.is_main:
+        logger = RunLogger(run_dir, purge_step=checkpoint["step"] if checkpoint else None)
+    else:
+        logger = SilentLogger(run_dir)
     if spec.pairing == "none":
         fixed, validation = model.fixed_inputs(trainer_cfg.num_samples, cfg.seed), None
     else:  # translation: grids and validation metrics from the held-out pairs
         fixed = source.fixed_batch(trainer_cfg.num_samples)
         validation = (lambda: source.validation_batches(loader.batch_size)) if hasattr(model, "validate") else None
-    evaluator = build_evaluator(cfg, source, device) if cfg.eval.every else None
-    trainer = Trainer(model, opt_g, opt_d, stream, logger, trainer_cfg, device, meta, fixed, validation, evaluator)
+    evaluator = build_evaluator(cfg, source, device) if cfg.eval.every and parallel.is_main else None
+    if parallel.rank:  # each process its own noise
+        seed_everything(cfg.seed + 1_000_003 * parallel.rank)
+    trainer = Trainer(model, opt_g, opt_d, stream, logger, trainer_cfg, device, meta, fixed, validation, evaluator,
+                      speed=speed, parallel=parallel, eval_every=cfg.eval.every)
     if checkpoint:
         trainer.load_state_dict(checkpoint)
+    if speed.compile:
+        trainer.compile()
     return trainer
 
 

@@ -54,3 +54,31 @@ class RunLogger:
 
     def close(self) -> None:
         self.writer.close()
+
+
+class SilentLogger(RunLogger):
+    """The logger of data-parallel processes other than rank 0: it writes nothing
+    (rank 0 logs the values averaged over all processes)."""
+
+    def __init__(self, run_dir: str | Path) -> None:  # no SummaryWriter, no event file
+        self.run_dir = Path(run_dir)
+        self.samples_dir = self.run_dir / "samples"
+        self.scalar_tags = set()
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        pass
+
+    def hparams(self, hparams: dict, metric_tags: list[str]) -> None:
+        pass
+
+    def text(self, tag: str, text: str, step: int = 0) -> None:
+        pass
+
+    def images(self, tag: str, images: torch.Tensor, step: int, nrow: int) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

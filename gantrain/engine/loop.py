@@ -13,6 +13,7 @@ checkpoint and returns ``"interrupted"``. A second Ctrl-C stops at once.
 
 from __future__ import annotations
 
+import copy
 import logging
 import signal
 import threading
@@ -26,10 +27,12 @@ from tqdm.auto import tqdm
 
 from gantrain.engine.checkpoint import (best_checkpoint, exported_generator, last_checkpoint, save_checkpoint,
                                         write_json)
+from gantrain.engine.distributed import SingleProcess
 from gantrain.engine.ema import EMA
 from gantrain.engine.guard import NonFinite, explain, nonfinite_nets, nonfinite_values
 from gantrain.engine.logger import RunLogger
 from gantrain.engine.runtime import capture_rng, restore_rng
+from gantrain.engine.speed import Speed, compile_nets, uncompile
 from gantrain.errors import UserError
 from gantrain.validate import at_least
 
@@ -104,10 +107,14 @@ class Trainer:
     def __init__(self, model, opt_g, opt_d, stream, logger: RunLogger, cfg: TrainerConfig,
                  device: torch.device, meta: dict, fixed: dict[str, torch.Tensor],
                  validation: Callable[[], Iterable[dict[str, torch.Tensor]]] | None = None,
-                 evaluator: Evaluator | None = None) -> None:
+                 evaluator: Evaluator | None = None, speed: Speed | None = None,
+                 parallel: SingleProcess | None = None, eval_every: int | None = None) -> None:
         """``fixed``: what every sample grid is drawn from (the model's fixed noise, or
         a fixed validation batch); ``validation``: batches for ``model.validate``;
-        ``evaluator``: sample-quality metrics every ``evaluator.every`` steps."""
+        ``evaluator``: sample-quality metrics every ``eval_every`` steps (default
+        ``evaluator.every``; under data parallelism only rank 0 has an evaluator, and
+        every process needs the schedule); ``speed``: the fast path's switches;
+        ``parallel``: the data-parallel context (``engine/distributed.py``)."""
         self.model, self.opt_g, self.opt_d = model, opt_g, opt_d
         self.stream, self.logger, self.cfg = stream, logger, cfg
         self.device, self.meta = device, meta
@@ -115,6 +122,11 @@ class Trainer:
         self.images_seen = 0
         self.ema = EMA(model.G, cfg.ema_decay) if cfg.ema_decay else None
         self.fixed, self.validation, self.evaluator = fixed, validation, evaluator
+        self.eval_every = eval_every if eval_every is not None else (evaluator.every if evaluator else 0)
+        self.speed = speed or Speed(device=device)
+        self.parallel = parallel or SingleProcess()
+        self.compiled: list[torch.nn.Module] = []  # nets compiled by compile()
+        self._compile_unproven = False  # compiled, and no step has run since
         self.best: dict | None = None  # {"metric", "value", "step"} of checkpoints/best.pt
         self.rollbacks = 0  # times a non-finite value sent the run back to its checkpoint
         self.checkpoint_step: int | None = None  # the step of the last checkpoint written or loaded
@@ -171,17 +183,39 @@ class Trainer:
         self.checkpoint_step = self.step
         for scheduler, scheduler_state in zip(self.schedulers, state["schedulers"]):
             scheduler.load_state_dict(scheduler_state)
+        self._restore_rng(state)
+
+    def _restore_rng(self, state: dict) -> None:
+        """This process's RNG state from the checkpoint. A run resumed on a different
+        number of processes gives ranks without a saved state rank 0's, re-seeded by rank
+        (their noise differs from an uninterrupted run's, and can no longer match it)."""
+        rank, saved = self.parallel.rank, state.get("rng_ranks")
+        if saved and rank < len(saved) and self.parallel.world == len(saved):
+            restore_rng(saved[rank])
+            return
         restore_rng(state["rng"])
+        if rank:
+            torch.manual_seed(int(torch.randint(2**62, (1,))) + rank)
 
     def save(self) -> None:
         """Write last.pt and generator.pt, unless a weight went non-finite: then the
         previous checkpoint stays as it is (``_nonfinite`` decides what happens next)."""
         self._guard({}, check_weights=True)
         run_dir = self.logger.run_dir
-        save_checkpoint(self.state_dict(), last_checkpoint(run_dir))
-        save_checkpoint({"generator": self.sampling_generator.state_dict(),
-                         "ema": self.ema is not None, "step": self.step, **self.meta},
-                        exported_generator(run_dir))
+        # Every process's RNG state, so that a resumed data-parallel run draws what an
+        # uninterrupted one would have (a collective: every process calls save()).
+        rng_ranks = self.parallel.gather(capture_rng())
+        failure = None
+        if self.parallel.is_main:
+            try:
+                save_checkpoint({**self.state_dict(), "rng_ranks": rng_ranks}, last_checkpoint(run_dir))
+                save_checkpoint({"generator": self.sampling_generator.state_dict(),
+                                 "ema": self.ema is not None, "step": self.step, **self.meta},
+                                exported_generator(run_dir))
+            except UserError as exc:
+                failure = exc
+        if self.parallel.any(failure is not None):
+            raise failure or UserError("rank 0 could not write the checkpoint (its message says why)")
         self.checkpoint_step = self.step
 
     def _rng_fork(self):
@@ -219,19 +253,19 @@ class Trainer:
     # -- the loop ------------------------------------------------------------
     def fit(self) -> str:
         cfg = self.cfg
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress, unit="step",
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress or not self.parallel.is_main, unit="step",
                    dynamic_ncols=True, desc="train")
         with StopRequest() as stop:
             while True:
                 try:
                     self._train(stop, bar)
-                    interrupted = stop.requested and self.step < cfg.steps
-                    if self.step % cfg.sample_every != 0:
+                    interrupted = self.step < cfg.steps  # _train returns early only when asked to stop
+                    if self.step % cfg.sample_every != 0 and self.parallel.is_main:
                         self.log_samples()
                     # A last evaluation, so that every run ends with a score (sweeps compare them);
                     # then a checkpoint, which records the best score it may have set.
-                    final_eval = bool(self.evaluator and self.evaluator.every and self.step % self.evaluator.every)
-                    if final_eval:
+                    final_eval = bool(self.eval_every and self.step % self.eval_every)
+                    if final_eval and self.evaluator:
                         self.evaluate()
                     if self.step % cfg.checkpoint_every != 0 or final_eval:
                         self.save()
@@ -240,46 +274,95 @@ class Trainer:
                     self._roll_back(rollback.problems)
                     bar.reset(total=cfg.steps)
                     bar.update(self.step)
+                except _CompileFailed as failure:
+                    self._train_eagerly(failure)
             bar.close()
         self.logger.flush()
         return "interrupted" if interrupted else "finished"
 
+    def compile(self) -> None:
+        """``speed.compile``: compile G and D in place. Called once the EMA copy exists
+        (a copy of a compiled net would call the original's compiled code)."""
+        loss = self.model.loss
+        twice = bool(getattr(loss, "gp_weight", 0) or getattr(loss, "r1_weight", 0))
+        self.compiled = compile_nets(self.model.G, self.model.D, differentiates_d_twice=twice)
+        self._compile_unproven = bool(self.compiled)
+
+    def _train_eagerly(self, failure: "_CompileFailed") -> None:
+        cause = failure.__cause__
+        # Dynamo's message: "backend='inductor' raised:" and, on the next line, the error.
+        first = " ".join([line.strip() for line in str(cause).splitlines() if line.strip()][:2])[:300]
+        log.warning("torch.compile failed at the first step (%s: %s); training without it "
+                    "(speed.compile=false skips it)", type(cause).__name__, first)
+        uncompile(self.compiled)
+        self.compiled, self._compile_unproven = [], False
+        self.load_state_dict(failure.snapshot)
+        restore_rng(failure.snapshot["rng"])  # this process's own state, whatever its rank
+
+    def _update(self, batches) -> tuple[dict, dict[str, torch.Tensor]]:
+        """One step's updates: ``d_steps`` of D, then G, the EMA and the schedulers.
+        Returns the last batch and the step's logged values (still on the device)."""
+        cfg, model, D, speed = self.cfg, self.model, self.model.D, self.speed
+        for _ in range(cfg.d_steps):
+            batch = speed.prepare_batch(next(batches))
+            with speed.autocast():
+                loss_d, logs = model.d_loss(batch)
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.parallel.reduce_gradients(D)
+            self.opt_d.step()
+            model.after_d_step()  # e.g. WGAN's weight clipping
+        # D's weights need no gradients for G's update; skipping them is free speed.
+        D.requires_grad_(False)
+        with speed.autocast():
+            loss_g, logs_g = model.g_loss(batch)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.parallel.reduce_gradients(model.G)
+        self.opt_g.step()
+        D.requires_grad_(True)
+        if self.ema:
+            self.ema.update(model.G)
+        for scheduler in self.schedulers:
+            scheduler.step()
+        return batch, {**logs, **logs_g}
+
+    def _first_compiled_update(self, batches) -> tuple[dict, dict[str, torch.Tensor]]:
+        """The first step after compile(): compilation runs here, so a failure here
+        restores the state from before the step and trains eagerly instead."""
+        snapshot = copy.deepcopy(self.state_dict())
+        try:
+            result = self._update(batches)
+        except (UserError, torch.OutOfMemoryError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            raise _CompileFailed(snapshot) from exc
+        self._compile_unproven = False
+        return result
+
     def _train(self, stop: StopRequest, bar) -> None:
         """Steps until the last one or a stop request."""
-        cfg, model, D = self.cfg, self.model, self.model.D
+        cfg = self.cfg
         batches = iter(self.stream)
         sums: dict[str, torch.Tensor] = {}
         logged_steps, last_log_time, last_log_images = 0, time.perf_counter(), self.images_seen
-        while self.step < cfg.steps and not stop.requested:
-            for _ in range(cfg.d_steps):
-                batch = next(batches)
-                loss_d, logs = model.d_loss(batch)
-                self.opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                self.opt_d.step()
-                model.after_d_step()  # e.g. WGAN's weight clipping
-            # D's weights need no gradients for G's update; skipping them is free speed.
-            D.requires_grad_(False)
-            loss_g, logs_g = model.g_loss(batch)
-            self.opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            self.opt_g.step()
-            D.requires_grad_(True)
-            if self.ema:
-                self.ema.update(model.G)
-            for scheduler in self.schedulers:
-                scheduler.step()
-
+        # A stop request is acted on by every process at the same step (with one process,
+        # parallel.any is the flag itself).
+        while self.step < cfg.steps and not self.parallel.any(stop.requested):
+            if self._compile_unproven:
+                batch, step_logs = self._first_compiled_update(batches)
+            else:
+                batch, step_logs = self._update(batches)
             self.step += 1
-            self.images_seen += cfg.d_steps * len(next(iter(batch.values())))
-            for tag, value in {**logs, **logs_g}.items():
+            self.images_seen += cfg.d_steps * len(next(iter(batch.values()))) * self.parallel.world
+            for tag, value in step_logs.items():
                 sums[tag] = sums[tag] + value if tag in sums else value.clone()
             logged_steps += 1
             bar.update(1)
 
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 now = time.perf_counter()
-                values = {tag: float(total) / logged_steps for tag, total in sums.items()}
+                values = self.parallel.mean({tag: float(total) / logged_steps for tag, total in sums.items()})
                 self._guard(values, check_weights=True)
                 values["perf/images_per_sec"] = (self.images_seen - last_log_images) / max(now - last_log_time, 1e-9)
                 values["lr/g"] = self.opt_g.param_groups[0]["lr"]
@@ -288,9 +371,9 @@ class Trainer:
                 bar.set_postfix({"d": f"{values['loss/d']:.3f}", "g": f"{values['loss/g']:.3f}",
                                  "img/s": f"{values['perf/images_per_sec']:.0f}"}, refresh=False)
                 sums, logged_steps, last_log_time, last_log_images = {}, 0, now, self.images_seen
-            if self.step % cfg.sample_every == 0:
+            if self.step % cfg.sample_every == 0 and self.parallel.is_main:
                 self.log_samples()
-            if self.evaluator and self.evaluator.every and self.step % self.evaluator.every == 0:
+            if self.evaluator and self.eval_every and self.step % self.eval_every == 0:
                 self.evaluate()
             if self.step % cfg.checkpoint_every == 0:
                 self.save()
@@ -302,8 +385,10 @@ class Trainer:
         if check_weights:
             nets = {"G": self.model.G, "D": self.model.D, **({"EMA": self.ema.module} if self.ema else {})}
             problems += nonfinite_nets(nets)
-        if not problems:
+        # Every process decides alike (they would otherwise wait on each other forever).
+        if not self.parallel.any(bool(problems)):
             return
+        problems = problems or ["a value on another process"]
         can_roll_back = (self.cfg.on_nonfinite == "rollback" and self.rollbacks < self.cfg.max_rollbacks
                          and last_checkpoint(self.logger.run_dir).is_file())
         if can_roll_back:
@@ -336,3 +421,11 @@ class _RollBack(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__(", ".join(problems))
         self.problems = problems
+
+
+class _CompileFailed(Exception):
+    """torch.compile failed in the first step; ``snapshot`` is the state from before it."""
+
+    def __init__(self, snapshot: dict) -> None:
+        super().__init__("torch.compile failed")
+        self.snapshot = snapshot

@@ -16,16 +16,24 @@ import torch
 from gantrain.errors import UserError
 
 
-def select_device(name: str) -> torch.device:
-    """``auto``: the GPU when there is one, else the CPU."""
+def select_device(name: str, local_rank: int | None = None) -> torch.device:
+    """``auto``: the GPU when there is one, else the CPU. Under torchrun
+    (``local_rank`` given) ``auto`` and ``cuda`` mean this process's own GPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except RuntimeError:
         raise UserError(f"device={name!r} is not a device: use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device={name} was asked for but no CUDA GPU is visible: use device=cpu or auto")
+    if device.type == "cuda" and local_rank is not None and device.index is None:
+        if local_rank >= torch.cuda.device_count():
+            raise UserError(f"process {local_rank} of this node has no GPU of its own ({torch.cuda.device_count()} "
+                            f"visible): start at most that many with torchrun --nproc-per-node")
+        device = torch.device("cuda", local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     return device
 
 
@@ -37,13 +45,6 @@ def share_machine(job_num: int, parallel_jobs: int) -> str | None:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, parallel_jobs)))
     gpus = torch.cuda.device_count()
     return f"cuda:{job_num % gpus}" if gpus > 1 else None
-
-
-def configure_backends(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed shapes: autotune once, reuse
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
 
 
 def seed_everything(seed: int) -> None:

@@ -34,14 +34,17 @@ def interpolate(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
 
 def input_gradients(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     """d outputs / d inputs, per sample and flattened, kept in the graph so that the
-    penalty built from it can itself be differentiated (for D's update)."""
-    (grad,) = torch.autograd.grad(outputs.sum(), inputs, create_graph=True)
-    return grad.flatten(1)
+    penalty built from it can itself be differentiated (for D's update). In float32:
+    under bf16 autocast the norms and squares of the penalties are then taken at full
+    precision (the penalty is a small difference, ``||g|| - 1``)."""
+    (grad,) = torch.autograd.grad(outputs.float().sum(), inputs, create_graph=True)
+    return grad.float().flatten(1)
 
 
 def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
     """E[(||grad D(x_hat)||_2 - 1)^2], unweighted."""
-    x_hat = interpolate(real.detach(), fake.detach()).requires_grad_(True)
+    # float32 points: under bf16 autocast the fakes come out of G in bf16.
+    x_hat = interpolate(real.detach().float(), fake.detach().float()).requires_grad_(True)
     grad = input_gradients(D(x_hat, y), x_hat)
     return (grad.norm(2, dim=1) - 1).square().mean()
 

@@ -15,7 +15,8 @@ def discriminator_loss(loss, D: nn.Module, real: torch.Tensor, fake: torch.Tenso
     call = (lambda x: D(x, y)) if y is not None else D
     if loss.needs_real_grad:  # R1 differentiates D(real) with respect to real
         real = real.detach().requires_grad_(True)
-    real_logits, fake_logits = call(real), call(fake)
+    # float32 logits: under bf16 autocast (speed.amp) the losses still reduce in float32.
+    real_logits, fake_logits = call(real).float(), call(fake).float()
     penalty, penalty_logs = loss.penalty(D, real, fake, y, real_logits)
     total = scale * loss.d_loss(real_logits, fake_logits) + penalty
     return total, {"d/real": loss.score(real_logits.detach()).mean(),

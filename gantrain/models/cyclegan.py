@@ -98,7 +98,8 @@ class CycleGAN(nn.Module):
         A, B = batch["A"], batch["B"]
         fakes = self._fakes or {"B": self.G["AB"](A), "A": self.G["BA"](B)}
         self._fakes = None
-        adversarial = self.loss.g_loss(self.D["B"](fakes["B"])) + self.loss.g_loss(self.D["A"](fakes["A"]))
+        adversarial = (self.loss.g_loss(self.D["B"](fakes["B"]).float())
+                       + self.loss.g_loss(self.D["A"](fakes["A"]).float()))
         cycle = F.l1_loss(self.G["BA"](fakes["B"]), A) + F.l1_loss(self.G["AB"](fakes["A"]), B)
         loss = adversarial + self.cycle_weight * cycle
         logs = {"loss/g_adv": adversarial.detach(), "loss/cycle": cycle.detach()}

@@ -60,7 +60,7 @@ class GAN(nn.Module):
     def g_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         fake, y = self._fakes if self._fakes is not None else self._generate(batch)
         self._fakes = None
-        loss = self.loss.g_loss(self.D(fake, y))
+        loss = self.loss.g_loss(self.D(fake, y).float())
         return loss, {"loss/g": loss.detach()}
 
     def fixed_inputs(self, num_samples: int, seed: int) -> dict[str, torch.Tensor]:

@@ -53,7 +53,7 @@ class Pix2Pix(nn.Module):
         A, B = batch["A"], batch["B"]
         fake = self._fake if self._fake is not None else self.G(A)
         self._fake = None
-        adversarial = self.loss.g_loss(self.D(torch.cat([A, fake], 1)))
+        adversarial = self.loss.g_loss(self.D(torch.cat([A, fake], 1)).float())
         l1 = F.l1_loss(fake, B)
         loss = adversarial + self.l1_weight * l1
         return loss, {"loss/g": loss.detach(), "loss/g_adv": adversarial.detach(), "loss/l1": l1.detach()}

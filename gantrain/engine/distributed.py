@@ -1,0 +1,140 @@
+"""Data parallelism across the processes ``torchrun`` starts (one per GPU, or several on CPUs).
+
+Every process builds the same nets from the same seed, trains on its own slice of each
+global batch (``EpochStream``'s ``shard``) with its own noise, and averages the
+gradients of each net with one all-reduce before every optimizer step, so all
+processes apply the same update and their weights stay identical.
+
+Why not ``torch.nn.parallel.DistributedDataParallel``: a GAN step runs D inside G's
+update with D's weights frozen (DDP's reducer expects every parameter it wraps to get a
+gradient in every backward, or needs ``find_unused_parameters`` and its extra graph
+walk), and the gradient penalties differentiate D twice, which DDP does not support.
+One flat all-reduce per net per step is the same traffic DDP sends, without its
+overlap of communication and backward; for the small nets trained here the saving in
+complexity is worth more than that overlap.
+
+Control messages (averaged log values, "did any process see a NaN", the checkpoint's
+RNG states, the command line) go through a gloo group on the CPU; gradients go through
+NCCL on GPUs, gloo on CPUs. Only rank 0 writes: logs, samples, evaluations, checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+class SingleProcess:
+    """The context of an ordinary run: every collective is the identity."""
+    rank, world, local_rank = 0, 1, 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def reduce_gradients(self, net: nn.Module) -> None:
+        """Average the gradients of ``net`` over the processes."""
+
+    def mean(self, values: dict[str, float]) -> dict[str, float]:
+        """Each value averaged over the processes."""
+        return values
+
+    def any(self, flag: bool) -> bool:
+        """True on every process when it is true on any."""
+        return flag
+
+    def gather(self, obj) -> list | None:
+        """Every process's ``obj`` on rank 0 (None elsewhere)."""
+        return [obj]
+
+    def broadcast(self, obj):
+        """Rank 0's ``obj`` on every process."""
+        return obj
+
+    def broadcast_nets(self, *nets: nn.Module) -> None:
+        """Rank 0's parameters and buffers on every process."""
+
+    def use_device(self, device: torch.device) -> None:
+        """Choose the collective for gradients on ``device``."""
+
+
+class DataParallel(SingleProcess):
+    def __init__(self, rank: int, world: int, local_rank: int) -> None:
+        self.rank, self.world, self.local_rank = rank, world, local_rank
+        self.grad_group = None  # the default (gloo) group until use_device picks NCCL
+
+    def use_device(self, device: torch.device) -> None:
+        if device.type == "cuda" and self.grad_group is None:
+            self.grad_group = dist.new_group(backend="nccl")
+
+    def reduce_gradients(self, net: nn.Module) -> None:
+        params = [p for p in net.parameters() if p.grad is not None]
+        if not params:
+            return
+        flat = torch.cat([p.grad.reshape(-1) for p in params])
+        dist.all_reduce(flat, group=self.grad_group)
+        flat.div_(self.world)
+        for p, chunk in zip(params, flat.split([p.numel() for p in params])):
+            p.grad.copy_(chunk.view_as(p.grad))
+
+    def mean(self, values: dict[str, float]) -> dict[str, float]:
+        if not values:
+            return values
+        total = torch.tensor(list(values.values()), dtype=torch.float64)
+        dist.all_reduce(total)
+        return dict(zip(values, (total / self.world).tolist()))
+
+    def any(self, flag: bool) -> bool:
+        seen = torch.tensor([int(flag)])
+        dist.all_reduce(seen, op=dist.ReduceOp.MAX)
+        return bool(seen.item())
+
+    def gather(self, obj) -> list | None:
+        out = [None] * self.world if self.is_main else None
+        dist.gather_object(obj, out, dst=0)
+        return out
+
+    def broadcast(self, obj):
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def broadcast_nets(self, *nets: nn.Module) -> None:
+        for net in nets:
+            for tensor in (*net.parameters(), *net.buffers()):
+                dist.broadcast(tensor.data, src=0, group=self.grad_group)
+
+
+_current: SingleProcess = SingleProcess()
+
+
+def current() -> SingleProcess:
+    """This process's context: DataParallel under torchrun, else SingleProcess."""
+    return _current
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def start() -> SingleProcess:
+    """Join the other processes torchrun started (its environment names them) over gloo."""
+    global _current
+    if not launched_by_torchrun() or isinstance(_current, DataParallel):
+        return _current
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dist.init_process_group(backend="gloo", rank=rank, world_size=world, timeout=timedelta(minutes=30))
+    _current = DataParallel(rank, world, local_rank)
+    return _current
+
+
+def stop() -> None:
+    global _current
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    _current = SingleProcess()

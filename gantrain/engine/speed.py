@@ -1,0 +1,145 @@
+"""The GPU fast path (config group ``speed``): every switch ``auto``, ``true`` or ``false``.
+
+Small GANs on a GPU are bound by kernel launches and memory traffic, not arithmetic.
+``auto`` turns each part on for CUDA devices and off on the CPU, where bf16 autocast
+and ``torch.compile`` usually cost more than they save:
+
+* ``amp``: bf16 autocast around the forward passes. bf16 has float32's range, so no
+  loss scaling is needed; logits are cast to float32 before the losses, and the
+  gradient penalties reduce their input gradients in float32 (``losses/base.py``).
+* ``channels_last``: NHWC weights and input batches, the layout cuDNN's tensor-core
+  convolutions want (NCHW inputs would be transposed at every layer).
+* ``compile``: ``torch.compile`` of G and D in place (``Module.compile``: state-dict
+  keys do not change, so checkpoints load into uncompiled nets). A discriminator whose
+  loss differentiates it twice (gradient penalty, R1) stays eager: compiled graphs have
+  no double backward. Compilation happens at the first step; if it fails there, the
+  loop restores the state from before that step and trains eagerly (one warning).
+* ``fused_optim``: the optimizer's fused kernel (Adam, AdamW, SGD): one launch per step
+  instead of several per parameter.
+* ``cudnn_benchmark``, ``tf32``: cuDNN autotuning for the fixed shapes; TF32 tensor
+  cores for the float32 matmuls and convolutions left outside autocast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+log = logging.getLogger("gantrain")
+# torch.compile's backend; tests swap in "eager" (tracing without code generation) or a
+# failing one.
+COMPILE_BACKEND = "inductor"
+
+
+Switch = bool | Literal["auto"]
+
+
+@dataclass(frozen=True)
+class SpeedConfig:
+    amp: Switch = "auto"
+    channels_last: Switch = "auto"
+    compile: Switch = "auto"
+    fused_optim: Switch = "auto"
+    cudnn_benchmark: Switch = "auto"
+    tf32: Switch = "auto"
+
+    def resolve(self, device: torch.device) -> "Speed":
+        """The switches for this device: ``auto`` is on for CUDA, off elsewhere (and
+        bf16 autocast only on GPUs that have bf16)."""
+        cuda = device.type == "cuda"
+
+        def on(name: str, auto: bool) -> bool:
+            value = getattr(self, name)
+            return auto if value == "auto" else bool(value)
+
+        return Speed(
+            amp=on("amp", cuda and torch.cuda.is_bf16_supported()),
+            channels_last=on("channels_last", cuda),
+            compile=on("compile", cuda),
+            fused_optim=on("fused_optim", cuda),
+            cudnn_benchmark=on("cudnn_benchmark", cuda),
+            tf32=on("tf32", cuda),
+            device=device,
+        )
+
+
+@dataclass(frozen=True)
+class Speed:
+    """The resolved switches, and what they do to nets, batches and optimizers."""
+    amp: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    fused_optim: bool = False
+    cudnn_benchmark: bool = False
+    tf32: bool = False
+    device: torch.device = torch.device("cpu")
+
+    def summary(self) -> str:
+        names = ("amp", "channels_last", "compile", "fused_optim", "cudnn_benchmark", "tf32")
+        on = [("bf16 autocast" if n == "amp" else n) for n in names if getattr(self, n)]
+        return ", ".join(on) or "none"
+
+    def configure_backends(self) -> None:
+        torch.backends.cudnn.benchmark = self.cudnn_benchmark
+        precision = "tf32" if self.tf32 else "ieee"
+        if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch >= 2.9
+            torch.backends.cuda.matmul.fp32_precision = precision
+            torch.backends.cudnn.conv.fp32_precision = precision
+        else:
+            torch.backends.cuda.matmul.allow_tf32 = self.tf32
+            torch.backends.cudnn.allow_tf32 = self.tf32
+
+    def autocast(self):
+        """The context the forward passes run in."""
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def prepare_nets(self, *nets: nn.Module) -> None:
+        if self.channels_last:
+            for net in nets:
+                net.to(memory_format=torch.channels_last)
+
+    def prepare_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if not self.channels_last:
+            return batch
+        return {key: value.contiguous(memory_format=torch.channels_last) if value.dim() == 4 else value
+                for key, value in batch.items()}
+
+    def optimizer_options(self, optimizer_class: type, given: dict) -> dict:
+        """``fused=True`` for optimizers that have a fused kernel, unless the config chose."""
+        if not self.fused_optim or "fused" in given:
+            return {}
+        try:
+            takes_fused = "fused" in inspect.signature(optimizer_class).parameters
+        except (TypeError, ValueError):
+            takes_fused = False
+        return {"fused": True} if takes_fused else {}
+
+
+def leaf_nets(net: nn.Module) -> list[nn.Module]:
+    """The callable nets of a model's G or D: CycleGAN keeps two of each in a ModuleDict."""
+    return list(net.values()) if isinstance(net, nn.ModuleDict) else [net]
+
+
+def compile_nets(G: nn.Module, D: nn.Module, differentiates_d_twice: bool) -> list[nn.Module]:
+    """Compile G's and D's nets in place; returns those compiled."""
+    nets = leaf_nets(G) + ([] if differentiates_d_twice else leaf_nets(D))
+    if differentiates_d_twice:
+        log.info("speed.compile: D stays eager (its gradient penalty differentiates it twice, which "
+                 "compiled graphs cannot)")
+    for net in nets:
+        net.compile(backend=COMPILE_BACKEND)
+    return nets
+
+
+def uncompile(nets: list[nn.Module]) -> None:
+    """Back to eager: ``Module.compile`` only sets ``_compiled_call_impl``."""
+    for net in nets:
+        net._compiled_call_impl = None

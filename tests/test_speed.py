@@ -1,0 +1,143 @@
+"""The fast path (config group ``speed``) on the CPU: each switch is reachable and does
+what it says; bf16 autocast keeps the gradient penalty correct; a torch.compile that
+fails at the first step falls back to eager training with one warning and the same
+result as an eager run; ``auto`` is off on the CPU."""
+
+import logging
+
+import pytest
+import torch
+from torch import nn
+
+import gantrain.engine.speed as speed_module
+from gantrain.engine.speed import Speed, SpeedConfig
+from gantrain.errors import UserError
+from gantrain.losses.base import gradient_penalty
+
+from conftest import TINY, TINY_MLP, checkpoint, compose_config, train
+from fixtures import write_paired, write_unpaired
+
+FAST = ["speed.amp=true", "speed.channels_last=true", "speed.fused_optim=true"]
+
+
+def test_auto_is_off_on_the_cpu_and_on_for_cuda():
+    assert Speed(device=torch.device("cpu")) == SpeedConfig().resolve(torch.device("cpu"))
+    cuda = SpeedConfig(amp=False).resolve(torch.device("cuda"))
+    assert (cuda.channels_last, cuda.compile, cuda.fused_optim, cuda.cudnn_benchmark, cuda.tf32, cuda.amp) == \
+        (True, True, True, True, True, False)
+
+
+@pytest.mark.parametrize("value", ["yes", 1, "bf16"])
+def test_a_switch_that_is_not_auto_true_or_false_is_one_line(tmp_path, value):
+    with pytest.raises(UserError, match=r"speed.amp=\S+ is not true or false or one of auto"):
+        train(tmp_path / "run", [*TINY, f"speed.amp={value}"])
+    assert not (tmp_path / "run").exists()
+
+
+class SmallCritic(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, 16, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(16, 32, 4, 2, 1),
+                                 nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(32 * 4 * 4, 1))
+
+    def forward(self, x, y=None):
+        return self.net(x)
+
+
+def test_the_gradient_penalty_under_bf16_autocast_matches_float32():
+    torch.manual_seed(0)
+    D = SmallCritic()
+    real, fake = torch.randn(16, 3, 16, 16), torch.randn(16, 3, 16, 16).to(torch.bfloat16)
+    with torch.random.fork_rng():
+        exact = gradient_penalty(D, real, fake.float(), None)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = gradient_penalty(D, real, fake, None)
+    assert mixed.dtype == torch.float32  # reduced at full precision
+    assert exact.item() > 0.05  # a penalty worth comparing, not ~0
+    assert mixed.item() == pytest.approx(exact.item(), rel=0.03)
+    # And it still trains D: its gradient under autocast points the same way.
+    grads = []
+    for context in (torch.autocast("cpu", dtype=torch.bfloat16, enabled=False),
+                    torch.autocast("cpu", dtype=torch.bfloat16)):
+        D.zero_grad()
+        with torch.random.fork_rng(), context:
+            gradient_penalty(D, real, fake.float(), None).backward()
+        # (the last bias gets no gradient from a penalty on input gradients)
+        grads.append(torch.cat([p.grad.flatten() for p in D.parameters() if p.grad is not None]))
+    assert torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0) > 0.98
+
+
+@pytest.mark.parametrize("extra", [[], ["loss=wgan_gp", "model.discriminator.norm=layer"], ["loss=bce", "loss.r1_weight=1"],
+                                   TINY_MLP],
+                         ids=["dcgan", "wgan_gp", "r1", "mlp"])
+def test_training_with_every_cpu_switch_on(tmp_path, extra):
+    base = [] if extra is TINY_MLP else TINY
+    train(tmp_path / "run", [*base, *FAST, *extra, "trainer.steps=4", "trainer.log_every=2"])
+    state = checkpoint(tmp_path / "run")
+    assert state["step"] == 4 and "bf16 autocast" in state["env"]["fast path"]
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert state["optim"]["d"]["param_groups"][0]["fused"] is True
+
+
+@pytest.mark.parametrize("setup", ["pix2pix", "cyclegan"])
+def test_translation_models_train_under_autocast(tmp_path, setup):
+    nets = ["model.generator.width=8", "model.discriminator.width=8", "device=cpu", "trainer.progress=false",
+            "data.image_size=32", "data.load_size=36", "data.num_workers=0", "trainer.steps=2"]
+    if setup == "pix2pix":
+        write_paired(tmp_path / "data" / "facades", {"train": 4, "val": 2}, size=(80, 40))
+        data = ["model=pix2pix", "data=facades", f"data.root={tmp_path / 'data'}"]
+    else:
+        write_unpaired(tmp_path / "h2z", {"trainA": 3, "trainB": 3, "testA": 2, "testB": 2}, size=(40, 40))
+        data = ["model=cyclegan", "loss=lsgan", "data=unpaired_folder", f"data.path={tmp_path / 'h2z'}",
+                "model.pool_size=2"]
+    train(tmp_path / "run", [*data, *nets, *FAST, "trainer.num_samples=2"])
+    assert checkpoint(tmp_path / "run")["step"] == 2
+
+
+def test_channels_last_reaches_the_nets_and_the_batches(tmp_path):
+    from gantrain.build import build_trainer
+
+    cfg = compose_config([*TINY, "speed.channels_last=true"])
+    trainer = build_trainer(cfg, tmp_path / "run", [])
+    conv = next(p for p in trainer.model.D.parameters() if p.dim() == 4 and p.shape[-1] > 1)
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    batch = trainer.speed.prepare_batch({"image": torch.zeros(2, 3, 8, 8), "label": torch.zeros(2)})
+    assert batch["image"].is_contiguous(memory_format=torch.channels_last)
+    trainer.logger.close()
+
+
+def test_compile_trains_and_keeps_checkpoint_keys(tmp_path, monkeypatch):
+    monkeypatch.setattr(speed_module, "COMPILE_BACKEND", "eager")  # dynamo's tracing, no code generation
+    train(tmp_path / "plain", [*TINY, "trainer.steps=3"])
+    train(tmp_path / "compiled", [*TINY, "speed.compile=true", "trainer.steps=3"])
+    plain, compiled = checkpoint(tmp_path / "plain"), checkpoint(tmp_path / "compiled")
+    assert plain["model"].keys() == compiled["model"].keys()
+    for key, value in plain["model"].items():
+        assert torch.allclose(value.float(), compiled["model"][key].float(), atol=1e-5), key
+
+
+def test_a_failing_compile_falls_back_to_eager_with_the_eager_result(tmp_path, monkeypatch, caplog):
+    def broken_backend(graph_module, example_inputs):
+        raise RuntimeError("no C++ compiler on this machine")
+
+    monkeypatch.setattr(speed_module, "COMPILE_BACKEND", broken_backend)
+    train(tmp_path / "eager", [*TINY, "trainer.steps=3", "trainer.ema_decay=0.9"])
+    with caplog.at_level(logging.WARNING, logger="gantrain"):
+        train(tmp_path / "fallback", [*TINY, "speed.compile=true", "trainer.steps=3", "trainer.ema_decay=0.9"])
+    warnings = [r.getMessage() for r in caplog.records if "torch.compile failed" in r.getMessage()]
+    assert len(warnings) == 1 and "speed.compile=false" in warnings[0] and "C++ compiler" in warnings[0]
+    eager, fallback = checkpoint(tmp_path / "eager"), checkpoint(tmp_path / "fallback")
+    assert fallback["step"] == 3 and fallback["images_seen"] == eager["images_seen"]
+    for key, value in eager["model"].items():  # restored to before the failed step: the same run
+        assert torch.equal(value, fallback["model"][key]), key
+    assert torch.equal(eager["rng"]["torch"], fallback["rng"]["torch"])
+
+
+def test_a_penalised_discriminator_stays_eager(tmp_path, monkeypatch):
+    monkeypatch.setattr(speed_module, "COMPILE_BACKEND", "eager")
+    from gantrain.build import build_trainer
+
+    cfg = compose_config([*TINY, "speed.compile=true", "loss=wgan_gp", "model.discriminator.norm=layer"])
+    trainer = build_trainer(cfg, tmp_path / "run", [])
+    assert trainer.model.G._compiled_call_impl is not None and trainer.model.D._compiled_call_impl is None
+    trainer.logger.close()
