@@ -5,6 +5,10 @@ composes the config once to catch unknown options and bad values, and turns
 ``resume=<run dir>`` into the run's own overrides plus yours, pointed at that same
 directory. Mistakes end as one line ``gantrain: error: ...`` and exit status 2; an
 interrupted run exits with 130 after writing its checkpoint.
+
+Under ``torchrun`` (data parallelism), rank 0 alone checks the command line and picks
+the run directory, then hands the result to the other processes, which write nothing
+into it (no ``.hydra`` copy, no log file): one run, one directory.
 """
 
 from __future__ import annotations
@@ -35,8 +39,14 @@ _NO_PREFLIGHT = {"-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", 
 _HYDRA_LEFTOVERS = {".hydra", "train.log"}
 
 
+def _rank() -> int:
+    """This process's rank under torchrun (0 otherwise), read before torch is imported."""
+    return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
+
+
 def fail(error: Exception, code: int = 2) -> None:
-    print(f"gantrain: error: {error}", file=sys.stderr)
+    rank = _rank()
+    print(f"gantrain: error: {f'[rank {rank}] ' if rank else ''}{error}", file=sys.stderr)
     sys.exit(code)
 
 
@@ -173,7 +183,8 @@ def _train(cfg: DictConfig) -> float | None:
             shutil.rmtree(run_dir / hydra_cfg.output_subdir, ignore_errors=True)
         fail(exc)
     if status == "interrupted":
-        print(f"gantrain: interrupted; continue with: gantrain resume={run_dir}", file=sys.stderr)
+        if _rank() == 0:
+            print(f"gantrain: interrupted; continue with: gantrain resume={run_dir}", file=sys.stderr)
         sys.exit(130)
     return _sweep_score(run_dir, hydra_cfg)
 
@@ -200,13 +211,45 @@ def _sweep_score(run_dir: Path, hydra_cfg) -> float | None:
     return None
 
 
+def prepare_argv_on_rank0(args: list[str]) -> list[str]:
+    """``prepare_argv`` under torchrun: rank 0 checks the command line and pins the run
+    directory (its clock decides ``${now:...}``); every process gets its answer."""
+    from gantrain.engine import distributed
+
+    parallel = distributed.start()
+    answer = None
+    if parallel.is_main:
+        try:
+            if any(a in ("-m", "--multirun") for a in args):
+                raise UserError("torchrun starts one training run on several processes: drop --multirun "
+                                "(run sweeps without torchrun)")
+            answer = ("ok", prepare_argv(args))
+        except UserError as exc:
+            answer = ("error", str(exc))
+    status, value = parallel.broadcast(answer)
+    if status == "error":
+        if parallel.is_main:
+            fail(UserError(value))
+        sys.exit(2)  # rank 0 said why
+    if not parallel.is_main:
+        value = [*value, "hydra.output_subdir=null", "hydra/job_logging=disabled"]
+    return value
+
+
 def main() -> None:
+    torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
     try:
-        args = prepare_argv(sys.argv[1:])
+        args = prepare_argv_on_rank0(sys.argv[1:]) if torchrun else prepare_argv(sys.argv[1:])
     except UserError as exc:
         fail(exc)
     sys.argv = [sys.argv[0], *args]
-    _train()
+    try:
+        _train()
+    finally:
+        if torchrun:
+            from gantrain.engine import distributed
+
+            distributed.stop()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,36 @@
+"""One process of a data-parallel run, as torchrun starts it, for test_distributed.py:
+train through build_trainer, then save this process's weights to OUT/rank<N>.pt so the
+test can compare the processes (rank 0's checkpoint alone would not show a drift).
+
+    python -m torch.distributed.run --standalone --nproc-per-node 2 tests/ddp_worker.py OUT RUN_DIR override...
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from conftest import compose_config  # noqa: E402
+from gantrain.build import build_trainer  # noqa: E402
+from gantrain.engine import distributed  # noqa: E402
+
+
+def main() -> None:
+    out, run_dir, overrides = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
+    torch.set_num_threads(1)
+    parallel = distributed.start()
+    trainer = build_trainer(compose_config(overrides), run_dir, overrides)
+    initial = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    first = next(iter(trainer.stream))["image"]  # this process's first batch (a copy of the stream)
+    trainer.stream.load_state_dict({"epoch": 0, "batch": 0})
+    trainer.fit()
+    trainer.logger.close()
+    torch.save({"initial": initial, "final": trainer.model.state_dict(), "first_batch": first,
+                "images_seen": trainer.images_seen}, out / f"rank{parallel.rank}.pt")
+    distributed.stop()
+
+
+if __name__ == "__main__":
+    main()
