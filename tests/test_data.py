@@ -127,3 +127,97 @@ def test_the_celeba_integrity_hook_we_override_still_exists():
     from torchvision import datasets
 
     assert callable(getattr(datasets.CelebA, "_check_integrity", None))
+
+
+class _WhoLoads(torch.utils.data.Dataset):
+    """Items that say which process loaded them: a re-forked worker shows a new pid."""
+
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, index):
+        import os
+
+        return {"image": torch.full((1, 2, 2), index, dtype=torch.uint8), "index": torch.tensor(index),
+                "pid": torch.tensor(os.getpid())}
+
+
+def test_worker_processes_persist_across_epochs_and_change_no_batch():
+    import os
+
+    from gantrain.data.loader import LoaderStream
+
+    rng_before = torch.get_rng_state()
+    in_process = list(islice(iter(LoaderStream(_WhoLoads(), 3, seed=7)), 7))  # 3 batches an epoch
+    stream = LoaderStream(_WhoLoads(), 3, seed=7, num_workers=2)
+    workers = list(islice(iter(stream), 7))
+    assert [b["index"].tolist() for b in workers] == [b["index"].tolist() for b in in_process]
+    assert all(torch.equal(a["image"], b["image"]) for a, b in zip(in_process, workers))
+    # Two workers served all three epochs: workers forked per epoch would show up to six pids.
+    pids = {pid for b in workers for pid in b["pid"].tolist()}
+    assert len(pids) == 2 and os.getpid() not in pids and stream.epoch == 2
+    # Resumed mid-epoch with workers: the very next batch.
+    first = LoaderStream(_WhoLoads(), 3, seed=7, num_workers=2)
+    head = list(islice(iter(first), 4))
+    second = LoaderStream(_WhoLoads(), 3, seed=7, num_workers=2)
+    second.load_state_dict(first.state_dict())
+    tail = list(islice(iter(second), 3))
+    assert [b["index"].tolist() for b in head + tail] == [b["index"].tolist() for b in in_process]
+    # Worker seeds come from the stream's own generator, never from the training RNG.
+    assert torch.equal(torch.get_rng_state(), rng_before)
+
+
+def _random_source(n=40, hflip=True):
+    from gantrain.data.memory import InMemorySource
+    from gantrain.data.spec import DataSpec
+
+    images = torch.randint(0, 256, (n, 3, 6, 5), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    return InMemorySource(images, torch.arange(n) % 3, DataSpec(channels=3, image_size=6, size=n), hflip=hflip)
+
+
+def test_hflip_mirrors_about_half_of_the_images_on_a_seeded_mask():
+    flipped, plain = _random_source(), _random_source(hflip=False)
+    a = list(islice(iter(flipped.stream(8, seed=2)), 15))  # 5 batches an epoch: three epochs
+    b = list(islice(iter(plain.stream(8, seed=2)), 15))
+    mirrored = []
+    for x, y in zip(a, b):
+        assert torch.equal(x["label"], y["label"])  # same order: only the pixels move
+        same = (x["image"] == y["image"]).flatten(1).all(1)
+        mirror = (x["image"] == y["image"].flip(-1)).flatten(1).all(1)
+        assert bool((same ^ mirror).all())  # each image is itself or its mirror, never anything else
+        mirrored.append(mirror)
+    share = torch.cat(mirrored).float().mean().item()
+    assert 0.35 < share < 0.65
+    # No flip without hflip: the batches are the images in the epoch's order.
+    stream = plain.stream(8, seed=2)
+    order = stream.remaining_order()[:8]
+    assert torch.equal(next(iter(stream))["image"], plain.images[order].float() / 127.5 - 1)
+    # Another epoch, another mask: the same image is not always mirrored alike.
+    assert not torch.equal(mirrored[0], mirrored[5])
+
+
+def test_hflip_survives_a_resume_and_sharding():
+    source = _random_source()
+    straight = [b["image"] for b in islice(iter(source.stream(8, seed=4)), 12)]
+    first = source.stream(8, seed=4)
+    head = [b["image"] for b in islice(iter(first), 7)]  # mid-epoch
+    second = source.stream(8, seed=4)
+    second.load_state_dict(first.state_dict())
+    tail = [b["image"] for b in islice(iter(second), 5)]
+    assert all(torch.equal(x, y) for x, y in zip(straight, head + tail))
+    # Two processes of batch 4 see the halves of one process's batches of 8, flips included.
+    shards = [list(islice(iter(source.stream(4, seed=4, shard=(rank, 2))), 12)) for rank in (0, 1)]
+    assert all(torch.equal(torch.cat([x["image"], y["image"]]), z) for x, y, z in zip(*shards, straight))
+
+
+def test_the_loader_stream_flips_like_the_in_memory_stream():
+    from gantrain.data.loader import DatasetSource
+
+    source = _random_source()
+    items = [{"image": image, "label": label} for image, label in zip(source.images, source.labels)]
+    loader = DatasetSource(items, source.spec, hflip=True)
+    for workers in (0, 2):
+        from_loader = list(islice(iter(loader.stream(8, seed=5, num_workers=workers)), 12))
+        from_memory = list(islice(iter(source.stream(8, seed=5)), 12))
+        assert all(torch.equal(x["image"], y["image"]) and torch.equal(x["label"], y["label"])
+                   for x, y in zip(from_loader, from_memory))

@@ -368,3 +368,77 @@ def test_download_never_overwrites_an_existing_dataset(tmp_path):
     assert done.returncode == 0 and "already exists" in done.stdout
     assert [p.name for p in (root / "facades").iterdir()] == ["mine.txt"]
     assert sorted(p.name for p in root.iterdir()) == ["facades"]
+
+
+# --- data.cache=true: decoded once, the same items ------------------------------------
+
+def test_vectorised_item_seeds_are_item_seed():
+    from gantrain.data.loader import item_seeds
+
+    positions = torch.arange(0, 5000, 7)
+    for seed, epoch in ((0, 0), (3, 5), (-1, 2), (2**40, 10**6)):
+        assert item_seeds(seed, epoch, positions).tolist() == [item_seed(seed, epoch, p) for p in positions.tolist()]
+
+
+@pytest.mark.parametrize("direction", ["AtoB", "BtoA"])
+def test_cached_pairs_are_bit_identical_to_decoded_ones(tmp_path, direction, monkeypatch):
+    from gantrain.data import paired as paired_module
+
+    write_paired(tmp_path / "d", {"train": 5, "val": 2}, size=(32, 16), ext="jpg")
+    options = dict(direction=direction, image_size=16, load_size=23)  # 23: a bicubic resize, not a copy
+    plain = paired_folder(str(tmp_path / "d"), **options)
+    cached = paired_folder(str(tmp_path / "d"), **options, cache=True, cache_dir=str(tmp_path / "cache"))
+    for key in [(k % 5, 1000 + k) for k in range(30)]:
+        a, b = plain.dataset[key], cached.dataset[key]
+        assert torch.equal(a["A"], b["A"]) and torch.equal(a["B"], b["B"])
+    straight, _ = batches(plain, 6, num_workers=2)
+    from_cache, _ = batches(cached, 6, num_workers=2)
+    assert all(torch.equal(x[k], y[k]) for x, y in zip(straight, from_cache) for k in ("A", "B"))
+    assert torch.equal(plain.fixed_batch(2)["A"], cached.fixed_batch(2)["A"])  # validation: uncached
+    files = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len(files) == 2 and all(f.startswith("d-train_") for f in files)  # left and right, no temporaries
+    # The other direction and later builds reuse the cache: no file is decoded again.
+    monkeypatch.setattr(paired_module.AlignedPairs, "sides", lambda self, index: 1 / 0)
+    other = paired_folder(str(tmp_path / "d"), direction="BtoA" if direction == "AtoB" else "AtoB",
+                          image_size=16, load_size=23, cache=True, cache_dir=str(tmp_path / "cache"))
+    assert torch.equal(other.dataset[(2, 9)]["A"], cached.dataset[(2, 9)]["B"])
+
+
+def test_cached_unpaired_images_are_bit_identical_to_decoded_ones(tmp_path):
+    import pickle
+
+    write_unpaired(tmp_path / "h2z", {"trainA": 4, "trainB": 3}, size=(18, 14))
+    plain = unpaired_folder(str(tmp_path / "h2z"), image_size=12, load_size=15)
+    cached = unpaired_folder(str(tmp_path / "h2z"), image_size=12, load_size=15, cache=True,
+                             cache_dir=str(tmp_path / "cache"))
+    for key in [(k % 4, 50 + k) for k in range(30)]:
+        a, b = plain.dataset[key], cached.dataset[key]
+        assert torch.equal(a["A"], b["A"]) and torch.equal(a["B"], b["B"])
+    straight, _ = batches(plain, 5)
+    from_cache, _ = batches(cached, 5, num_workers=2)
+    assert all(torch.equal(x[k], y[k]) for x, y in zip(straight, from_cache) for k in ("A", "B"))
+    names = sorted(p.name.split("_")[0] for p in (tmp_path / "cache").iterdir())
+    assert names == ["h2z-trainA", "h2z-trainB"]
+    # Worker processes get the cache as a file name, not as its bytes.
+    mapped = cached.dataset.cache["A"]
+    assert len(pickle.dumps(mapped)) < 300 < mapped[0].numel()
+    assert torch.equal(pickle.loads(pickle.dumps(mapped))[3], mapped[3])
+
+
+@pytest.mark.parametrize("option", ["facades", "paired_folder", "unpaired_folder"])
+def test_cache_options_compose_and_build(tmp_path, option):
+    if option == "unpaired_folder":
+        write_unpaired(tmp_path, {"trainA": 2, "trainB": 2}, size=(16, 16))
+    else:
+        write_paired(tmp_path / "facades" if option == "facades" else tmp_path, {"train": 2}, size=(32, 16))
+    place = f"data.root={tmp_path}" if option == "facades" else f"data.path={tmp_path}"
+    cfg = compose_config([f"data={option}", place, "data.image_size=16", "data.load_size=20"])
+    assert cfg.data.cache is False
+    cfg = compose_config([f"data={option}", place, "data.image_size=16", "data.load_size=20", "data.cache=true",
+                          f"data.cache_dir={tmp_path / 'cache'}"])
+    check_config(cfg)
+    source = instantiate(_without(cfg.data, LOADER_KEYS))
+    assert source.dataset.cache is not None and list((tmp_path / "cache").glob("*.npy"))
+    with pytest.raises(UserError, match="data.cache=true needs data.cache_dir"):
+        instantiate(_without(compose_config([f"data={option}", place, "data.cache=true", "data.cache_dir="]).data,
+                             LOADER_KEYS))

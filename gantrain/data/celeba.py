@@ -5,6 +5,10 @@ Layout (torchvision's): ``<root>/celeba/img_align_celeba/*.jpg`` plus the text f
 ``list_bbox_celeba.txt`` and ``list_landmarks_align_celeba.txt``. The 40 binary
 attributes reach the batch as ``batch["attrs"]`` (0/1), named in ``DataSpec``; chosen
 ones (``label_attrs``) also make ``batch["label"]`` for conditional models.
+
+Every item is deterministic (centre crop, resize), so ``data.cache=true`` decodes the
+split once into a memory-mapped file (``cache.py``) and trains from memory; the
+attributes and labels come from the annotation table, which costs no decoding.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import datasets, transforms
 
+from gantrain.data.cache import cached_images
 from gantrain.data.loader import DatasetSource
+from gantrain.data.memory import InMemorySource
 from gantrain.data.spec import DataSpec
 from gantrain.errors import UserError
 
@@ -36,6 +42,7 @@ class _CelebAFiles(datasets.CelebA):
 class CelebAImages(Dataset):
     def __init__(self, root: str, split: str, image_size: int, crop_size: int) -> None:
         self.faces = _CelebAFiles(root, split=split, target_type="attr", download=False)
+        self.split, self.crop_size = split, crop_size
         self.label_columns: list[int] = []  # attributes that make the class label
         self.transform = transforms.Compose([
             transforms.CenterCrop(crop_size),
@@ -50,6 +57,11 @@ class CelebAImages(Dataset):
         """Every image's 40 attributes as 0/1, without decoding any image."""
         return self.faces.attr
 
+    def image_files(self) -> list[Path]:
+        """The split's image files, in item order (torchvision's own path scheme)."""
+        folder = Path(self.faces.root) / self.faces.base_folder / "img_align_celeba"
+        return [folder / name for name in self.faces.filename]
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         image, attrs = self.faces[index]
         item = {"image": self.transform(image.convert("RGB")), "attrs": attrs.to(torch.float32)}
@@ -60,9 +72,10 @@ class CelebAImages(Dataset):
 
 def attribute_class(bits: torch.Tensor) -> torch.Tensor:
     """Chosen 0/1 attributes -> one class: the attributes read as a binary number, the
-    first one most significant (Male, Smiling: 0 neither, 1 smiling, 2 male, 3 both)."""
-    weights = 2 ** torch.arange(len(bits) - 1, -1, -1)
-    return (bits.long() * weights).sum()
+    first one most significant (Male, Smiling: 0 neither, 1 smiling, 2 male, 3 both).
+    ``bits``: one image's (k,) or a table's (N, k), giving one class or N."""
+    weights = 2 ** torch.arange(bits.shape[-1] - 1, -1, -1)
+    return (bits.long() * weights).sum(-1)
 
 
 def attribute_class_names(names: list[str]) -> tuple[str, ...]:
@@ -79,10 +92,28 @@ def _label_columns(attribute_names: list[str], label_attrs: list[str]) -> list[i
     return [attribute_names.index(name) for name in label_attrs]
 
 
-def celeba(root: str = "data", split: str = "train", image_size: int = 64,
-           crop_size: int = 178, label_attrs: list[str] | None = None) -> DatasetSource:
+class CachedCelebA(InMemorySource):
+    """CelebA decoded once (``data.cache=true``). The file dataset stays, for the
+    annotations that tools read (``dataset.attribute_table()``), never for images."""
+
+    def __init__(self, dataset: CelebAImages, spec: DataSpec, cache_dir: str | None, hflip: bool) -> None:
+        settings = {"image_size": spec.image_size, "crop_size": dataset.crop_size}
+        images, _ = cached_images(dataset, dataset.image_files(), settings, cache_dir, f"celeba-{dataset.split}",
+                                  labelled=False)
+        table = dataset.attribute_table()
+        labels = attribute_class(table[:, dataset.label_columns]) if dataset.label_columns else None
+        super().__init__(images, labels, spec, hflip, extras={"attrs": table.to(torch.float32)})
+        self.dataset = dataset
+
+
+def celeba(root: str = "data", split: str = "train", image_size: int = 64, crop_size: int = 178,
+           label_attrs: list[str] | None = None, cache: bool = False, cache_dir: str | None = None,
+           hflip: bool = False) -> DatasetSource | CachedCelebA:
     """``label_attrs``: attributes whose 2^k on/off combinations become class labels,
-    for conditional models (``[Smiling]``: 2 classes, ``[Male, Smiling]``: 4)."""
+    for conditional models (``[Smiling]``: 2 classes, ``[Male, Smiling]``: 4).
+    ``cache``: decode the split once into a memory-mapped file under ``cache_dir``.
+    ``hflip``: mirror a random half of each batch, on the device (faces are symmetric
+    enough; attributes such as Smiling survive a mirror)."""
     base = Path(root) / "celeba"
     missing = [name for name in _FILES if not (base / name).is_file()]
     if not (base / "img_align_celeba").is_dir():
@@ -105,4 +136,6 @@ def celeba(root: str = "data", split: str = "train", image_size: int = 64,
     class_names = attribute_class_names(list(label_attrs)) if dataset.label_columns else ()
     spec = DataSpec(channels=3, image_size=image_size, num_classes=len(class_names), size=len(dataset),
                     class_names=class_names, attribute_names=tuple(attribute_names), name="celeba")
-    return DatasetSource(dataset, spec)
+    if cache:
+        return CachedCelebA(dataset, spec, cache_dir, hflip)
+    return DatasetSource(dataset, spec, hflip)

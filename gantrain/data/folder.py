@@ -51,9 +51,10 @@ class ImageFiles(Dataset):
 
 
 def folder(path: str, image_size: int = 64, channels: int = 3, on_bad_file: OnBadFile = "skip",
-           cache: bool = False, cache_dir: str | None = None) -> DatasetSource | InMemorySource:
+           cache: bool = False, cache_dir: str | None = None, hflip: bool = False) -> DatasetSource | InMemorySource:
     """``cache``: decode every image once into a memory-mapped file under ``cache_dir`` and
-    train from memory (``data/cache.py``); otherwise decode in DataLoader workers each epoch."""
+    train from memory (``data/cache.py``); otherwise decode in DataLoader workers each epoch.
+    ``hflip``: mirror a random half of each batch, on the device (``loader.py``)."""
     if path is None or str(path) in ("", "???"):
         raise UserError("data=folder needs a path: add data.path=/path/to/images")
     root = Path(path).expanduser()
@@ -77,9 +78,7 @@ def folder(path: str, image_size: int = 64, channels: int = 3, on_bad_file: OnBa
     spec_args = dict(channels=channels, image_size=image_size, num_classes=len(class_names), size=len(files),
                      class_names=class_names, name=root.name)
     if cache:
-        if not cache_dir:
-            raise UserError("data.cache=true needs data.cache_dir: a folder for the decoded images")
         images, cached_labels = cached_images(dataset, files, {"image_size": image_size, "channels": channels},
                                               cache_dir, root.name, labels is not None)
-        return InMemorySource(images, cached_labels, DataSpec(**spec_args))
-    return DatasetSource(dataset, DataSpec(**spec_args))
+        return InMemorySource(images, cached_labels, DataSpec(**spec_args), hflip)
+    return DatasetSource(dataset, DataSpec(**spec_args), hflip)

@@ -2,7 +2,8 @@
 
 They are kept as one uint8 tensor and batched by indexing it: no per-item Python,
 no worker processes, no PIL. On a GPU the tensor lives on the device, so a batch
-costs one gather and one conversion. This is why the small datasets do not go
+costs one gather, the flips (``hflip``, decided as in ``loader.py``) and one conversion,
+all on the device. This is why the small datasets do not go
 through ``torch.utils.data.DataLoader``: its per-sample ``__getitem__`` and collate
 would dominate the step time of a small GAN.
 """
@@ -14,6 +15,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
+from gantrain.data.loader import mirror, mirror_flips
 from gantrain.data.spec import EpochStream, to_unit_range
 
 
@@ -27,24 +29,32 @@ def resize_uint8(images: torch.Tensor, image_size: int) -> torch.Tensor:
 
 
 class TensorStream(EpochStream):
-    """Endless shuffled batches from in-memory uint8 images (N, C, H, W)."""
+    """Endless shuffled batches from in-memory uint8 images (N, C, H, W). ``extras``: more
+    per-item tensors for the batch, gathered alike (CelebA's "attrs")."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, batch_size: int,
-                 seed: int, device: torch.device | str = "cpu", shard: tuple[int, int] = (0, 1)) -> None:
+                 seed: int, device: torch.device | str = "cpu", shard: tuple[int, int] = (0, 1),
+                 hflip: bool = False, extras: dict[str, torch.Tensor] | None = None) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise ValueError("TensorStream wants uint8 images of shape (N, C, H, W)")
         super().__init__(len(images), batch_size, seed, device, shard)
         self.images = images.to(self.device)
         self.labels = None if labels is None else labels.to(self.device, torch.int64)
+        self.extras = {key: value.to(self.device) for key, value in (extras or {}).items()}
+        self.hflip = hflip
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         while True:
             # view, not split: an epoch already used up must give no batch, not an empty one.
-            for index in self.remaining_order().to(self.device).view(-1, self.batch_size):
+            order = self.remaining_order().to(self.device).view(-1, self.batch_size)
+            flips = mirror_flips(self) if self.hflip else [None] * len(order)
+            for index, row in zip(order, flips):
                 self.batch += 1
-                batch = {"image": to_unit_range(self.images[index])}
+                images = self.images[index]
+                batch = {"image": to_unit_range(images if row is None else mirror(images, row))}
                 if self.labels is not None:
                     batch["label"] = self.labels[index]
+                batch.update((key, value[index]) for key, value in self.extras.items())
                 yield batch
             self.epoch += 1
             self.batch = 0
@@ -53,12 +63,15 @@ class TensorStream(EpochStream):
 class InMemorySource:
     """A dataset held as one uint8 tensor: its spec plus a way to stream it."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, spec) -> None:
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, spec, hflip: bool = False,
+                 extras: dict[str, torch.Tensor] | None = None) -> None:
         self.images = images
         self.labels = labels
         self.spec = spec
+        self.hflip = hflip
+        self.extras = extras or {}
 
     def stream(self, batch_size: int, seed: int, device: torch.device | str = "cpu",
                num_workers: int = 0, shard: tuple[int, int] = (0, 1)) -> TensorStream:
         del num_workers  # nothing to parallelise: a batch is one gather
-        return TensorStream(self.images, self.labels, batch_size, seed, device, shard)
+        return TensorStream(self.images, self.labels, batch_size, seed, device, shard, self.hflip, self.extras)

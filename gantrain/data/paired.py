@@ -16,13 +16,18 @@ one random position and flipped (or not) together, so the pixels of a pair stay
 aligned. The randomness comes from the item seed the stream hands out
 (``seeded_items``, see loader.py). Validation images are resized straight to
 image_size, with no crop and no flip.
+
+``data.cache=true`` decodes the training files once into memory-mapped arrays of
+their halves resized to load_size (``load``, the deterministic part), left and right
+as in the files, so both directions share one cache. The seeded crop and flip then run
+on those arrays: an item is bit-identical with or without the cache.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Sequence, TypeVar
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -30,12 +35,14 @@ from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms.functional import pil_to_tensor
 
+from gantrain.data.cache import MappedArray, mapped_arrays
 from gantrain.data.loader import DatasetSource
 from gantrain.data.images import FallbackReader, OnBadFile, check_on_bad_file, read, scan
 from gantrain.data.spec import DataSpec, to_unit_range
 from gantrain.errors import UserError
 
 DIRECTIONS = ("AtoB", "BtoA")
+T = TypeVar("T")
 EXTENSIONS = ", ".join(sorted(IMG_EXTENSIONS))
 
 
@@ -56,6 +63,12 @@ def square(image: Image.Image, size: int) -> Image.Image:
     return image.resize((size, size), Image.Resampling.BICUBIC)
 
 
+def load(image: Image.Image, load_size: int) -> torch.Tensor:
+    """The deterministic first step of the training augmentation: resized to load_size,
+    uint8 (3, S, S). What the cache stores, so cached and decoded items share this code."""
+    return pil_to_tensor(square(image, load_size))
+
+
 @dataclass(frozen=True)
 class CropFlip:
     """One draw of the training augmentation: resize to load_size, crop image_size at
@@ -66,13 +79,13 @@ class CropFlip:
     y: int = 0
     flipped: bool = False
 
-    def __call__(self, image: Image.Image) -> torch.Tensor:
-        image = square(image, self.load_size)
-        if self.load_size != self.image_size:
-            image = image.crop((self.x, self.y, self.x + self.image_size, self.y + self.image_size))
-        if self.flipped:
-            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        return pil_to_tensor(image)
+    def __call__(self, image: Image.Image | torch.Tensor) -> torch.Tensor:
+        """A decoded image, or its ``load`` (from the cache): the crop and the mirror only
+        move uint8 pixels, so both give the same item."""
+        if isinstance(image, Image.Image):
+            image = load(image, self.load_size)
+        image = image[:, self.y:self.y + self.image_size, self.x:self.x + self.image_size]
+        return image.flip(-1) if self.flipped else image.contiguous()
 
 
 def draw_crop_flip(load_size: int, image_size: int, flip: bool, generator: torch.Generator) -> CropFlip:
@@ -148,29 +161,61 @@ class AlignedPairs(Dataset):
         self.augment = augment
         # Only a dataset that draws random crops asks the stream for item seeds.
         self.seeded_items = augment
+        self.cache: dict[str, MappedArray] | None = None  # "left", "right" at load_size (data.cache)
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def halves(self, index: int) -> tuple[Image.Image, Image.Image]:
-        """(A, B) of file ``index``: (left, right) for AtoB, (right, left) for BtoA."""
+    def sides(self, index: int) -> tuple[Image.Image, Image.Image]:
+        """(left, right) halves of file ``index``."""
         image, used = self.reader(index, load_rgb)
         path = self.files[used]
         width, height = image.size
         if width % 2:  # a file replaced after the check at build time
             raise UserError(f"{path} is {width}x{height}: A|B images must have an even width")
-        left = image.crop((0, 0, width // 2, height))
-        right = image.crop((width // 2, 0, width, height))
-        return (left, right) if self.direction == "AtoB" else (right, left)
+        return image.crop((0, 0, width // 2, height)), image.crop((width // 2, 0, width, height))
+
+    def halves(self, index: int) -> tuple[Image.Image, Image.Image]:
+        """(A, B) of file ``index``: (left, right) for AtoB, (right, left) for BtoA."""
+        return self._directed(self.sides(index))
+
+    def _directed(self, sides: tuple[T, T]) -> tuple[T, T]:
+        return sides if self.direction == "AtoB" else (sides[1], sides[0])
+
+    def loaded_halves(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(A, B) of file ``index`` resized to load_size (``load``), from the cache if there is one."""
+        if self.cache is not None:
+            return self._directed((self.cache["left"][index], self.cache["right"][index]))
+        return self._directed(tuple(load(side, self.load_size) for side in self.sides(index)))
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         index, seed = split_key(key)
-        a, b = self.halves(index)
         if not self.augment:
+            a, b = self.halves(index)
             return {"A": pil_to_tensor(square(a, self.image_size)),
                     "B": pil_to_tensor(square(b, self.image_size))}
+        a, b = self.loaded_halves(index)
         draw = draw_crop_flip(self.load_size, self.image_size, self.flip, torch.Generator().manual_seed(seed))
         return {"A": draw(a), "B": draw(b)}
+
+    def use_cache(self, cache_dir: str | None, name: str) -> None:
+        """Read the training halves from a one-time cache (``data.cache=true``) from now on."""
+        settings = {"layout": "aligned", "load_size": self.load_size, "on_bad_file": self.reader.on_bad_file}
+        self.cache = mapped_arrays(_LoadedSides(self), self.files, settings, cache_dir, name, ("left", "right"))
+
+
+class _LoadedSides(Dataset):
+    """What the cache of an aligned dataset stores: each file's halves, ``load``-ed."""
+
+    def __init__(self, pairs: AlignedPairs) -> None:
+        self.pairs = pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        left, right = self.pairs.sides(index)
+        return {"left": load(left, self.pairs.load_size), "right": load(right, self.pairs.load_size)}
 
 
 class PairedSource(DatasetSource):
@@ -197,7 +242,8 @@ class PairedSource(DatasetSource):
 
 
 def _aligned(root: Path, split: str, direction: str, image_size: int, load_size: int, flip: bool,
-             val_split: str | None, name: str, on_bad_file: OnBadFile) -> PairedSource:
+             val_split: str | None, name: str, on_bad_file: OnBadFile, cache: bool = False,
+             cache_dir: str | None = None) -> PairedSource:
     if direction not in DIRECTIONS:
         raise UserError(f"data.direction={direction!r} is not a direction: use AtoB (left half -> "
                         f"right half) or BtoA (right half -> left half)")
@@ -211,6 +257,8 @@ def _aligned(root: Path, split: str, direction: str, image_size: int, load_size:
     if val_files is not train_files:
         check_even_widths(val_files)
     dataset = AlignedPairs(train_files, direction, image_size, load_size, flip, augment=True, on_bad_file=on_bad_file)
+    if cache:  # the validation split is read once per evaluation: not worth a cache
+        dataset.use_cache(cache_dir, f"{name}-{split}")
     validation = AlignedPairs(val_files, direction, image_size, image_size, False, augment=False,
                               on_bad_file=on_bad_file)
     spec = DataSpec(channels=3, image_size=image_size, size=len(train_files), pairing="paired",
@@ -231,21 +279,25 @@ def dataset_folder(path: str | None, option: str, holds: str, layout: str) -> Pa
 
 def paired_folder(path: str, split: str = "train", direction: str = "AtoB", image_size: int = 256,
                   load_size: int = 286, flip: bool = True, val_split: str | None = None,
-                  on_bad_file: OnBadFile = "skip") -> PairedSource:
-    """Any dataset in the aligned layout (edges2shoes, maps, cityscapes, night2day, ...)."""
+                  on_bad_file: OnBadFile = "skip", cache: bool = False, cache_dir: str | None = None) -> PairedSource:
+    """Any dataset in the aligned layout (edges2shoes, maps, cityscapes, night2day, ...).
+    ``cache``: decode the training files once into memory-mapped arrays under ``cache_dir``."""
     root = dataset_folder(path, "paired_folder", "train/, val/, ...",
                           f"<path>/{split}/*.jpg, each image an A|B pair side by side")
-    return _aligned(root, split, direction, image_size, load_size, flip, val_split, root.name, on_bad_file)
+    return _aligned(root, split, direction, image_size, load_size, flip, val_split, root.name, on_bad_file,
+                    cache, cache_dir)
 
 
 def facades(root: str = "data", split: str = "train", direction: str = "BtoA", image_size: int = 256,
-            load_size: int = 286, flip: bool = True, on_bad_file: OnBadFile = "skip") -> PairedSource:
+            load_size: int = 286, flip: bool = True, on_bad_file: OnBadFile = "skip", cache: bool = False,
+            cache_dir: str | None = None) -> PairedSource:
     """CMP facades as the pix2pix archive unpacks it. The photo is the left half and the
     label map the right one, so BtoA (the default, as in the reference's facades
-    scripts) learns label map -> photo."""
+    scripts) learns label map -> photo. ``cache`` as for ``paired_folder``."""
     base = Path(root).expanduser() / "facades"
     if not base.is_dir():
         raise UserError(f"facades not found in {base}/ (expected {base}/train/*.jpg): run python "
                         f"scripts/download_pix2pix.py facades --root {root}, or set data.root to the "
                         f"folder that holds facades/")
-    return _aligned(base, split, direction, image_size, load_size, flip, None, "facades", on_bad_file)
+    return _aligned(base, split, direction, image_size, load_size, flip, None, "facades", on_bad_file,
+                    cache, cache_dir)

@@ -9,6 +9,10 @@ A[i % len(A)] with a B drawn at random, and A and B are cropped and flipped
 independently (they are not pairs). Every random choice comes from the item seed the
 stream hands out (``seeded_items``, see loader.py), so the B that meets a given A is
 reproducible. Items are ``{"A", "B"}``, uint8 (3, S, S).
+
+``data.cache=true`` decodes each training domain once into a memory-mapped array of
+its images resized to load_size; the seeded crops and flips then run on it, giving the
+same items as decoding (see paired.py).
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms.functional import pil_to_tensor
 
+from gantrain.data.cache import MappedArray, mapped_arrays
 from gantrain.data.loader import DatasetSource
-from gantrain.data.paired import (EXTENSIONS, check_sizes, dataset_folder, draw_crop_flip, list_images,
+from gantrain.data.paired import (EXTENSIONS, check_sizes, dataset_folder, draw_crop_flip, list_images, load,
                                    load_rgb, split_key, square)
 from gantrain.data.images import FallbackReader, OnBadFile, check_on_bad_file, scan
 from gantrain.data.spec import DataSpec, to_unit_range
@@ -35,18 +40,46 @@ class UnpairedImages(Dataset):
         self.files_a, self.files_b = files_a, files_b
         self.read_a, self.read_b = FallbackReader(files_a, on_bad_file), FallbackReader(files_b, on_bad_file)
         self.image_size, self.load_size, self.flip = image_size, load_size, flip
+        self.cache: dict[str, MappedArray] | None = None  # "A", "B": each domain at load_size (data.cache)
 
     def __len__(self) -> int:
         return max(len(self.files_a), len(self.files_b))
+
+    def loaded(self, domain: str, index: int) -> torch.Tensor:
+        """Image ``index`` of domain "A" or "B" resized to load_size (``load``), from the cache if there is one."""
+        if self.cache is not None:
+            return self.cache[domain][index]
+        reader = self.read_a if domain == "A" else self.read_b
+        return load(reader(index, load_rgb)[0], self.load_size)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         index, seed = split_key(key)
         generator = torch.Generator().manual_seed(seed)
         b_index = int(torch.randint(len(self.files_b), (), generator=generator))
         a = draw_crop_flip(self.load_size, self.image_size, self.flip, generator)(
-            self.read_a(index % len(self.files_a), load_rgb)[0])
-        b = draw_crop_flip(self.load_size, self.image_size, self.flip, generator)(self.read_b(b_index, load_rgb)[0])
+            self.loaded("A", index % len(self.files_a)))
+        b = draw_crop_flip(self.load_size, self.image_size, self.flip, generator)(self.loaded("B", b_index))
         return {"A": a, "B": b}
+
+    def use_cache(self, cache_dir: str | None, name: str) -> None:
+        """Read both domains from one-time caches (``data.cache=true``) from now on."""
+        settings = {"layout": "unpaired", "load_size": self.load_size, "on_bad_file": self.read_a.on_bad_file}
+        self.cache = {domain: mapped_arrays(_LoadedImages(reader, self.load_size), reader.files, settings,
+                                            cache_dir, f"{name}{domain}", ("image",))["image"]
+                      for domain, reader in (("A", self.read_a), ("B", self.read_b))}
+
+
+class _LoadedImages(Dataset):
+    """What the cache of a domain stores: each file (or its fallback) ``load``-ed."""
+
+    def __init__(self, reader: FallbackReader, load_size: int) -> None:
+        self.reader, self.load_size = reader, load_size
+
+    def __len__(self) -> int:
+        return len(self.reader.files)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"image": load(self.reader(index, load_rgb)[0], self.load_size)}
 
 
 class UnpairedSource(DatasetSource):
@@ -87,8 +120,10 @@ def _domain_files(root: Path, split: str, on_bad_file: OnBadFile) -> tuple[list[
 
 
 def unpaired_folder(path: str, split: str = "train", image_size: int = 256, load_size: int = 286,
-                    flip: bool = True, on_bad_file: OnBadFile = "skip") -> UnpairedSource:
-    """Any CycleGAN dataset (horse2zebra, monet2photo, ...)."""
+                    flip: bool = True, on_bad_file: OnBadFile = "skip", cache: bool = False,
+                    cache_dir: str | None = None) -> UnpairedSource:
+    """Any CycleGAN dataset (horse2zebra, monet2photo, ...). ``cache``: decode the training
+    images once into memory-mapped arrays under ``cache_dir``."""
     root = dataset_folder(path, "unpaired_folder", "trainA/ and trainB/", "<path>/{trainA,trainB,testA,testB}/")
     check_sizes(image_size, load_size)
     check_on_bad_file(on_bad_file)
@@ -98,6 +133,8 @@ def unpaired_folder(path: str, split: str = "train", image_size: int = 256, load
         (root / "testA").is_dir() and (root / "testB").is_dir() else ([], [])
     validation = test if test[0] and test[1] else (files_a, files_b)
     dataset = UnpairedImages(files_a, files_b, image_size, load_size, flip, on_bad_file)
+    if cache:  # the held-out images only make sample grids: not worth a cache
+        dataset.use_cache(cache_dir, f"{root.name}-{split}")
     spec = DataSpec(channels=3, image_size=image_size, size=len(dataset), pairing="unpaired",
                     name=root.name, extras={"size_a": len(files_a), "size_b": len(files_b)})
     return UnpairedSource(dataset, validation, spec)
