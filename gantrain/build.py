@@ -232,8 +232,11 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
     trainer_cfg = to_dataclass(TrainerConfig, _plain(cfg.trainer), "trainer")
     checkpoint = None
     if cfg.resume:
-        remove_stale_temporaries(cfg.resume)
-        checkpoint = load_checkpoint(last_checkpoint(cfg.resume))
+        def read() -> dict:
+            remove_stale_temporaries(cfg.resume)
+            return load_checkpoint(last_checkpoint(cfg.resume))
+
+        checkpoint = parallel.from_rank0(read)
         if checkpoint["step"] >= trainer_cfg.steps:
             raise UserError(f"run {cfg.resume} already finished at step {checkpoint['step']}: to "
                             f"train further, resume with trainer.steps=N, N > {checkpoint['step']}")

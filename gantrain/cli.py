@@ -46,6 +46,8 @@ def _rank() -> int:
 
 def fail(error: Exception, code: int = 2) -> None:
     rank = _rank()
+    if rank and type(error).__name__ == "RankZeroError":
+        sys.exit(code)  # rank 0 says why
     print(f"gantrain: error: {f'[rank {rank}] ' if rank else ''}{error}", file=sys.stderr)
     sys.exit(code)
 

@@ -22,10 +22,19 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from typing import Callable, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from gantrain.errors import UserError
+
+T = TypeVar("T")
+
+
+class RankZeroError(UserError):
+    """An error rank 0 met and reports; the other processes exit without repeating it."""
 
 
 class SingleProcess:
@@ -57,6 +66,21 @@ class SingleProcess:
 
     def broadcast_nets(self, *nets: nn.Module) -> None:
         """Rank 0's parameters and buffers on every process."""
+
+    def from_rank0(self, read: Callable[[], T]) -> T:
+        """``read()`` run by rank 0 alone, its result on every process (a checkpoint read
+        once, and no shared filesystem needed on other nodes). A ``UserError`` there is
+        raised on every process, as ``RankZeroError`` elsewhere (rank 0 reports it)."""
+        answer = None
+        if self.is_main:
+            try:
+                answer = ("ok", read())
+            except UserError as exc:
+                answer = ("error", exc)
+        status, value = self.broadcast(answer)
+        if status == "error":
+            raise value if self.is_main else RankZeroError(str(value))
+        return value
 
     def use_device(self, device: torch.device) -> None:
         """Choose the collective for gradients on ``device``."""

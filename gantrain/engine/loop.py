@@ -401,7 +401,8 @@ class Trainer:
         from gantrain.engine.checkpoint import load_checkpoint
 
         failed_at, count = self.step, self.rollbacks + 1
-        self.load_state_dict(load_checkpoint(last_checkpoint(self.logger.run_dir), map_location=self.device))
+        path = last_checkpoint(self.logger.run_dir)
+        self.load_state_dict(self.parallel.from_rank0(lambda: load_checkpoint(path)))
         # The checkpoint's rates already carry the rollbacks made before it was written.
         scale = self.cfg.rollback_lr_scale ** (count - self.rollbacks)
         self.rollbacks = count
