@@ -3,15 +3,59 @@
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from bench import assert_same_architecture, plain_nets  # noqa: E402
+from bench import (WORKLOADS, assert_same_architecture, bf16_peak_tflops, flops_per_image,  # noqa: E402
+                   make_plain, plain_nets)
 
 
 def test_plain_reference_dcgan_has_gantrains_parameter_counts():
     for width in (8, 32, 64):
         G, D = plain_nets(64, width)
         assert_same_architecture(G, D, 64, width)  # raises if they drifted apart
+
+
+def _flops_per_image(name: str, batch: int, **attrs) -> float:
+    loop = make_plain(WORKLOADS[name], torch.device("cpu"), batch, width=4, scale=0.25)
+    for key, value in attrs.items():
+        setattr(loop, key, value)
+    return flops_per_image(loop)
+
+
+def test_bench_flops_are_per_image_and_count_the_penalty_double_backward():
+    for name in WORKLOADS:  # convolutions cost the same per image at any batch
+        assert _flops_per_image(name, 2) == pytest.approx(_flops_per_image(name, 4), rel=1e-9)
+    with_penalty = _flops_per_image("wgan_gp-64", 2)
+    without = _flops_per_image("wgan_gp-64", 2, gp_weight=0.0)
+    assert with_penalty > 1.3 * without
+
+
+def test_bench_bf16_peaks_by_device_name():
+    assert bf16_peak_tflops("NVIDIA H100 80GB HBM3") == 989
+    assert bf16_peak_tflops("NVIDIA H100 PCIe") == 756
+    assert bf16_peak_tflops("NVIDIA H200") == 989
+    assert bf16_peak_tflops("NVIDIA A100-SXM4-80GB") == 312
+    assert bf16_peak_tflops("NVIDIA L4") == 121
+    assert bf16_peak_tflops("NVIDIA L40S") is None  # not the L4
+    assert bf16_peak_tflops("NVIDIA GeForce RTX 4090") == 165
+    assert bf16_peak_tflops("Some Future GPU") is None
+
+
+def test_bench_runs_every_workload(capsys):
+    import bench
+
+    rows = bench.main(["--device", "cpu", "--steps", "1", "--rounds", "1", "--batch-size", "2",
+                       "--pix2pix-batch-size", "2", "--width", "4", "--image-scale", "0.25", "--markdown"])
+    out = capsys.readouterr().out
+    assert [row.workload for row in rows] == ["dcgan-16", "wgan_gp-16", "pix2pix-64"]
+    for row in rows:
+        assert row.plain > 0 and row.gantrain > 0 and row.gflop_per_image > 0
+    assert "| workload | device | batch | GFLOP/img |" in out and "| pix2pix-64 | cpu | 2 |" in out
+    if not torch.cuda.is_available():
+        assert "no CUDA GPU here: GPU rows not measured" in out
 
 
 def test_cache_bench_runs(monkeypatch, capsys):
