@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from gantrain.data.spec import DataSpec, EpochStream, to_unit_range
+from gantrain.data.spec import DataSpec, EpochStream, to_unit_range, upload
 
 
 _MASK64 = (1 << 64) - 1
@@ -72,7 +72,7 @@ def mirror_flips(stream: EpochStream) -> torch.Tensor:
     global RNG, so the choice survives a resume, any worker count and any sharding, and
     the in-memory stream and the DataLoader stream agree."""
     bits = item_seeds(stream.seed, stream.epoch, stream.remaining_positions()) & 1
-    return bits.bool().to(stream.device).view(-1, stream.batch_size)
+    return upload(bits.bool(), stream.device).view(-1, stream.batch_size)
 
 
 def mirror(images: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:

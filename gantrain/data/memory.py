@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from gantrain.data.loader import mirror, mirror_flips
-from gantrain.data.spec import EpochStream, to_unit_range
+from gantrain.data.spec import EpochStream, to_unit_range, upload
 
 
 def resize_uint8(images: torch.Tensor, image_size: int) -> torch.Tensor:
@@ -46,7 +46,7 @@ class TensorStream(EpochStream):
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         while True:
             # view, not split: an epoch already used up must give no batch, not an empty one.
-            order = self.remaining_order().to(self.device).view(-1, self.batch_size)
+            order = upload(self.remaining_order(), self.device).view(-1, self.batch_size)
             flips = mirror_flips(self) if self.hflip else [None] * len(order)
             for index, row in zip(order, flips):
                 self.batch += 1

@@ -99,6 +99,15 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=generator)
 
 
+def upload(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small CPU tensor (an epoch's order, its flips) on ``device`` without the host
+    waiting for the GPU: a copy from pageable memory would synchronise, one from pinned
+    memory is queued like any kernel."""
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] -> float [-1, 1], the range every generator in gantrain outputs."""
     return images_uint8.float().div_(127.5).sub_(1.0)
