@@ -268,6 +268,170 @@ def test_configs_compose_check_and_build(tmp_path, option):
     assert cfg.data.batch_size == 1 and cfg.data.num_workers == 4
     source = instantiate(_without(cfg.data, LOADER_KEYS))
     assert source.spec.image_size == 16 and source.spec.pairing in ("paired", "unpaired")
+    assert cfg.data.cache is False and source.dataset.cache is None
+    cached = compose_config([f"data={option}", place, "data.image_size=16", "data.load_size=20", "data.cache=true",
+                             f"data.cache_dir={tmp_path / 'cache'}"])
+    check_config(cached)
+    assert instantiate(_without(cached.data, LOADER_KEYS)).dataset.cache is not None
+    assert list((tmp_path / "cache").glob("*.npy"))
+    with pytest.raises(UserError, match="data.cache=true needs data.cache_dir"):
+        instantiate(_without(compose_config([f"data={option}", place, "data.cache=true", "data.cache_dir="]).data,
+                             LOADER_KEYS))
+
+
+# --- scripts/download_pix2pix.py ---------------------------------------------------
+
+def _png(seed: int, size=(32, 16)) -> bytes:
+    buffer = io.BytesIO()
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _tar_gz(path: Path, members: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def download(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
+
+
+def leftovers(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.name.endswith(".part") or p.name.startswith("."))
+
+
+def test_download_installs_a_pix2pix_archive(tmp_path):
+    archive = _tar_gz(tmp_path / "facades.tar.gz", {f"facades/{s}/{k}.png": _png(k) for s in ("train", "val")
+                                                    for k in range(2)})
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    root = tmp_path / "data"
+    done = download("facades", "--root", str(root), "--url", archive.as_uri(), "--sha256", digest)
+    assert done.returncode == 0, done.stderr
+    assert "matches" in done.stdout
+    assert sorted(p.name for p in (root / "facades").iterdir()) == ["train", "val"]
+    assert leftovers(root) == []
+    assert facades(root=str(root), **SMALL).spec.size == 2  # the loader reads what it installed
+    # Without a known digest, the computed one is printed so it can be recorded.
+    other = download("maps", "--root", str(tmp_path / "again"), "--url", archive.as_uri())
+    assert other.returncode == 0 and digest in other.stdout and (tmp_path / "again" / "maps" / "train").is_dir()
+
+
+def test_download_installs_a_cyclegan_zip(tmp_path):
+    archive = tmp_path / "horse2zebra.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for sub in ("trainA", "trainB", "testA", "testB"):
+            zf.writestr(f"horse2zebra/{sub}/0.png", _png(1, (16, 16)))
+    root = tmp_path / "data"
+    done = download("horse2zebra", "--kind", "cyclegan", "--root", str(root), "--url", archive.as_uri())
+    assert done.returncode == 0, done.stderr
+    assert unpaired_folder(str(root / "horse2zebra"), **SMALL).spec.size == 1
+    assert leftovers(root) == []
+
+
+def _one_error_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("download_pix2pix: error: ")
+    return lines[0]
+
+
+def test_download_checksum_mismatch_leaves_nothing(tmp_path):
+    archive = _tar_gz(tmp_path / "facades.tar.gz", {"facades/train/0.png": _png(0)})
+    root = tmp_path / "data"
+    line = _one_error_line(download("facades", "--root", str(root), "--url", archive.as_uri(), "--sha256", "0" * 64))
+    assert archive.as_uri() in line and "SHA-256" in line
+    assert list(root.iterdir()) == []
+
+
+def test_download_unreachable_url_is_one_line(tmp_path):
+    root = tmp_path / "data"
+    line = _one_error_line(download("facades", "--root", str(root), "--url", "http://127.0.0.1:9/x.tar.gz"))
+    assert "http://127.0.0.1:9/x.tar.gz" in line and "--url file://" in line
+    assert list(root.iterdir()) == []
+    missing = _one_error_line(download("facades", "--root", str(root), "--url", (tmp_path / "none.tar.gz").as_uri()))
+    assert "none.tar.gz" in missing and list(root.iterdir()) == []
+
+
+def test_download_refuses_unsafe_archives_and_wrong_layouts(tmp_path):
+    root = tmp_path / "data"
+    evil = _tar_gz(tmp_path / "evil.tar.gz", {"facades/train/0.png": _png(0), "../escaped.png": _png(1)})
+    assert "unsafe member" in _one_error_line(download("facades", "--root", str(root), "--url", evil.as_uri()))
+    assert not (tmp_path / "escaped.png").exists() and list(root.iterdir()) == []
+    flat = _tar_gz(tmp_path / "flat.tar.gz", {"facades/0.png": _png(0)})
+    assert "layout" in _one_error_line(download("facades", "--root", str(root), "--url", flat.as_uri()))
+    assert list(root.iterdir()) == []
+    assert "--kind cyclegan" in _one_error_line(download("horse2zebra", "--root", str(root)))
+
+
+def test_download_never_overwrites_an_existing_dataset(tmp_path):
+    root = tmp_path / "data"
+    (root / "facades").mkdir(parents=True)
+    (root / "facades" / "mine.txt").write_text("keep")
+    archive = _tar_gz(tmp_path / "facades.tar.gz", {"facades/train/0.png": _png(0)})
+    done = download("facades", "--root", str(root), "--url", archive.as_uri())
+    assert done.returncode == 0 and "already exists" in done.stdout
+    assert [p.name for p in (root / "facades").iterdir()] == ["mine.txt"]
+    assert sorted(p.name for p in root.iterdir()) == ["facades"]
+
+
+# --- data.cache=true: decoded once, the same items ------------------------------------
+
+def test_vectorised_item_seeds_are_item_seed():
+    from gantrain.data.loader import item_seeds
+
+    positions = torch.arange(0, 5000, 7)
+    for seed, epoch in ((0, 0), (3, 5), (-1, 2), (2**40, 10**6)):
+        assert item_seeds(seed, epoch, positions).tolist() == [item_seed(seed, epoch, p) for p in positions.tolist()]
+
+
+@pytest.mark.parametrize("direction", ["AtoB", "BtoA"])
+def test_cached_pairs_are_bit_identical_to_decoded_ones(tmp_path, direction, monkeypatch):
+    from gantrain.data import paired as paired_module
+
+    write_paired(tmp_path / "d", {"train": 5, "val": 2}, size=(32, 16), ext="jpg")
+    options = dict(direction=direction, image_size=16, load_size=23)  # 23: a bicubic resize, not a copy
+    plain = paired_folder(str(tmp_path / "d"), **options)
+    cached = paired_folder(str(tmp_path / "d"), **options, cache=True, cache_dir=str(tmp_path / "cache"))
+    for key in [(k % 5, 1000 + k) for k in range(30)]:
+        a, b = plain.dataset[key], cached.dataset[key]
+        assert torch.equal(a["A"], b["A"]) and torch.equal(a["B"], b["B"])
+    straight, _ = batches(plain, 6, num_workers=2)
+    from_cache, _ = batches(cached, 6, num_workers=2)
+    assert all(torch.equal(x[k], y[k]) for x, y in zip(straight, from_cache) for k in ("A", "B"))
+    assert torch.equal(plain.fixed_batch(2)["A"], cached.fixed_batch(2)["A"])  # validation: uncached
+    files = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len(files) == 2 and all(f.startswith("d-train_") for f in files)  # left and right, no temporaries
+    # The other direction and later builds reuse the cache: no file is decoded again.
+    monkeypatch.setattr(paired_module.AlignedPairs, "sides", lambda self, index: 1 / 0)
+    other = paired_folder(str(tmp_path / "d"), direction="BtoA" if direction == "AtoB" else "AtoB",
+                          image_size=16, load_size=23, cache=True, cache_dir=str(tmp_path / "cache"))
+    assert torch.equal(other.dataset[(2, 9)]["A"], cached.dataset[(2, 9)]["B"])
+
+
+def test_cached_unpaired_images_are_bit_identical_to_decoded_ones(tmp_path):
+    import pickle
+
+    write_unpaired(tmp_path / "h2z", {"trainA": 4, "trainB": 3}, size=(18, 14))
+    plain = unpaired_folder(str(tmp_path / "h2z"), image_size=12, load_size=15)
+    cached = unpaired_folder(str(tmp_path / "h2z"), image_size=12, load_size=15, cache=True,
+                             cache_dir=str(tmp_path / "cache"))
+    for key in [(k % 4, 50 + k) for k in range(30)]:
+        a, b = plain.dataset[key], cached.dataset[key]
+        assert torch.equal(a["A"], b["A"]) and torch.equal(a["B"], b["B"])
+    straight, _ = batches(plain, 5)
+    from_cache, _ = batches(cached, 5, num_workers=2)
+    assert all(torch.equal(x[k], y[k]) for x, y in zip(straight, from_cache) for k in ("A", "B"))
+    names = sorted(p.name.split("_")[0] for p in (tmp_path / "cache").iterdir())
+    assert names == ["h2z-trainA", "h2z-trainB"]
+    # Worker processes get the cache as a file name, not as its bytes.
+    mapped = cached.dataset.cache["A"]
+    assert len(pickle.dumps(mapped)) < 300 < mapped[0].numel()
+    assert torch.equal(pickle.loads(pickle.dumps(mapped))[3], mapped[3])
 
 
 # --- scripts/download_pix2pix.py ---------------------------------------------------
