@@ -20,8 +20,8 @@ its real path (DataLoader workers, PIL, per-batch conversion on the device). To 
 the decode cost least, the files are uncompressed BMPs at exactly 2S x S (so
 ``data.load_size`` = ``data.image_size``: no resize and no crop; the flip stays), one
 file hard-linked under as many names as the timed run consumes, so a run is one epoch
-(gantrain starts new loader workers at every epoch) and the reads come from the page
-cache. The plain loops get their data already normalised, in memory on the device: they
+(no refill of the workers' prefetch queue at an epoch boundary falls into the timed
+steps) and the reads come from the page cache. The plain loops get their data already normalised, in memory on the device: they
 pay nothing for input.
 
 The plain loops are written the way the references write their training steps, fp32
@@ -489,6 +489,14 @@ def device_name(device: torch.device) -> str:
     return f"{cpu_name()} ({torch.get_num_threads()} threads)"
 
 
+def _number(x: float) -> str:
+    """Three significant digits, never in exponent notation."""
+    if x <= 0:
+        return "0"
+    x = float(f"{x:.3g}")
+    return f"{x:.{max(0, 2 - math.floor(math.log10(x)))}f}"
+
+
 @dataclass
 class Row:
     workload: str
@@ -511,9 +519,9 @@ class Row:
         return "peak unknown" if peak is None else f"{100 * self.tflops(images_per_sec) / peak:.1f}%"
 
     def cells(self) -> list[str]:
-        return [self.workload, self.device, str(self.batch), f"{self.gflop_per_image:.3g}",
-                f"{self.plain:.1f}", f"{self.gantrain:.1f}", f"{self.ratio:.2f}x",
-                f"{self.tflops(self.plain):.3g}", f"{self.tflops(self.gantrain):.3g}",
+        return [self.workload, self.device, str(self.batch), _number(self.gflop_per_image),
+                _number(self.plain), _number(self.gantrain), f"{self.ratio:.2f}x",
+                _number(self.tflops(self.plain)), _number(self.tflops(self.gantrain)),
                 f"{self.peak_fraction(self.plain)} / {self.peak_fraction(self.gantrain)}"]
 
 
