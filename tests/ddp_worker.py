@@ -1,11 +1,14 @@
 """One process of a data-parallel run, as torchrun starts it, for test_distributed.py:
 train through build_trainer, then save this process's weights to OUT/rank<N>.pt so the
 test can compare the processes (rank 0's checkpoint alone would not show a drift).
+Rank 0 also evaluates every 2 steps with a slow stand-in for the metrics (the real
+judge trains for minutes), while the other process trains on to its next collective.
 
     python -m torch.distributed.run --standalone --nproc-per-node 2 tests/ddp_worker.py OUT RUN_DIR override...
 """
 
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -17,11 +20,28 @@ from gantrain.build import build_trainer  # noqa: E402
 from gantrain.engine import distributed  # noqa: E402
 
 
+class SlowEvaluator:
+    """Scores a generator by its mean output, after keeping rank 0 busy for a while."""
+    every, best = 2, "mean_output"
+
+    def __call__(self, generator) -> dict:
+        time.sleep(1.0)
+        with torch.no_grad():
+            value = float(generator(torch.randn(4, generator.z_dim)).mean())
+        return {"metrics": {"mean_output": value}, "floor": {}}
+
+    def is_better(self, value: float, best: float | None) -> bool:
+        return best is None or value < best
+
+
 def main() -> None:
     out, run_dir, overrides = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
     torch.set_num_threads(1)
     parallel = distributed.start()
     trainer = build_trainer(compose_config(overrides), run_dir, overrides)
+    trainer.eval_every = SlowEvaluator.every
+    if parallel.is_main:
+        trainer.evaluator = SlowEvaluator()
     initial = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     first = next(iter(trainer.stream))["image"]  # this process's first batch (a copy of the stream)
     trainer.stream.load_state_dict({"epoch": 0, "batch": 0})

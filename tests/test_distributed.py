@@ -39,6 +39,10 @@ def test_two_processes_keep_identical_weights_while_seeing_different_images(tmp_
         assert torch.equal(value, ranks[1]["final"][key]), key
     changed = [k for k, v in ranks[0]["final"].items() if v.is_floating_point() and not torch.equal(v, ranks[0]["initial"][k])]
     assert any(k.startswith("G.") for k in changed) and any(k.startswith("D.") for k in changed)
+    # Rank 0 evaluated (the others waited for it), and only rank 0 wrote.
+    reports = sorted(p.name for p in (tmp_path / "run" / "eval").glob("step_*.json"))
+    assert reports == [f"step_{k:08d}.json" for k in (2, 4, 5)]
+    assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
 
 
 def test_the_cli_under_torchrun_makes_one_run_and_resumes_exactly(tmp_path):
