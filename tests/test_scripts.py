@@ -8,8 +8,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from bench import (WORKLOADS, assert_same_architecture, bf16_peak_tflops, flops_per_image,  # noqa: E402
-                   make_plain, plain_nets)
+from bench import WORKLOADS, bf16_peak_tflops, flops_per_image, make_plain  # noqa: E402
+from quality_bench import assert_same_architecture, plain_nets  # noqa: E402
 
 
 def test_plain_reference_dcgan_has_gantrains_parameter_counts():
