@@ -83,3 +83,29 @@ def test_shards_are_disjoint_slices_of_the_single_process_batches(world):
         parts = [next(b)["image"] for b in shard_batches]
         assert torch.equal(torch.cat(parts), whole)
     assert {s.epoch for s in shards} == {single.epoch}
+
+
+def test_sigterm_to_torchrun_stops_every_process_at_one_step_with_a_checkpoint(tmp_path):
+    """What a cluster does before pre-empting a job: SIGTERM to the launcher, which
+    passes it on. Every process stops at the same step (they agree on it), rank 0
+    writes the checkpoint with both RNG states, and the run resumes."""
+    import os
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    launcher = subprocess.Popen([*TWO, "-m", "gantrain.cli", *NETS, "trainer.steps=1000000",
+                                 "trainer.checkpoint_every=1000000", f"hydra.run.dir={run}"],
+                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while not (run / "tb").is_dir() and time.time() < deadline:  # rank 0 has built everything
+        time.sleep(0.5)
+    time.sleep(3)
+    launcher.send_signal(signal.SIGTERM)
+    _, stderr = launcher.communicate(timeout=120)
+    assert f"gantrain: interrupted; continue with: gantrain resume={run}" in stderr
+    state = checkpoint(run)
+    assert state["step"] > 0 and len(state["rng_ranks"]) == 2
+    torchrun("-m", "gantrain.cli", f"trainer.steps={state['step'] + 2}", f"resume={run}", cwd=tmp_path)
+    assert checkpoint(run)["step"] == state["step"] + 2
