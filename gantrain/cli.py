@@ -39,9 +39,14 @@ _NO_PREFLIGHT = {"-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", 
 _HYDRA_LEFTOVERS = {".hydra", "train.log"}
 
 
+def _under_torchrun() -> bool:
+    """Whether torchrun started this process among others (read before torch is imported)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 def _rank() -> int:
-    """This process's rank under torchrun (0 otherwise), read before torch is imported."""
-    return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
+    """This process's rank under torchrun (0 otherwise)."""
+    return int(os.environ.get("RANK", "0")) if _under_torchrun() else 0
 
 
 def fail(error: Exception, code: int = 2) -> None:
@@ -239,7 +244,7 @@ def prepare_argv_on_rank0(args: list[str]) -> list[str]:
 
 
 def main() -> None:
-    torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    torchrun = _under_torchrun()
     try:
         args = prepare_argv_on_rank0(sys.argv[1:]) if torchrun else prepare_argv(sys.argv[1:])
     except UserError as exc:

@@ -389,8 +389,10 @@ class Trainer:
         if not self.parallel.any(bool(problems)):
             return
         problems = problems or ["a value on another process"]
+        # checkpoint_step, not the file: every process knows it, also where only rank 0's
+        # machine holds the run directory.
         can_roll_back = (self.cfg.on_nonfinite == "rollback" and self.rollbacks < self.cfg.max_rollbacks
-                         and last_checkpoint(self.logger.run_dir).is_file())
+                         and self.checkpoint_step is not None)
         if can_roll_back:
             raise _RollBack(problems)
         raise UserError(explain(problems, self.step, self.checkpoint_step, self.cfg.on_nonfinite))
