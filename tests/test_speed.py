@@ -4,6 +4,8 @@ fails at the first step falls back to eager training with one warning and the sa
 result as an eager run; ``auto`` is off on the CPU."""
 
 import logging
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -141,3 +143,68 @@ def test_a_penalised_discriminator_stays_eager(tmp_path, monkeypatch):
     trainer = build_trainer(cfg, tmp_path / "run", [])
     assert trainer.model.G._compiled_call_impl is not None and trainer.model.D._compiled_call_impl is None
     trainer.logger.close()
+
+
+# Reading a tensor's value on the host (these methods) makes the CPU wait for the GPU,
+# which stalls the launch queue every step. On the CPU nothing waits, but the calls are
+# the same, so they can be caught here: any of them from gantrain's code during a step is
+# a sync on CUDA. (Reads at log steps, outside the step, are by design.)
+HOST_READS = ("item", "__bool__", "__float__", "__int__")
+GANTRAIN_DIR = str(Path(speed_module.__file__).resolve().parents[1])
+
+
+@pytest.mark.parametrize("extra", [
+    ["trainer.ema_decay=0.9", "trainer.lr_decay_start=1"],
+    ["loss=wgan_gp", "model.discriminator.norm=layer", "trainer.d_steps=2"],
+    ["loss=wgan"],
+    ["loss=bce", "loss.r1_weight=1", *FAST],
+    ["model.conditional=true"],
+    "pix2pix",
+    "cyclegan",
+], ids=["dcgan-ema-decay", "wgan_gp", "wgan-clip", "r1-fast", "cgan", "pix2pix", "cyclegan"])
+def test_a_training_step_never_reads_a_tensor_back_to_the_host(tmp_path, monkeypatch, extra):
+    from gantrain.engine.loop import Trainer
+
+    if extra == "pix2pix":
+        write_paired(tmp_path / "data" / "facades", {"train": 4, "val": 2}, size=(80, 40))
+        extra = ["model=pix2pix", "data=facades", f"data.root={tmp_path / 'data'}", "data.image_size=32",
+                 "data.load_size=36", "data.num_workers=0", "data.batch_size=2"]
+    elif extra == "cyclegan":  # the pool fills in 2 steps, then swaps
+        write_unpaired(tmp_path / "h2z", {"trainA": 3, "trainB": 3, "testA": 2, "testB": 2}, size=(40, 40))
+        extra = ["model=cyclegan", "loss=lsgan", "data=unpaired_folder", f"data.path={tmp_path / 'h2z'}",
+                 "model.pool_size=2", "data.image_size=32", "data.load_size=36", "data.num_workers=0",
+                 "data.batch_size=1", "trainer.num_samples=2"]
+    reads, in_step = [], [False]
+
+    def in_item(frame) -> bool:
+        """Inside a dataset's ``__getitem__``: host work on host tensors, done in the
+        DataLoader's worker processes on a GPU machine (in this process here, num_workers=0)."""
+        while frame is not None:
+            if frame.f_code.co_name == "__getitem__" and "/data/" in frame.f_code.co_filename:
+                return True
+            frame = frame.f_back
+        return False
+
+    def trap(name, original):
+        def read(tensor, *args, **kwargs):
+            frame = sys._getframe(1)
+            if in_step[0] and frame.f_code.co_filename.startswith(GANTRAIN_DIR) and not in_item(frame):
+                reads.append(f"Tensor.{name} at {frame.f_code.co_filename}:{frame.f_lineno}")
+            return original(tensor, *args, **kwargs)
+        return read
+
+    for name in HOST_READS:
+        monkeypatch.setattr(torch.Tensor, name, trap(name, getattr(torch.Tensor, name)))
+    update = Trainer._update
+
+    def step(self, batches):
+        in_step[0] = True
+        try:
+            return update(self, batches)
+        finally:
+            in_step[0] = False
+
+    monkeypatch.setattr(Trainer, "_update", step)
+    train(tmp_path / "run", [*TINY, *extra, "trainer.steps=5", "trainer.log_every=5"])
+    assert checkpoint(tmp_path / "run")["step"] == 5
+    assert reads == []

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gantrain.models.cyclegan import ImagePool
+from gantrain.models.cyclegan import ImagePool, exchange
 
 from conftest import checkpoint, events, gantrain, train
 from fixtures import write_paired, write_unpaired
@@ -78,6 +78,37 @@ def test_image_pool_fills_then_mixes_old_and_new():
     assert 15 < from_pool < 49  # about half are earlier fakes
     assert set(out[:, 0, 0, 0].tolist()) <= set(range(4)) | set(range(100, 164))
     assert ImagePool(0, (1, 2, 2)).query(new) is new
+
+
+def test_the_vectorised_exchange_is_the_one_at_a_time_loop_also_when_slots_repeat():
+    def one_at_a_time(pool, images, swap, slots):
+        pool, out = pool.clone(), []
+        for image, s, k in zip(images, swap.tolist(), slots.tolist()):
+            if s:
+                out.append(pool[k].clone())
+                pool[k] = image
+            else:
+                out.append(image)
+        return torch.stack(out), pool
+
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        pool = torch.randn(3, 1, 2, 2, generator=generator)
+        images = torch.randn(8, 1, 2, 2, generator=generator)
+        swap = torch.rand(8, generator=generator) < 0.5
+        slots = torch.randint(3, (8,), generator=generator)  # 8 draws of 3 slots: repeats every time
+        expected, actual = one_at_a_time(pool, images, swap, slots), exchange(pool, images, swap, slots)
+        assert torch.equal(expected[0], actual[0]) and torch.equal(expected[1], actual[1])
+
+
+def test_a_loaded_pool_knows_how_full_it_is():
+    pool = ImagePool(4, (1, 2, 2))
+    pool.query(torch.ones(3, 1, 2, 2))
+    loaded = ImagePool(4, (1, 2, 2))
+    loaded.load_state_dict(pool.state_dict())
+    assert loaded.filled == 3
+    out = loaded.query(torch.full((1, 1, 2, 2), 7.0))  # the fourth slot is still free: stored, not swapped
+    assert torch.equal(out, torch.full((1, 1, 2, 2), 7.0)) and torch.equal(loaded.images[3], out[0])
 
 
 @pytest.mark.parametrize("args,fragment", [

@@ -24,33 +24,69 @@ from gantrain.models.common import discriminator_loss, eval_forward
 from gantrain.validate import at_least
 
 
+def exchange(pool: torch.Tensor, images: torch.Tensor, swap: torch.Tensor,
+             slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images go through a full pool one after another: image i with ``swap[i]`` set
+    comes back as what slot ``slots[i]`` holds and takes its place; the others come back
+    as they are. Returns (what comes back, the pool after the batch).
+
+    Vectorised over the batch without leaving the device (no ``.item()``, no boolean
+    indexing: a GPU would wait on the host for every image), and equal to the
+    one-at-a-time loop also when two images draw the same slot: the later one gets the
+    earlier one's image, and the later one is what the slot keeps."""
+    n = len(images)
+    order = torch.arange(n, device=images.device)
+    # same[i, j]: image j swaps into the slot image i draws.
+    same = (slots.view(-1, 1) == slots.view(1, -1)) & swap.view(1, -1)
+    before = same & (order.view(1, -1) < order.view(-1, 1))
+    later = same & (order.view(1, -1) > order.view(-1, 1))
+    # What image i finds in its slot: the last earlier image that went there, else the pool's.
+    last_before = torch.where(before, order.view(1, -1), -1).amax(1)
+    found = torch.where((last_before >= 0).view(-1, 1, 1, 1), images[last_before.clamp(min=0)], pool[slots])
+    returned = torch.where(swap.view(-1, 1, 1, 1), found, images)
+    # What each slot keeps: the last image that swapped into it (at most one "writer" per slot).
+    writer = swap & ~later.any(1)
+    writes = (slots.view(-1, 1) == torch.arange(len(pool), device=images.device).view(1, -1)) & writer.view(-1, 1)
+    kept = torch.where(writes.any(0).view(-1, 1, 1, 1), images[writes.int().argmax(0)], pool)
+    return returned, kept
+
+
 class ImagePool(nn.Module):
+    """The history of fakes D learns from. The images and the count are buffers (the
+    checkpoint holds them); a copy of the count lives on the host so that a step never
+    reads it back from the GPU."""
+
     def __init__(self, size: int, image_shape: tuple[int, ...]) -> None:
         super().__init__()
         self.size = size
         self.register_buffer("images", torch.zeros(size, *image_shape))
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
+        self.filled = 0  # == count, on the host
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self.filled = int(self.count)  # once, at load time: not inside a step
 
     @torch.no_grad()
     def query(self, fakes: torch.Tensor) -> torch.Tensor:
-        """Per image: while the pool fills, store it and return it; then with
-        probability 1/2 return a stored one (and store the new one in its place)."""
+        """While the pool fills, each fake is stored and comes back; once it is full,
+        each comes back with probability 1/2, else a stored one comes back in its place."""
         if self.size == 0:
             return fakes
-        out = []
-        for image in fakes.detach():
-            filled = int(self.count)
-            if filled < self.size:
-                self.images[filled] = image
-                self.count += 1
-                out.append(image)
-            elif torch.rand(()) < 0.5:
-                k = int(torch.randint(self.size, ()))
-                out.append(self.images[k].clone())
-                self.images[k] = image
-            else:
-                out.append(image)
-        return torch.stack(out)
+        fakes = fakes.detach().to(self.images.dtype)
+        stored = min(self.size - self.filled, len(fakes))
+        if stored:
+            self.images[self.filled:self.filled + stored] = fakes[:stored]
+            self.filled += stored
+            self.count.fill_(self.filled)
+        rest = fakes[stored:]
+        if not len(rest):
+            return fakes
+        swap = torch.rand(len(rest), device=rest.device) < 0.5
+        slots = torch.randint(self.size, (len(rest),), device=rest.device)
+        returned, kept = exchange(self.images, rest, swap, slots)
+        self.images.copy_(kept)
+        return torch.cat([fakes[:stored], returned]) if stored else returned
 
 
 class CycleGAN(nn.Module):
