@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import signal
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ from gantrain.engine.guard import NonFinite, explain, nonfinite_nets, nonfinite_
 from gantrain.engine.logger import RunLogger
 from gantrain.engine.runtime import capture_rng, restore_rng
 from gantrain.engine.speed import Speed, compile_nets, uncompile
+from gantrain.engine.stop import StopRequest
 from gantrain.errors import UserError
 from gantrain.validate import at_least
 
@@ -78,29 +77,6 @@ class TrainerConfig:
         if not 0 < self.rollback_lr_scale <= 1:
             raise UserError(f"trainer.rollback_lr_scale={self.rollback_lr_scale} must lie in (0, 1]: "
                             f"0.5 halves the learning rates at each rollback")
-
-
-class StopRequest:
-    """Turns SIGINT/SIGTERM into a flag the loop checks between steps."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, object] = {}
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # second Ctrl-C: the user really wants out
-        self.requested = True
-
-    def __enter__(self) -> "StopRequest":
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 class Trainer:
