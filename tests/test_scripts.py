@@ -65,3 +65,37 @@ def test_cache_bench_runs(monkeypatch, capsys):
     cache_bench.main()
     out = capsys.readouterr().out
     assert "from the cache (memory-mapped)" in out and "DataLoader, 0 workers" in out
+
+
+def test_sync_check_reports_the_synchronising_calls_of_checked_steps_only(monkeypatch, tmp_path):
+    """The CUDA check's plumbing on the CPU: a stand-in for torch's sync debug mode warns
+    as torch does, from inside D's loss, whenever the mode is "warn"."""
+    import warnings
+
+    import sync_check
+    from gantrain.models.gan import GAN
+
+    mode = ["default"]
+    d_loss = GAN.d_loss
+
+    def synchronising_d_loss(self, batch):
+        if mode[0] == "warn":
+            warnings.warn("called a synchronizing CUDA operation")
+        return d_loss(self, batch)
+
+    monkeypatch.setattr(GAN, "d_loss", synchronising_d_loss)
+    sites = sync_check.check_workload("dcgan-64", batch_size=2, warmup=2, steps=3, overrides=[
+        "model.generator.width=4", "model.discriminator.width=4", "data.image_size=16"], data_root=tmp_path,
+        device="cpu", set_mode=lambda m: mode.__setitem__(0, m))
+    assert mode == ["default"]
+    assert list(sites.values()) == [3]  # the checked steps, not the warm-up ones
+    assert "synchronising_d_loss" in next(iter(sites)) and "gantrain/engine/loop.py" in next(iter(sites))
+
+
+def test_sync_check_refuses_the_cpu_with_one_line(capsys):
+    import sync_check
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    assert sync_check.main(["--steps", "1"]) == 2
+    assert "needs a CUDA GPU" in capsys.readouterr().err
