@@ -85,6 +85,38 @@ def test_shards_are_disjoint_slices_of_the_single_process_batches(world):
     assert {s.epoch for s in shards} == {single.epoch}
 
 
+@pytest.mark.parametrize("before,after", [(1, 4), (4, 1), (2, 3)])
+def test_a_stream_resumes_on_another_process_count_where_it_stopped(before, after):
+    """The saved position counts the images of all processes, so a run resumed on more or
+    fewer processes goes on from there: no image of the epoch twice, at most one global
+    batch skipped, never an index past the epoch."""
+    images = torch.arange(100, dtype=torch.uint8).view(100, 1, 1, 1)
+    saved = TensorStream(images, None, 4, seed=4, shard=(0, before))
+    batches = iter(saved)
+    for _ in range(3):
+        next(batches)
+    seen = 3 * 4 * before
+    resumed = [TensorStream(images, None, 4, seed=4, shard=(rank, after)) for rank in range(after)]
+    for stream in resumed:
+        stream.load_state_dict(saved.state_dict())
+    positions = torch.cat([s.remaining_positions() for s in resumed]).sort().values
+    assert positions[0] >= seen and positions[0] - seen < 4 * after
+    assert positions.max() < 100 and {s.epoch for s in resumed} == {0}
+    assert all(len(next(iter(s))["image"]) == 4 for s in resumed)
+
+
+def test_a_stream_resumed_past_its_epoch_goes_on_with_the_next():
+    images = torch.arange(100, dtype=torch.uint8).view(100, 1, 1, 1)
+    saved = TensorStream(images, None, 4, seed=4)
+    batches = iter(saved)
+    for _ in range(24):  # 96 of 100 images: one more batch of 4 x 4 processes would not fit
+        next(batches)
+    resumed = TensorStream(images, None, 4, seed=4, shard=(0, 4))
+    resumed.load_state_dict(saved.state_dict())
+    next(iter(resumed))
+    assert resumed.epoch == 1 and resumed.batch == 1
+
+
 def test_sigterm_to_torchrun_stops_every_process_at_one_step_with_a_checkpoint(tmp_path):
     """What a cluster does before pre-empting a job: SIGTERM to the launcher, which
     passes it on. Every process stops at the same step (they agree on it), rank 0

@@ -85,11 +85,20 @@ class EpochStream:
         return epoch_permutation(self.size, self.seed, self.epoch)[self.remaining_positions()]
 
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "batch": self.batch}
+        # "position": the items of the epoch's order handed out to all processes together,
+        # which a stream on another number of processes (or batch size) can resume from.
+        return {"epoch": self.epoch, "batch": self.batch,
+                "position": self.batch * self.batch_size * self.world}
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch = int(state["epoch"])
-        self.batch = int(state["batch"])
+        if "position" not in state:  # written before positions were saved: same processes assumed
+            self.batch = min(int(state["batch"]), self.batches_per_epoch)
+            return
+        # The first whole global batch at or after the position: no image of the epoch
+        # is seen twice; on another process count up to one global batch is skipped.
+        global_batch = self.batch_size * self.world
+        self.batch = min(-(-int(state["position"]) // global_batch), self.batches_per_epoch)
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
