@@ -5,8 +5,13 @@ Rank 0 also evaluates every 2 steps with a slow stand-in for the metrics (the re
 judge trains for minutes), while the other process trains on to its next collective.
 
     python -m torch.distributed.run --standalone --nproc-per-node 2 tests/ddp_worker.py OUT RUN_DIR override...
+
+With FAIL_COMPILE_ON_RANK=R in the environment, torch.compile fails on process R alone,
+in the generator's update (after D's gradients were averaged): the late, one-sided
+failure that must not leave the processes' collectives out of step.
 """
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import compose_config  # noqa: E402
 from gantrain.build import build_trainer  # noqa: E402
 from gantrain.engine import distributed  # noqa: E402
+from gantrain.engine import speed as speed_module  # noqa: E402
 
 
 class SlowEvaluator:
@@ -38,7 +44,18 @@ def main() -> None:
     out, run_dir, overrides = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
     torch.set_num_threads(1)
     parallel = distributed.start()
+    trainers = []
+    if os.environ.get("FAIL_COMPILE_ON_RANK") == str(parallel.rank):
+        def backend(graph_module, example_inputs):
+            if not any(p.requires_grad for p in trainers[0].model.D.parameters()):
+                raise RuntimeError(f"no compiler on rank {parallel.rank}")
+            return graph_module.forward
+    else:
+        def backend(graph_module, example_inputs):
+            return graph_module.forward
+    speed_module.COMPILE_BACKEND = backend
     trainer = build_trainer(compose_config(overrides), run_dir, overrides)
+    trainers.append(trainer)
     trainer.eval_every = SlowEvaluator.every
     if parallel.is_main:
         trainer.evaluator = SlowEvaluator()

@@ -19,9 +19,9 @@ NETS = [*TINY, "trainer.progress=false", "trainer.log_every=2", "trainer.sample_
         "trainer.checkpoint_every=100"]
 
 
-def torchrun(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def torchrun(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     done = subprocess.run([*TWO, *args], cwd=cwd, capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1", **(env or {})})
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
@@ -43,6 +43,18 @@ def test_two_processes_keep_identical_weights_while_seeing_different_images(tmp_
     reports = sorted(p.name for p in (tmp_path / "run" / "eval").glob("step_*.json"))
     assert reports == [f"step_{k:08d}.json" for k in (2, 4, 5)]
     assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
+
+
+def test_a_compile_failing_on_one_process_alone_sends_every_process_back_to_eager(tmp_path):
+    done = torchrun(str(HERE / "ddp_worker.py"), str(tmp_path), str(tmp_path / "run"), *NETS, "trainer.steps=3",
+                    "speed.compile=true", cwd=tmp_path, env={"FAIL_COMPILE_ON_RANK": "1"})
+    warnings = [line for line in done.stderr.splitlines() if "torch.compile failed" in line]
+    assert len(warnings) == 2 and sum("no compiler on rank 1" in w for w in warnings) == 1  # one per process
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    for key, value in ranks[0]["final"].items():
+        if "running_" not in key and "num_batches" not in key:
+            assert torch.equal(value, ranks[1]["final"][key]), key
+    assert checkpoint(tmp_path / "run")["step"] == 3
 
 
 def test_the_cli_under_torchrun_makes_one_run_and_resumes_exactly(tmp_path):

@@ -135,6 +135,39 @@ def test_a_failing_compile_falls_back_to_eager_with_the_eager_result(tmp_path, m
     assert torch.equal(eager["rng"]["torch"], fallback["rng"]["torch"])
 
 
+def test_a_compile_failing_in_the_generator_update_falls_back_with_d_trainable(tmp_path, monkeypatch):
+    """The late failure a GPU meets most: compiling D again for G's update (D frozen).
+    The eager retry must find D trainable again and no checkpoint that was never written."""
+    from gantrain.build import build_trainer
+    from gantrain.engine.loop import Trainer
+
+    trainers = []
+
+    def fails_while_d_is_frozen(graph_module, example_inputs):
+        if not any(p.requires_grad for p in trainers[0].model.D.parameters()):
+            raise RuntimeError("cannot compile the frozen discriminator")
+        return graph_module.forward
+
+    after_fallback = []
+    train_eagerly = Trainer._train_eagerly
+
+    def record(self, failure):
+        train_eagerly(self, failure)
+        after_fallback.append((self.checkpoint_step, all(p.requires_grad for p in self.model.D.parameters())))
+
+    monkeypatch.setattr(speed_module, "COMPILE_BACKEND", fails_while_d_is_frozen)
+    monkeypatch.setattr(Trainer, "_train_eagerly", record)
+    overrides = [*TINY, "speed.compile=true", "trainer.steps=3", "trainer.checkpoint_every=100"]
+    train(tmp_path / "eager", [*TINY, "trainer.steps=3"])
+    trainers.append(build_trainer(compose_config(overrides), tmp_path / "fallback", overrides))
+    assert trainers[0].fit() == "finished"
+    trainers[0].logger.close()
+    assert after_fallback == [(None, True)]
+    eager, fallback = checkpoint(tmp_path / "eager"), checkpoint(tmp_path / "fallback")
+    for key, value in eager["model"].items():
+        assert torch.equal(value, fallback["model"][key]), key
+
+
 def test_a_penalised_discriminator_stays_eager(tmp_path, monkeypatch):
     monkeypatch.setattr(speed_module, "COMPILE_BACKEND", "eager")
     from gantrain.build import build_trainer

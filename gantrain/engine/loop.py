@@ -266,13 +266,19 @@ class Trainer:
 
     def _train_eagerly(self, failure: "_CompileFailed") -> None:
         cause = failure.__cause__
-        # Dynamo's message: "backend='inductor' raised:" and, on the next line, the error.
-        first = " ".join([line.strip() for line in str(cause).splitlines() if line.strip()][:2])[:300]
-        log.warning("torch.compile failed at the first step (%s: %s); training without it "
-                    "(speed.compile=false skips it)", type(cause).__name__, first)
+        if cause is None:
+            log.warning("torch.compile failed at the first step on another process; training without it "
+                        "(speed.compile=false skips it)")
+        else:
+            # Dynamo's message: "backend='inductor' raised:" and, on the next line, the error.
+            first = " ".join([line.strip() for line in str(cause).splitlines() if line.strip()][:2])[:300]
+            log.warning("torch.compile failed at the first step (%s: %s); training without it "
+                        "(speed.compile=false skips it)", type(cause).__name__, first)
         uncompile(self.compiled)
         self.compiled, self._compile_unproven = [], False
+        checkpoint_step = self.checkpoint_step  # the snapshot is no checkpoint: rollback must not aim at it
         self.load_state_dict(failure.snapshot)
+        self.checkpoint_step = checkpoint_step
         restore_rng(failure.snapshot["rng"])  # this process's own state, whatever its rank
 
     def _update(self, batches) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -285,18 +291,22 @@ class Trainer:
                 loss_d, logs = model.d_loss(batch)
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
+            self._check_peers_compiled()
             self.parallel.reduce_gradients(D)
             self.opt_d.step()
             model.after_d_step()  # e.g. WGAN's weight clipping
         # D's weights need no gradients for G's update; skipping them is free speed.
         D.requires_grad_(False)
-        with speed.autocast():
-            loss_g, logs_g = model.g_loss(batch)
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
+        try:
+            with speed.autocast():
+                loss_g, logs_g = model.g_loss(batch)
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+        finally:  # also when compilation fails here: the eager retry trains D again
+            D.requires_grad_(True)
+        self._check_peers_compiled()
         self.parallel.reduce_gradients(model.G)
         self.opt_g.step()
-        D.requires_grad_(True)
         if self.ema:
             self.ema.update(model.G)
         for scheduler in self.schedulers:
@@ -305,16 +315,31 @@ class Trainer:
 
     def _first_compiled_update(self, batches) -> tuple[dict, dict[str, torch.Tensor]]:
         """The first step after compile(): compilation runs here, so a failure here
-        restores the state from before the step and trains eagerly instead."""
-        snapshot = copy.deepcopy(self.state_dict())
+        restores the state from before the step and trains eagerly instead, on every
+        process alike (``_check_peers_compiled``)."""
+        snapshot = _copy_to_cpu(self.state_dict())  # on the GPU it would double the memory in use
         try:
             result = self._update(batches)
+            self._check_peers_compiled()
         except (UserError, torch.OutOfMemoryError, KeyboardInterrupt):
             raise
+        except _PeerCompileFailed:
+            raise _CompileFailed(snapshot) from None
         except Exception as exc:
+            if self.parallel.world > 1:
+                self.parallel.any(True)  # tell the others, at their next check
             raise _CompileFailed(snapshot) from exc
         self._compile_unproven = False
         return result
+
+    def _check_peers_compiled(self) -> None:
+        """Under data parallelism, in the first compiled step only: before each gradient
+        all-reduce and at the end, every process says whether its compilation failed (a
+        process that fails says so at once, in place of its next check). So the
+        collectives stay paired, and all processes fall back together, not some
+        waiting forever for the others' all-reduce."""
+        if self._compile_unproven and self.parallel.world > 1 and self.parallel.any(False):
+            raise _PeerCompileFailed
 
     def _train(self, stop: StopRequest, bar) -> None:
         """Steps until the last one or a stop request."""
@@ -400,6 +425,21 @@ class _RollBack(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__(", ".join(problems))
         self.problems = problems
+
+
+class _PeerCompileFailed(Exception):
+    """Another process's torch.compile failed in the first step."""
+
+
+def _copy_to_cpu(value):
+    """A deep copy of a state with every tensor on the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {key: _copy_to_cpu(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copy_to_cpu(item) for item in value)
+    return copy.deepcopy(value)
 
 
 class _CompileFailed(Exception):
