@@ -184,9 +184,11 @@ def _train(cfg: DictConfig) -> float | None:
                             f"(model.generator.width, model.discriminator.width); checkpoints written so far "
                             f"are kept in {run_dir}") from None
     except UserError as exc:
-        if not cfg.resume:
+        if _rank() != 0:
+            pass  # the run directory is rank 0's to tidy (the others write none: output_subdir=null)
+        elif not cfg.resume:
             _remove_unused_run_dir(run_dir)
-        else:
+        elif hydra_cfg.output_subdir:
             shutil.rmtree(run_dir / hydra_cfg.output_subdir, ignore_errors=True)
         fail(exc)
     if status == "interrupted":

@@ -83,6 +83,17 @@ def test_a_bad_option_under_torchrun_is_one_line_from_rank_0(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
+def test_an_error_on_a_resumed_run_under_torchrun_is_one_line_per_process(tmp_path):
+    torchrun("-m", "gantrain.cli", *NETS, "trainer.steps=2", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    done = subprocess.run([*TWO, "-m", "gantrain.cli", "trainer.steps=2", f"resume={tmp_path / 'run'}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("gantrain: error:")]
+    assert len(errors) == 2 and all("already finished at step 2" in line for line in errors)
+    assert "TypeError" not in done.stderr and "exitcode: 2" in done.stderr  # both exit as a user error
+    assert checkpoint(tmp_path / "run")["step"] == 2  # the run is as it was
+
+
 @pytest.mark.parametrize("world", [2, 3])
 def test_shards_are_disjoint_slices_of_the_single_process_batches(world):
     images = torch.arange(30, dtype=torch.uint8).view(30, 1, 1, 1).expand(30, 1, 2, 2).contiguous()
