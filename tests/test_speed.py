@@ -29,6 +29,16 @@ def test_auto_is_off_on_the_cpu_and_on_for_cuda():
         (True, True, True, True, True, False)
 
 
+@pytest.mark.parametrize("native,expected", [(True, True), (False, False)], ids=["ampere", "volta"])
+def test_auto_amp_is_on_only_for_gpus_that_compute_in_bf16(monkeypatch, native, expected):
+    def is_bf16_supported(including_emulation: bool = True) -> bool:
+        return including_emulation or native  # as torch answers on an A100 and on a V100
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    assert SpeedConfig().resolve(torch.device("cuda")).amp is expected
+    assert SpeedConfig(amp=True).resolve(torch.device("cuda")).amp is True  # asked for: on regardless
+
+
 @pytest.mark.parametrize("value", ["yes", 1, "bf16"])
 def test_a_switch_that_is_not_auto_true_or_false_is_one_line(tmp_path, value):
     with pytest.raises(UserError, match=r"speed.amp=\S+ is not true or false or one of auto"):

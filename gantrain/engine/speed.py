@@ -40,6 +40,15 @@ COMPILE_BACKEND = "inductor"
 Switch = bool | Literal["auto"]
 
 
+def native_bf16() -> bool:
+    """Whether the current GPU computes in bf16 itself (Ampere and later). Older GPUs
+    (V100, T4) emulate it, slower than float32, so ``amp=auto`` leaves those off."""
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # torch before 2.3 counts native support only
+        return torch.cuda.is_bf16_supported()
+
+
 @dataclass(frozen=True)
 class SpeedConfig:
     amp: Switch = "auto"
@@ -59,7 +68,7 @@ class SpeedConfig:
             return auto if value == "auto" else bool(value)
 
         return Speed(
-            amp=on("amp", cuda and torch.cuda.is_bf16_supported()),
+            amp=on("amp", cuda and native_bf16()),
             channels_last=on("channels_last", cuda),
             compile=on("compile", cuda),
             fused_optim=on("fused_optim", cuda),
