@@ -164,3 +164,12 @@ def test_sigterm_to_torchrun_stops_every_process_at_one_step_with_a_checkpoint(t
     assert state["step"] > 0 and len(state["rng_ranks"]) == 2
     torchrun("-m", "gantrain.cli", f"trainer.steps={state['step'] + 2}", f"resume={run}", cwd=tmp_path)
     assert checkpoint(run)["step"] == state["step"] + 2
+
+
+def test_a_numbered_gpu_under_torchrun_is_refused_before_anything_runs():
+    from gantrain.engine.runtime import select_device
+    from gantrain.errors import UserError
+
+    with pytest.raises(UserError, match=r"device=cuda:0 under torchrun would put every process on one GPU"):
+        select_device("cuda:0", local_rank=1)
+    assert select_device("cpu", local_rank=1) == torch.device("cpu")

@@ -25,6 +25,10 @@ def select_device(name: str, local_rank: int | None = None) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise UserError(f"device={name!r} is not a device: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and device.index is not None and local_rank is not None:
+        raise UserError(f"device={name} under torchrun would put every process on one GPU: use device=cuda "
+                        f"(or auto), and each process takes the GPU of its local rank (CUDA_VISIBLE_DEVICES "
+                        f"chooses which GPUs)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device={name} was asked for but no CUDA GPU is visible: use device=cpu or auto")
     if device.type == "cuda" and local_rank is not None and device.index is None:
