@@ -58,6 +58,13 @@ def test_a_second_build_decodes_nothing_and_a_changed_file_rebuilds(tmp_path, mo
     # The cached file itself is never written to (copy-on-write mapping).
     changed.images.zero_()
     assert folder(str(root), image_size=16, cache=True, cache_dir=str(tmp_path / "cache")).images.max() > 0
+    # The key holds each file's mtime, not only its size (an edit that keeps the size) ...
+    os.utime(root / "cats" / "0.png", ns=(2, 2))
+    folder(str(root), image_size=16, cache=True, cache_dir=str(tmp_path / "cache"))
+    assert len(list((tmp_path / "cache").glob("pets_*_images.npy"))) == 3
+    # ... and what a bad file becomes: a cache built failing on one must not serve a run that skips it.
+    folder(str(root), image_size=16, cache=True, cache_dir=str(tmp_path / "cache"), on_bad_file="fail")
+    assert len(list((tmp_path / "cache").glob("pets_*_images.npy"))) == 4
 
 
 def test_training_from_the_cache(tmp_path):

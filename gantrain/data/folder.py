@@ -78,7 +78,8 @@ def folder(path: str, image_size: int = 64, channels: int = 3, on_bad_file: OnBa
     spec_args = dict(channels=channels, image_size=image_size, num_classes=len(class_names), size=len(files),
                      class_names=class_names, name=root.name)
     if cache:
-        images, cached_labels = cached_images(dataset, files, {"image_size": image_size, "channels": channels},
+        settings = {"image_size": image_size, "channels": channels, "on_bad_file": on_bad_file}
+        images, cached_labels = cached_images(dataset, files, settings,
                                               cache_dir, root.name, labels is not None)
         return InMemorySource(images, cached_labels, DataSpec(**spec_args), hflip)
     return DatasetSource(dataset, DataSpec(**spec_args), hflip)
