@@ -211,7 +211,7 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
     seed_everything(cfg.seed)  # the same on every process: identical initial weights
 
     loader = to_dataclass(LoaderConfig, {k: cfg.data[k] for k in LOADER_KEYS if k in cfg.data}, "data")
-    source = build_source(cfg)
+    source = parallel.node_leaders_first(lambda: build_source(cfg))
     spec = source.spec
     stream = source.stream(loader.batch_size, cfg.seed, device, loader.num_workers,
                            shard=(parallel.rank, parallel.world))

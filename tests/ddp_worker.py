@@ -24,6 +24,7 @@ from conftest import compose_config  # noqa: E402
 from gantrain.build import build_trainer  # noqa: E402
 from gantrain.engine import distributed  # noqa: E402
 from gantrain.engine import speed as speed_module  # noqa: E402
+from gantrain.data import cache as cache_module  # noqa: E402
 
 
 class SlowEvaluator:
@@ -54,6 +55,9 @@ def main() -> None:
         def backend(graph_module, example_inputs):
             return graph_module.forward
     speed_module.COMPILE_BACKEND = backend
+    builds = []  # data caches this process decoded
+    build_cache = cache_module._build
+    cache_module._build = lambda *args: (builds.append(1), build_cache(*args))[1]
     trainer = build_trainer(compose_config(overrides), run_dir, overrides)
     trainers.append(trainer)
     trainer.eval_every = SlowEvaluator.every
@@ -65,7 +69,7 @@ def main() -> None:
     trainer.fit()
     trainer.logger.close()
     torch.save({"initial": initial, "final": trainer.model.state_dict(), "first_batch": first,
-                "images_seen": trainer.images_seen}, out / f"rank{parallel.rank}.pt")
+                "images_seen": trainer.images_seen, "cache_builds": len(builds)}, out / f"rank{parallel.rank}.pt")
     distributed.stop()
 
 

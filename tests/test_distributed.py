@@ -57,6 +57,18 @@ def test_a_compile_failing_on_one_process_alone_sends_every_process_back_to_eage
     assert checkpoint(tmp_path / "run")["step"] == 3
 
 
+def test_one_process_per_node_decodes_the_data_cache_and_the_others_read_it(tmp_path):
+    from fixtures import write_folder
+
+    write_folder(tmp_path / "pets", {"cats": 10, "dogs": 10}, size=(20, 20))
+    torchrun(str(HERE / "ddp_worker.py"), str(tmp_path), str(tmp_path / "run"), *NETS, "trainer.steps=2",
+             "data=folder", f"data.path={tmp_path / 'pets'}", "data.image_size=16", "data.cache=true",
+             f"data.cache_dir={tmp_path / 'cache'}", "data.batch_size=4", cwd=tmp_path)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert [r["cache_builds"] for r in ranks] == [1, 0]
+    assert len(list((tmp_path / "cache").glob("pets_*_images.npy"))) == 1
+
+
 def test_the_cli_under_torchrun_makes_one_run_and_resumes_exactly(tmp_path):
     base = [*NETS, "trainer.checkpoint_every=2"]
     torchrun("-m", "gantrain.cli", *base, "trainer.steps=6", f"hydra.run.dir={tmp_path / 'straight'}", cwd=tmp_path)

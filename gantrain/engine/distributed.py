@@ -82,6 +82,13 @@ class SingleProcess:
             raise value if self.is_main else RankZeroError(str(value))
         return value
 
+    def node_leaders_first(self, build: Callable[[], T]) -> T:
+        """``build()`` on every process, first by each node's local rank 0 and then, once
+        all of those are done, by the others: a one-time data cache is decoded once per
+        node (the others find it), not by every process at once. A ``UserError`` of a
+        leader stops every process; the others exit quietly (the leader reports it)."""
+        return build()
+
     def use_device(self, device: torch.device) -> None:
         """Choose the collective for gradients on ``device``."""
 
@@ -126,6 +133,19 @@ class DataParallel(SingleProcess):
         box = [obj]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+    def node_leaders_first(self, build: Callable[[], T]) -> T:
+        built, error = None, None
+        if self.local_rank == 0:
+            try:
+                built = ("ok", build())
+            except UserError as exc:
+                error = exc
+        if self.any(error is not None):  # also the barrier: every leader is done
+            if error is not None:
+                raise error
+            raise RankZeroError("another process could not build the data (its error is above)")
+        return built[1] if built else build()
 
     def broadcast_nets(self, *nets: nn.Module) -> None:
         for net in nets:
