@@ -17,7 +17,7 @@ from gantrain.errors import UserError
 from gantrain.losses.base import gradient_penalty
 
 from conftest import TINY, TINY_MLP, checkpoint, compose_config, train
-from fixtures import write_paired, write_unpaired
+from fixtures import write_folder, write_paired, write_unpaired
 
 FAST = ["speed.amp=true", "speed.channels_last=true", "speed.fused_optim=true"]
 
@@ -192,8 +192,9 @@ def test_a_penalised_discriminator_stays_eager(tmp_path, monkeypatch):
 # which stalls the launch queue every step. On the CPU nothing waits, but the calls are
 # the same, so they can be caught here: any of them from gantrain's code during a step is
 # a sync on CUDA. (Reads at log steps, outside the step, are by design.)
-HOST_READS = ("item", "__bool__", "__float__", "__int__")
+HOST_READS = ("item", "__bool__", "__float__", "__int__", "tolist", "numpy", "cpu", "__index__")
 GANTRAIN_DIR = str(Path(speed_module.__file__).resolve().parents[1])
+HOST_SIDE = ("__getitem__", "_epoch_sampler", "item_seeds")
 
 
 @pytest.mark.parametrize("extra", [
@@ -202,13 +203,18 @@ GANTRAIN_DIR = str(Path(speed_module.__file__).resolve().parents[1])
     ["loss=wgan"],
     ["loss=bce", "loss.r1_weight=1", *FAST],
     ["model.conditional=true"],
+    "folder-hflip",
     "pix2pix",
     "cyclegan",
-], ids=["dcgan-ema-decay", "wgan_gp", "wgan-clip", "r1-fast", "cgan", "pix2pix", "cyclegan"])
+], ids=["dcgan-ema-decay", "wgan_gp", "wgan-clip", "r1-fast", "cgan", "folder-hflip", "pix2pix", "cyclegan"])
 def test_a_training_step_never_reads_a_tensor_back_to_the_host(tmp_path, monkeypatch, extra):
     from gantrain.engine.loop import Trainer
 
-    if extra == "pix2pix":
+    if extra == "folder-hflip":  # the DataLoader stream, with flips on the device
+        write_folder(tmp_path / "pets", {"cats": 6, "dogs": 6}, size=(20, 20))
+        extra = ["data=folder", f"data.path={tmp_path / 'pets'}", "data.image_size=16", "data.hflip=true",
+                 "data.num_workers=0", "data.batch_size=4"]
+    elif extra == "pix2pix":
         write_paired(tmp_path / "data" / "facades", {"train": 4, "val": 2}, size=(80, 40))
         extra = ["model=pix2pix", "data=facades", f"data.root={tmp_path / 'data'}", "data.image_size=32",
                  "data.load_size=36", "data.num_workers=0", "data.batch_size=2"]
@@ -220,10 +226,11 @@ def test_a_training_step_never_reads_a_tensor_back_to_the_host(tmp_path, monkeyp
     reads, in_step = [], [False]
 
     def in_item(frame) -> bool:
-        """Inside a dataset's ``__getitem__``: host work on host tensors, done in the
-        DataLoader's worker processes on a GPU machine (in this process here, num_workers=0)."""
+        """Host work on tensors built on the host: a dataset's ``__getitem__`` (in the
+        DataLoader's workers on a GPU machine, in this process here with num_workers=0),
+        and the once-an-epoch order and flip seeds (the permutation is drawn on the CPU)."""
         while frame is not None:
-            if frame.f_code.co_name == "__getitem__" and "/data/" in frame.f_code.co_filename:
+            if frame.f_code.co_name in HOST_SIDE and "/data/" in frame.f_code.co_filename:
                 return True
             frame = frame.f_back
         return False
