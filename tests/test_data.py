@@ -46,6 +46,15 @@ def test_fashion_mnist_reads_its_own_folder(tmp_path):
     assert source.spec.class_names[0] == "t-shirt" and source.spec.size == 40
 
 
+def test_fashion_mnist_mirrors_half_of_each_batch_on_request(tmp_path):
+    write_mnist(tmp_path, folder="FashionMNIST")
+    plain = next(iter(fashion_mnist(root=str(tmp_path), download=False).stream(20, seed=3)))["image"]
+    flipped = next(iter(fashion_mnist(root=str(tmp_path), download=False, hflip=True).stream(20, seed=3)))["image"]
+    mirrored = [not torch.equal(a, b) for a, b in zip(plain, flipped)]
+    assert all(torch.equal(b, a.flip(-1) if m else a) for a, b, m in zip(plain, flipped, mirrored))
+    assert 3 <= sum(mirrored) <= 17  # about half of the 20 (and the digits are not symmetric)
+
+
 def test_missing_mnist_says_where_the_files_go(tmp_path):
     with pytest.raises(UserError, match=f"{tmp_path}/MNIST/raw/.*data.root"):
         mnist(root=str(tmp_path), download=False)

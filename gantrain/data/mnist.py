@@ -30,11 +30,11 @@ _FAMILY = {
 
 
 def _source(images: torch.Tensor, labels: torch.Tensor, image_size: int, name: str,
-            class_names: tuple[str, ...]) -> InMemorySource:
+            class_names: tuple[str, ...], hflip: bool = False) -> InMemorySource:
     images = resize_uint8(images.unsqueeze(1), image_size)  # (N, 1, S, S)
     spec = DataSpec(channels=1, image_size=image_size, num_classes=10, size=len(images),
                     class_names=class_names, name=name)
-    return InMemorySource(images, labels.to(torch.int64), spec)
+    return InMemorySource(images, labels.to(torch.int64), spec, hflip)
 
 
 def _load_torchvision(kind: str, root: str, split: str, download: bool):
@@ -63,17 +63,19 @@ def mnist(root: str = "data", split: str = "train", image_size: int = 28,
 
 
 def fashion_mnist(root: str = "data", split: str = "train", image_size: int = 28,
-                  download: bool = True) -> InMemorySource:
-    """Fashion-MNIST from torchvision (same shapes as MNIST, clothes instead of digits)."""
-    return _torchvision_family("fashion_mnist", root, split, image_size, download)
+                  download: bool = True, hflip: bool = False) -> InMemorySource:
+    """Fashion-MNIST from torchvision (same shapes as MNIST, clothes instead of digits).
+    ``hflip``: mirror a random half of each batch on the device; clothes are near-symmetric
+    (MNIST has no such option: a mirrored digit is no digit)."""
+    return _torchvision_family("fashion_mnist", root, split, image_size, download, hflip)
 
 
 def _torchvision_family(kind: str, root: str, split: str, image_size: int,
-                        download: bool) -> InMemorySource:
+                        download: bool, hflip: bool = False) -> InMemorySource:
     if split not in ("train", "test"):
         raise UserError(f"data.split={split!r} is not a split of {kind}: use train or test")
     dataset = _load_torchvision(kind, root, split, download)
-    return _source(dataset.data, dataset.targets, image_size, kind, _FAMILY[kind][1])
+    return _source(dataset.data, dataset.targets, image_size, kind, _FAMILY[kind][1], hflip)
 
 
 SAMPLE_HOLDOUT_PER_CLASS = 100
