@@ -37,6 +37,8 @@ from gantrain.validate import at_least
 
 log = logging.getLogger("gantrain")
 
+STOP_CHECK_EVERY = 8  # steps between the processes' agreements on a stop request (torchrun)
+
 
 class Evaluator(Protocol):
     """Sample-quality metrics of a generator: ``evaluator(G)`` returns a report with
@@ -347,9 +349,12 @@ class Trainer:
         batches = iter(self.stream)
         sums: dict[str, torch.Tensor] = {}
         logged_steps, last_log_time, last_log_images = 0, time.perf_counter(), self.images_seen
-        # A stop request is acted on by every process at the same step (with one process,
-        # parallel.any is the flag itself).
-        while self.step < cfg.steps and not self.parallel.any(stop.requested):
+        # A stop request is acted on by every process at the same step. With one process
+        # parallel.any is the flag itself; with several it is a network round trip, paid
+        # every STOP_CHECK_EVERY steps only (small GANs on GPUs are bound by the host's time).
+        while self.step < cfg.steps and not (
+                (self.parallel.world == 1 or self.step % STOP_CHECK_EVERY == 0)
+                and self.parallel.any(stop.requested)):
             if self._compile_unproven:
                 batch, step_logs = self._first_compiled_update(batches)
             else:
