@@ -258,3 +258,21 @@ def test_a_training_step_never_reads_a_tensor_back_to_the_host(tmp_path, monkeyp
     train(tmp_path / "run", [*TINY, *extra, "trainer.steps=5", "trainer.log_every=5"])
     assert checkpoint(tmp_path / "run")["step"] == 5
     assert reads == []
+
+
+@pytest.mark.parametrize("name,local_rank,expected", [("cuda", None, "cuda:0"), ("auto", None, "cuda:0"),
+                                                      ("cuda:1", None, "cuda:1"), ("cuda", 1, "cuda:1")])
+def test_the_gpu_chosen_is_one_torch_cuda_set_device_accepts(monkeypatch, name, local_rank, expected):
+    """On a GPU machine, mimicked: torch.cuda.set_device takes a device only with its
+    index (a bare "cuda" is a ValueError there), which every single-process run passes."""
+    from torch.cuda._utils import _get_device_index
+
+    from gantrain.engine.runtime import select_device
+
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: chosen.append(_get_device_index(device)))
+    assert select_device(name, local_rank) == torch.device(expected)
+    assert chosen == [torch.device(expected).index]

@@ -37,6 +37,8 @@ def select_device(name: str, local_rank: int | None = None) -> torch.device:
                             f"visible): start at most that many with torchrun --nproc-per-node")
         device = torch.device("cuda", local_rank)
     if device.type == "cuda":
+        if device.index is None:  # set_device wants an index: "cuda" alone is a ValueError
+            device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(device)
     return device
 
