@@ -354,10 +354,11 @@ def _sync(device: torch.device) -> None:
 
 # PyTorch's process-wide precision and cuDNN flags. gantrain sets them for its runs (its
 # speed settings); the plain loop gets PyTorch's defaults back, plus cudnn.benchmark.
+# Read and set through the legacy API, as gantrain's speed.py sets them (mixing it with
+# torch 2.9's fp32_precision makes the legacy getters raise).
 _FLAG_PATHS = [
     (torch.backends.cudnn, "benchmark"), (torch.backends.cudnn, "deterministic"),
-    (torch.backends, "fp32_precision"), (torch.backends.cuda.matmul, "fp32_precision"),
-    (torch.backends.cudnn, "fp32_precision"), (torch.backends.cudnn.conv, "fp32_precision"),
+    (torch.backends.cudnn, "allow_tf32"),
 ]
 
 
@@ -439,6 +440,9 @@ def gantrain_throughput(workload: Workload, device: torch.device, batch_size: in
         check_same_setup(trainer, workload, width, scale)
         trainer.fit()
         trainer.logger.close()
+        if trainer.speed.compile and not trainer.compiled:  # the loop fell back to eager, with a warning
+            print(f"  {workload.name} {device.type}: torch.compile failed, so gantrain's row is eager "
+                  f"(the warning above says why)", flush=True)
         del trainer
         events = EventAccumulator(str(Path(run_dir) / "tb"))
         events.Reload()
@@ -463,11 +467,11 @@ def check_same_setup(trainer, workload: Workload, width: int, scale: float) -> N
 
 
 def _release(device: torch.device) -> None:
+    if "torch._dynamo" in sys.modules:  # every run compiles afresh, as a new training run would
+        torch._dynamo.reset()  # first: its caches hold compiled code and the memory that goes with it
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    if "torch._dynamo" in sys.modules:  # every run compiles afresh, as a new training run would
-        torch._dynamo.reset()
 
 
 # -- report -----------------------------------------------------------------------

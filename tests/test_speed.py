@@ -276,3 +276,19 @@ def test_the_gpu_chosen_is_one_torch_cuda_set_device_accepts(monkeypatch, name, 
     monkeypatch.setattr(torch.cuda, "set_device", lambda device: chosen.append(_get_device_index(device)))
     assert select_device(name, local_rank) == torch.device(expected)
     assert chosen == [torch.device(expected).index]
+
+
+@pytest.mark.parametrize("tf32", [True, False])
+def test_precision_flags_stay_readable_through_every_torch_api(tf32):
+    """Setting torch 2.9's fp32_precision makes the legacy getters raise, and inductor
+    calls one of them (get_float32_matmul_precision) when it picks matmul kernels."""
+    before = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark
+    try:
+        Speed(tf32=tf32).configure_backends()
+        assert torch.get_float32_matmul_precision() == ("high" if tf32 else "highest")
+        assert torch.backends.cuda.matmul.allow_tf32 is tf32 and torch.backends.cudnn.allow_tf32 is tf32
+        if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+            assert torch.backends.cuda.matmul.fp32_precision == ("tf32" if tf32 else "ieee")
+    finally:
+        torch.set_float32_matmul_precision(before[0])
+        torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark = before[1], before[2]

@@ -96,13 +96,11 @@ class Speed:
 
     def configure_backends(self) -> None:
         torch.backends.cudnn.benchmark = self.cudnn_benchmark
-        precision = "tf32" if self.tf32 else "ieee"
-        if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch >= 2.9
-            torch.backends.cuda.matmul.fp32_precision = precision
-            torch.backends.cudnn.conv.fp32_precision = precision
-        else:
-            torch.backends.cuda.matmul.allow_tf32 = self.tf32
-            torch.backends.cudnn.allow_tf32 = self.tf32
+        # The long-standing API, not torch 2.9's fp32_precision: once the new one is set,
+        # torch's own legacy getters raise (pytorch/pytorch#166387), and inductor still
+        # calls torch.get_float32_matmul_precision() when it picks matmul kernels.
+        torch.set_float32_matmul_precision("high" if self.tf32 else "highest")
+        torch.backends.cudnn.allow_tf32 = self.tf32
 
     def autocast(self):
         """The context the forward passes run in."""
