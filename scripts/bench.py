@@ -328,8 +328,13 @@ def flops_per_image(loop: PlainLoop) -> float:
 
     counter = FlopCounterMode(display=False)
     counter.mod_tracker = _GlobalOnly()
-    with counter:
-        loop.step()
+    try:
+        with counter:
+            loop.step()
+    except Exception as exc:  # FlopCounterMode's internals differ between torch releases
+        print(f"  FLOPs not counted on torch {torch.__version__} ({type(exc).__name__}: {exc}); "
+              f"the FLOP columns say n/a", flush=True)
+        return math.nan
     return counter.get_total_flops() / loop.images_per_step
 
 
@@ -495,6 +500,8 @@ def device_name(device: torch.device) -> str:
 
 def _number(x: float) -> str:
     """Three significant digits, never in exponent notation."""
+    if math.isnan(x):
+        return "n/a"
     if x <= 0:
         return "0"
     x = float(f"{x:.3g}")
@@ -520,7 +527,10 @@ class Row:
         if self.device != "cuda":
             return "n/a"
         peak = bf16_peak_tflops(self.device_name)
-        return "peak unknown" if peak is None else f"{100 * self.tflops(images_per_sec) / peak:.1f}%"
+        if peak is None:
+            return "peak unknown"
+        tflops = self.tflops(images_per_sec)
+        return "n/a" if math.isnan(tflops) else f"{100 * tflops / peak:.1f}%"
 
     def cells(self) -> list[str]:
         return [self.workload, self.device, str(self.batch), _number(self.gflop_per_image),
@@ -560,20 +570,22 @@ def measure(workload: Workload, device: torch.device, batch_size: int, args, dat
             write_pairs(data_dir, workload.size(scale), batch_size * (warmup + args.steps + 1))
     defaults = backend_flags()
     rounds, flops = [], None
-    for k in range(args.rounds):
+    try:  # the next workload's plain loop gets PyTorch's flags back also after an out-of-memory
+        for k in range(args.rounds):
+            restore_backend_flags(defaults)
+            torch.backends.cudnn.benchmark = True  # pytorch/examples' dcgan sets it
+            loop = make_plain(workload, device, batch_size, width, scale)
+            plain, counted = plain_throughput(loop, warmup, args.steps, count_flops=k == 0)
+            flops = counted if counted is not None else flops
+            del loop
+            _release(device)
+            ours = gantrain_throughput(workload, device, batch_size, width, scale, warmup, args.steps,
+                                       data_dir, workers, args.override)
+            rounds.append((plain, ours))
+            print(f"  {workload.label(scale)} {device.type} round {k + 1}: plain {plain:.1f} img/s, "
+                  f"gantrain {ours:.1f} img/s", flush=True)
+    finally:
         restore_backend_flags(defaults)
-        torch.backends.cudnn.benchmark = True  # pytorch/examples' dcgan sets it
-        loop = make_plain(workload, device, batch_size, width, scale)
-        plain, counted = plain_throughput(loop, warmup, args.steps, count_flops=k == 0)
-        flops = counted if counted is not None else flops
-        del loop
-        _release(device)
-        ours = gantrain_throughput(workload, device, batch_size, width, scale, warmup, args.steps,
-                                   data_dir, workers, args.override)
-        rounds.append((plain, ours))
-        print(f"  {workload.label(scale)} {device.type} round {k + 1}: plain {plain:.1f} img/s, "
-              f"gantrain {ours:.1f} img/s", flush=True)
-    restore_backend_flags(defaults)
     # Rounds alternate, so slow spells of a shared machine hit both sides.
     return Row(workload.label(scale), device.type, device_name(device), batch_size, flops / 1e9,
                statistics.median(p for p, _ in rounds), statistics.median(g for _, g in rounds),

@@ -1,5 +1,6 @@
 """The benchmark scripts stay runnable: their reference nets still match gantrain's."""
 
+import math
 import sys
 from pathlib import Path
 
@@ -99,3 +100,19 @@ def test_sync_check_refuses_the_cpu_with_one_line(capsys):
         pytest.skip("a GPU is visible")
     assert sync_check.main(["--steps", "1"]) == 2
     assert "needs a CUDA GPU" in capsys.readouterr().err
+
+
+def test_bench_reports_na_when_flops_cannot_be_counted(monkeypatch, capsys):
+    import bench
+    from torch.utils import flop_counter
+
+    class Broken(flop_counter.FlopCounterMode):
+        def __enter__(self):
+            raise AttributeError("no mod_tracker in this torch")
+
+    monkeypatch.setattr(flop_counter, "FlopCounterMode", Broken)
+    loop = make_plain(WORKLOADS["dcgan-64"], torch.device("cpu"), batch_size=2, width=4, scale=0.25)
+    assert math.isnan(flops_per_image(loop))
+    row = bench.Row("dcgan-16", "cuda", "NVIDIA H100 80GB HBM3", 2, math.nan, 10.0, 20.0, 2.0, [])
+    assert row.cells()[3] == "n/a" and row.cells()[7] == "n/a" and row.cells()[9] == "n/a / n/a"
+    assert "FLOPs not counted" in capsys.readouterr().out
