@@ -106,6 +106,28 @@ def test_an_error_on_a_resumed_run_under_torchrun_is_one_line_per_process(tmp_pa
     assert checkpoint(tmp_path / "run")["step"] == 2  # the run is as it was
 
 
+def test_the_multi_node_launch_of_the_readme_with_two_nodes_on_one_machine(tmp_path):
+    """README's several-machines command: one torchrun per node meeting at a c10d
+    rendezvous. Each node's only process is its local rank 0 (a data leader); the
+    global rank 0 alone writes the run."""
+    import os
+    import socket
+
+    with socket.socket() as probe:  # a free port for the rendezvous
+        probe.bind(("localhost", 0))
+        port = probe.getsockname()[1]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",
+              "--rdzv-backend=c10d", f"--rdzv-endpoint=localhost:{port}", "--rdzv-id=gantrain-test", "--no-python",
+              str(Path(sys.executable).parent / "gantrain"), *NETS, "trainer.steps=4", f"hydra.run.dir={tmp_path / 'run'}"]
+    nodes = [subprocess.Popen(launch, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"}) for _ in range(2)]
+    outputs = [node.communicate(timeout=300) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    state = checkpoint(tmp_path / "run")
+    assert state["step"] == 4 and state["env"]["processes"] == "2" and len(state["rng_ranks"]) == 2
+    assert [p.name for p in (tmp_path / "run").iterdir() if p.suffix == ".log"] == ["train.log"]
+
+
 @pytest.mark.parametrize("world", [2, 3])
 def test_shards_are_disjoint_slices_of_the_single_process_batches(world):
     images = torch.arange(30, dtype=torch.uint8).view(30, 1, 1, 1).expand(30, 1, 2, 2).contiguous()
