@@ -8,12 +8,15 @@ judge trains for minutes), while the other process trains on to its next collect
 
 With FAIL_COMPILE_ON_RANK=R in the environment, torch.compile fails on process R alone,
 in the generator's update (after D's gradients were averaged): the late, one-sided
-failure that must not leave the processes' collectives out of step.
+failure that must not leave the processes' collectives out of step. With
+SLOW_DATA_SECONDS=S and COLLECTIVE_TIMEOUT_SECONDS=T, building the data takes S more
+seconds on each node's first process, and the collectives time out after T.
 """
 
 import os
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -21,6 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conftest import compose_config  # noqa: E402
+from gantrain import build as build_module  # noqa: E402
 from gantrain.build import build_trainer  # noqa: E402
 from gantrain.engine import distributed  # noqa: E402
 from gantrain.engine import speed as speed_module  # noqa: E402
@@ -44,7 +48,17 @@ class SlowEvaluator:
 def main() -> None:
     out, run_dir, overrides = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
     torch.set_num_threads(1)
+    if "COLLECTIVE_TIMEOUT_SECONDS" in os.environ:
+        distributed.TIMEOUT = timedelta(seconds=float(os.environ["COLLECTIVE_TIMEOUT_SECONDS"]))
     parallel = distributed.start()
+    if "SLOW_DATA_SECONDS" in os.environ and parallel.local_rank == 0:
+        build_source = build_module.build_source
+
+        def slow_build_source(cfg):
+            time.sleep(float(os.environ["SLOW_DATA_SECONDS"]))
+            return build_source(cfg)
+
+        build_module.build_source = slow_build_source
     trainers = []
     if os.environ.get("FAIL_COMPILE_ON_RANK") == str(parallel.rank):
         def backend(graph_module, example_inputs):

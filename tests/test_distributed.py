@@ -69,6 +69,14 @@ def test_one_process_per_node_decodes_the_data_cache_and_the_others_read_it(tmp_
     assert len(list((tmp_path / "cache").glob("pets_*_images.npy"))) == 1
 
 
+def test_waiting_for_a_node_to_build_its_data_may_outlast_the_collective_timeout(tmp_path):
+    """Decoding a large folder into the cache can take longer than a collective may
+    wait; the others wait for it on a group of their own with a long timeout."""
+    torchrun(str(HERE / "ddp_worker.py"), str(tmp_path), str(tmp_path / "run"), *NETS, "trainer.steps=2",
+             cwd=tmp_path, env={"SLOW_DATA_SECONDS": "8", "COLLECTIVE_TIMEOUT_SECONDS": "3"})
+    assert checkpoint(tmp_path / "run")["step"] == 2
+
+
 def test_the_cli_under_torchrun_makes_one_run_and_resumes_exactly(tmp_path):
     base = [*NETS, "trainer.checkpoint_every=2"]
     torchrun("-m", "gantrain.cli", *base, "trainer.steps=6", f"hydra.run.dir={tmp_path / 'straight'}", cwd=tmp_path)

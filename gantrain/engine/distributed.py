@@ -32,6 +32,9 @@ from gantrain.errors import UserError
 
 T = TypeVar("T")
 
+TIMEOUT = timedelta(minutes=30)  # how long a process waits for the others at a collective
+PATIENT_TIMEOUT = timedelta(hours=6)  # for a data cache being built (node_leaders_first)
+
 
 class RankZeroError(UserError):
     """An error rank 0 met and reports; the other processes exit without repeating it."""
@@ -52,8 +55,8 @@ class SingleProcess:
         """Each value averaged over the processes."""
         return values
 
-    def any(self, flag: bool) -> bool:
-        """True on every process when it is true on any."""
+    def any(self, flag: bool, group=None) -> bool:
+        """True on every process when it is true on any (over ``group``, default all)."""
         return flag
 
     def gather(self, obj) -> list | None:
@@ -97,10 +100,15 @@ class DataParallel(SingleProcess):
     def __init__(self, rank: int, world: int, local_rank: int) -> None:
         self.rank, self.world, self.local_rank = rank, world, local_rank
         self.grad_group = None  # the default (gloo) group until use_device picks NCCL
+        # For the one wait that may rightly outlast TIMEOUT: a node's first process
+        # decoding a large image folder into the cache while the others wait.
+        self.patient_group = dist.new_group(backend="gloo", timeout=PATIENT_TIMEOUT)
 
     def use_device(self, device: torch.device) -> None:
         if device.type == "cuda" and self.grad_group is None:
-            self.grad_group = dist.new_group(backend="nccl")
+            # NCCL's own default is 10 minutes; rank 0 alone may evaluate that long
+            # (FID on many samples) while the others wait at their next all-reduce.
+            self.grad_group = dist.new_group(backend="nccl", timeout=TIMEOUT)
 
     def reduce_gradients(self, net: nn.Module) -> None:
         params = [p for p in net.parameters() if p.grad is not None]
@@ -119,9 +127,9 @@ class DataParallel(SingleProcess):
         dist.all_reduce(total)
         return dict(zip(values, (total / self.world).tolist()))
 
-    def any(self, flag: bool) -> bool:
+    def any(self, flag: bool, group=None) -> bool:
         seen = torch.tensor([int(flag)])
-        dist.all_reduce(seen, op=dist.ReduceOp.MAX)
+        dist.all_reduce(seen, op=dist.ReduceOp.MAX, group=group)
         return bool(seen.item())
 
     def gather(self, obj) -> list | None:
@@ -141,7 +149,7 @@ class DataParallel(SingleProcess):
                 built = ("ok", build())
             except UserError as exc:
                 error = exc
-        if self.any(error is not None):  # also the barrier: every leader is done
+        if self.any(error is not None, self.patient_group):  # also the barrier: every leader is done
             if error is not None:
                 raise error
             raise RankZeroError("another process could not build the data (its error is above)")
@@ -172,7 +180,7 @@ def start() -> SingleProcess:
         return _current
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dist.init_process_group(backend="gloo", rank=rank, world_size=world, timeout=timedelta(minutes=30))
+    dist.init_process_group(backend="gloo", rank=rank, world_size=world, timeout=TIMEOUT)
     _current = DataParallel(rank, world, local_rank)
     return _current
 
