@@ -73,7 +73,7 @@ def test_waiting_for_a_node_to_build_its_data_may_outlast_the_collective_timeout
     """Decoding a large folder into the cache can take longer than a collective may
     wait; the others wait for it on a group of their own with a long timeout."""
     torchrun(str(HERE / "ddp_worker.py"), str(tmp_path), str(tmp_path / "run"), *NETS, "trainer.steps=2",
-             cwd=tmp_path, env={"SLOW_DATA_SECONDS": "8", "COLLECTIVE_TIMEOUT_SECONDS": "3"})
+             cwd=tmp_path, env={"SLOW_DATA_SECONDS": "20", "COLLECTIVE_TIMEOUT_SECONDS": "10"})
     assert checkpoint(tmp_path / "run")["step"] == 2
 
 
