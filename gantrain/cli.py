@@ -226,20 +226,15 @@ def prepare_argv_on_rank0(args: list[str]) -> list[str]:
     from gantrain.engine import distributed
 
     parallel = distributed.start()
-    answer = None
-    if parallel.is_main:
-        try:
-            if any(a in ("-m", "--multirun") for a in args):
-                raise UserError("torchrun starts one training run on several processes: drop --multirun "
-                                "(run sweeps without torchrun)")
-            answer = ("ok", prepare_argv(args))
-        except UserError as exc:
-            answer = ("error", str(exc))
-    status, value = parallel.broadcast(answer)
-    if status == "error":
-        if parallel.is_main:
-            fail(UserError(value))
-        sys.exit(2)  # rank 0 said why
+
+    def checked() -> list[str]:
+        if any(a in ("-m", "--multirun") for a in args):
+            raise UserError("torchrun starts one training run on several processes: drop --multirun "
+                            "(run sweeps without torchrun)")
+        return prepare_argv(args)
+
+    # A UserError is raised on every process; fail() lets rank 0 alone say it.
+    value = parallel.from_rank0(checked)
     if not parallel.is_main:
         value = [*value, "hydra.output_subdir=null", "hydra/job_logging=disabled"]
     return value
