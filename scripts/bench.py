@@ -427,19 +427,26 @@ def gantrain_overrides(workload: Workload, device: torch.device, batch_size: int
             f"trainer.sample_every={10 ** 9}", f"trainer.checkpoint_every={10 ** 9}", "trainer.num_samples=1"]
 
 
+def compose_train(overrides: list[str]):
+    """gantrain's training config with ``overrides``, as the CLI composes it."""
+    from hydra import compose, initialize_config_dir
+
+    from gantrain.cli import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="bench"):
+        return compose("train", overrides=overrides)
+
+
 def gantrain_throughput(workload: Workload, device: torch.device, batch_size: int, width: int, scale: float,
                         warmup: int, steps: int, data_dir: Path | None = None, workers: int = 0,
                         extra: list[str] = ()) -> float:
-    from hydra import compose, initialize_config_dir
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from gantrain.build import build_trainer
-    from gantrain.cli import CONF_DIR
 
     overrides = gantrain_overrides(workload, device, batch_size, width, scale, warmup, steps, data_dir, workers)
     overrides += list(extra)
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="bench"):
-        cfg = compose("train", overrides=overrides)
+    cfg = compose_train(overrides)
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = build_trainer(cfg, run_dir, overrides)
         check_same_setup(trainer, workload, width, scale)

@@ -34,7 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from bench import WORKLOADS, gantrain_overrides, write_pairs  # noqa: E402
+from bench import WORKLOADS, compose_train, gantrain_overrides, write_pairs  # noqa: E402
 
 # torch's warning under set_sync_debug_mode("warn"): "called a synchronizing CUDA operation"
 SYNC_WARNING = "synchronizing CUDA operation"
@@ -100,10 +100,7 @@ def check_steps(trainer, warmup: int,
 def check_workload(name: str, batch_size: int, warmup: int, steps: int, overrides: list[str],
                    data_root: Path, device: str = "cuda",
                    set_mode: Callable[[str], None] = torch.cuda.set_sync_debug_mode) -> Counter[str]:
-    from hydra import compose, initialize_config_dir
-
     from gantrain.build import build_trainer
-    from gantrain.cli import CONF_DIR
 
     workload = WORKLOADS[name]
     data_dir = None
@@ -112,8 +109,7 @@ def check_workload(name: str, batch_size: int, warmup: int, steps: int, override
     args = gantrain_overrides(workload, torch.device(device), batch_size, 64, 1.0, warmup, steps, data_dir,
                               workers=4 if workload.kind == "pix2pix" else 0)
     args += ["trainer.ema_decay=0.999", *overrides]  # the EMA's update is part of the step too
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="sync_check"):
-        cfg = compose("train", overrides=args)
+    cfg = compose_train(args)
     with tempfile.TemporaryDirectory() as run_dir, SyncRecorder() as recorder:
         trainer = build_trainer(cfg, run_dir, args)
         check_steps(trainer, warmup, set_mode)
