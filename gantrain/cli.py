@@ -243,14 +243,14 @@ def prepare_argv_on_rank0(args: list[str]) -> list[str]:
 def main() -> None:
     torchrun = _under_torchrun()
     try:
-        args = prepare_argv_on_rank0(sys.argv[1:]) if torchrun else prepare_argv(sys.argv[1:])
-    except UserError as exc:
-        fail(exc)
-    sys.argv = [sys.argv[0], *args]
-    try:
+        try:
+            args = prepare_argv_on_rank0(sys.argv[1:]) if torchrun else prepare_argv(sys.argv[1:])
+        except UserError as exc:
+            fail(exc)
+        sys.argv = [sys.argv[0], *args]
         _train()
     finally:
-        if torchrun:
+        if torchrun:  # on every way out: the end, an error (SystemExit), a stop request
             from gantrain.engine import distributed
 
             distributed.stop()

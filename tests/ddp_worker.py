@@ -23,6 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from cli_worker import backend_threads  # noqa: E402
 from conftest import compose_config  # noqa: E402
 from gantrain import build as build_module  # noqa: E402
 from gantrain.build import build_trainer  # noqa: E402
@@ -84,7 +85,9 @@ def main() -> None:
     trainer.logger.close()
     torch.save({"initial": initial, "final": trainer.model.state_dict(), "first_batch": first,
                 "images_seen": trainer.images_seen, "cache_builds": len(builds)}, out / f"rank{parallel.rank}.pt")
-    distributed.stop()
+    distributed.stop()  # the trainer still holds the context: its groups must go all the same
+    left = backend_threads()
+    assert not left, f"threads of destroyed process groups still running: {left}"
 
 
 if __name__ == "__main__":

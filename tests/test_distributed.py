@@ -2,8 +2,10 @@
 weights while training on different images; the CLI under torchrun makes one run
 directory, logs from rank 0, and resumes exactly; the streams shard every epoch."""
 
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,9 +21,38 @@ NETS = [*TINY, "trainer.progress=false", "trainer.log_every=2", "trainer.sample_
         "trainer.checkpoint_every=100"]
 
 
-def torchrun(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+CLI = str(HERE / "cli_worker.py")  # the gantrain command, reporting the threads it leaves
+# What a process aborted by a native thread (std::terminate, SIGABRT) leaves in stderr.
+ABORTS = ("terminate called", "Fatal Python error", "SIGABRT")
+
+
+def assert_no_abort(stderr: str) -> None:
+    aborts = [line for line in stderr.splitlines() if any(a in line for a in ABORTS)]
+    assert not aborts, stderr[-3000:]
+
+
+def assert_process_groups_gone(threads_dir: Path, world: int = 2) -> None:
+    """Every process of a cli_worker launch said, as it ended, that no thread of a
+    process group was left (a group alive at interpreter exit aborts the process)."""
+    left = {f.name: f.read_text() for f in sorted(threads_dir.glob("rank*.txt"))}
+    assert sorted(left) == [f"rank{r}.txt" for r in range(world)], left
+    assert not any(left.values()), left
+
+
+def launch(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """torchrun with two processes: ``cli_worker.py`` (the gantrain command) when the
+    arguments start with CLI, and then each process's leftover threads are checked."""
+    threads_dir = Path(tempfile.mkdtemp(dir=cwd, prefix="threads_"))
     done = subprocess.run([*TWO, *args], cwd=cwd, capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1", **(env or {})})
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "THREADS_DIR": str(threads_dir), **(env or {})})
+    assert_no_abort(done.stderr)
+    if args and args[0] == CLI:
+        assert_process_groups_gone(threads_dir)
+    return done
+
+
+def torchrun(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    done = launch(*args, cwd=cwd, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
@@ -79,9 +110,9 @@ def test_waiting_for_a_node_to_build_its_data_may_outlast_the_collective_timeout
 
 def test_the_cli_under_torchrun_makes_one_run_and_resumes_exactly(tmp_path):
     base = [*NETS, "trainer.checkpoint_every=2"]
-    torchrun("-m", "gantrain.cli", *base, "trainer.steps=6", f"hydra.run.dir={tmp_path / 'straight'}", cwd=tmp_path)
-    torchrun("-m", "gantrain.cli", *base, "trainer.steps=4", f"hydra.run.dir={tmp_path / 'cut'}", cwd=tmp_path)
-    torchrun("-m", "gantrain.cli", "trainer.steps=6", f"resume={tmp_path / 'cut'}", cwd=tmp_path)
+    torchrun(CLI, *base, "trainer.steps=6", f"hydra.run.dir={tmp_path / 'straight'}", cwd=tmp_path)
+    torchrun(CLI, *base, "trainer.steps=4", f"hydra.run.dir={tmp_path / 'cut'}", cwd=tmp_path)
+    torchrun(CLI, "trainer.steps=6", f"resume={tmp_path / 'cut'}", cwd=tmp_path)
     straight, resumed = checkpoint(tmp_path / "straight"), checkpoint(tmp_path / "cut")
     assert straight["step"] == resumed["step"] == 6 and straight["env"]["processes"] == "2"
     assert len(straight["rng_ranks"]) == 2
@@ -94,8 +125,7 @@ def test_the_cli_under_torchrun_makes_one_run_and_resumes_exactly(tmp_path):
 
 
 def test_a_bad_option_under_torchrun_is_one_line_from_rank_0(tmp_path):
-    done = subprocess.run([*TWO, "-m", "gantrain.cli", *TINY, "trainer.stepz=3"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    done = launch(CLI, *TINY, "trainer.stepz=3", cwd=tmp_path)
     assert done.returncode != 0
     errors = [line for line in done.stderr.splitlines() if line.startswith("gantrain: error:")]
     assert errors == ["gantrain: error: unknown option trainer.stepz: check the spelling against "
@@ -104,9 +134,8 @@ def test_a_bad_option_under_torchrun_is_one_line_from_rank_0(tmp_path):
 
 
 def test_an_error_on_a_resumed_run_under_torchrun_is_one_line_per_process(tmp_path):
-    torchrun("-m", "gantrain.cli", *NETS, "trainer.steps=2", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
-    done = subprocess.run([*TWO, "-m", "gantrain.cli", "trainer.steps=2", f"resume={tmp_path / 'run'}"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    torchrun(CLI, *NETS, "trainer.steps=2", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    done = launch(CLI, "trainer.steps=2", f"resume={tmp_path / 'run'}", cwd=tmp_path)
     assert done.returncode != 0
     errors = [line for line in done.stderr.splitlines() if line.startswith("gantrain: error:")]
     assert len(errors) == 2 and all("already finished at step 2" in line for line in errors)
@@ -118,7 +147,6 @@ def test_the_multi_node_launch_of_the_readme_with_two_nodes_on_one_machine(tmp_p
     """README's several-machines command: one torchrun per node meeting at a c10d
     rendezvous. Each node's only process is its local rank 0 (a data leader); the
     global rank 0 alone writes the run."""
-    import os
     import socket
 
     with socket.socket() as probe:  # a free port for the rendezvous
@@ -131,6 +159,8 @@ def test_the_multi_node_launch_of_the_readme_with_two_nodes_on_one_machine(tmp_p
                               env={**os.environ, "OMP_NUM_THREADS": "1"}) for _ in range(2)]
     outputs = [node.communicate(timeout=300) for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    for _, stderr in outputs:
+        assert_no_abort(stderr)
     state = checkpoint(tmp_path / "run")
     assert state["step"] == 4 and state["env"]["processes"] == "2" and len(state["rng_ranks"]) == 2
     assert [p.name for p in (tmp_path / "run").iterdir() if p.suffix == ".log"] == ["train.log"]
@@ -186,15 +216,14 @@ def test_sigterm_to_torchrun_stops_every_process_at_one_step_with_a_checkpoint(t
     """What a cluster does before pre-empting a job: SIGTERM to the launcher, which
     passes it on. Every process stops at the same step (they agree on it), rank 0
     writes the checkpoint with both RNG states, and the run resumes."""
-    import os
     import signal
     import time
 
     run = tmp_path / "run"
-    launcher = subprocess.Popen([*TWO, "-m", "gantrain.cli", *NETS, "trainer.steps=1000000",
+    launcher = subprocess.Popen([*TWO, CLI, *NETS, "trainer.steps=1000000",
                                  "trainer.checkpoint_every=1000000", f"hydra.run.dir={run}"],
                                 cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+                                env={**os.environ, "OMP_NUM_THREADS": "1", "THREADS_DIR": str(tmp_path / "threads")})
     deadline = time.time() + 120
     while not (run / "tb").is_dir() and time.time() < deadline:  # rank 0 has built everything
         time.sleep(0.5)
@@ -202,9 +231,11 @@ def test_sigterm_to_torchrun_stops_every_process_at_one_step_with_a_checkpoint(t
     launcher.send_signal(signal.SIGTERM)
     _, stderr = launcher.communicate(timeout=120)
     assert f"gantrain: interrupted; continue with: gantrain resume={run}" in stderr
+    assert_no_abort(stderr)
+    assert_process_groups_gone(tmp_path / "threads")  # a stop request is a way out too
     state = checkpoint(run)
     assert state["step"] > 0 and len(state["rng_ranks"]) == 2
-    torchrun("-m", "gantrain.cli", f"trainer.steps={state['step'] + 2}", f"resume={run}", cwd=tmp_path)
+    torchrun(CLI, f"trainer.steps={state['step'] + 2}", f"resume={run}", cwd=tmp_path)
     assert checkpoint(run)["step"] == state["step"] + 2
 
 

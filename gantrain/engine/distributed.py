@@ -95,6 +95,9 @@ class SingleProcess:
     def use_device(self, device: torch.device) -> None:
         """Choose the collective for gradients on ``device``."""
 
+    def close(self) -> None:
+        """Let go of the process groups this context holds (see ``stop``)."""
+
 
 class DataParallel(SingleProcess):
     def __init__(self, rank: int, world: int, local_rank: int) -> None:
@@ -160,6 +163,9 @@ class DataParallel(SingleProcess):
             for tensor in (*net.parameters(), *net.buffers()):
                 dist.broadcast(tensor.data, src=0, group=self.grad_group)
 
+    def close(self) -> None:
+        self.patient_group = self.grad_group = None
+
 
 _current: SingleProcess = SingleProcess()
 
@@ -180,13 +186,31 @@ def start() -> SingleProcess:
         return _current
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    # torch.distributed.nn.functional binds ``group=group.WORLD`` as default arguments
+    # when it is first imported: imported after the default group exists (torchvision
+    # and the metrics import it), it would hold that group until interpreter exit, past
+    # ``stop`` (see there). Imported now, its defaults are None.
+    import torch.distributed.nn  # noqa: F401
     dist.init_process_group(backend="gloo", rank=rank, world_size=world, timeout=TIMEOUT)
     _current = DataParallel(rank, world, local_rank)
     return _current
 
 
 def stop() -> None:
+    """Destroy every process group, and with them their native threads, now.
+
+    ``destroy_process_group`` only forgets the groups: a group object that Python still
+    holds keeps its gloo threads (``pt_gloo_runloop``, ``gloo_tcp_loop``) running until
+    the object is freed. Groups were held that way (this context's own, which the
+    Trainer holds; the default group, in torch.distributed.nn's default arguments: see
+    ``start``), so they were freed at interpreter exit, where a gloo thread that drops
+    its last tensor needs the GIL, cannot get it, and the process aborts ("terminate
+    called without an active exception", SIGABRT), now and then. So the context lets
+    go of its groups first, whoever still holds the context; freed here, each group
+    joins its threads while the interpreter is whole."""
     global _current
+    _current.close()
+    _current = SingleProcess()
     if dist.is_initialized():
         dist.destroy_process_group()
-    _current = SingleProcess()
+

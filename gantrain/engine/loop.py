@@ -108,15 +108,11 @@ class Trainer:
         self.best: dict | None = None  # {"metric", "value", "step"} of checkpoints/best.pt
         self.rollbacks = 0  # times a non-finite value sent the run back to its checkpoint
         self.checkpoint_step: int | None = None  # the step of the last checkpoint written or loaded
+        # Not a bound method: the schedulers would hold the Trainer in a reference cycle,
+        # which keeps it (and what it holds, the process groups among them) alive until
+        # the garbage collector happens to run.
+        self._lr_factor = linear_decay(cfg.lr_decay_start, cfg.steps)
         self.schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, self._lr_factor) for opt in (opt_g, opt_d)]
-
-    def _lr_factor(self, step: int) -> float:
-        """Constant, then linear decay to 0 at the last step from ``lr_decay_start`` on
-        (pix2pix and CycleGAN's schedule)."""
-        start, end = self.cfg.lr_decay_start, self.cfg.steps
-        if start is None or step < start:
-            return 1.0
-        return max(0.0, (end - step) / max(end - start, 1))
 
     # -- state ---------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -424,6 +420,17 @@ class Trainer:
                          f"to step {self.step}, learning rates x{scale:g} (rollback {count})", self.step)
         log.warning("%s non-finite at step %d: rolled back to step %d, learning rates x%g (rollback %d of %d)",
                     ", ".join(problems), failed_at, self.step, scale, count, self.cfg.max_rollbacks)
+
+
+def linear_decay(start: int | None, end: int) -> Callable[[int], float]:
+    """The learning-rate factor at a step: constant, then linear decay to 0 at ``end``
+    from ``start`` on (pix2pix and CycleGAN's schedule). A plain function, which
+    LambdaLR leaves out of its state dict (a resumed run may have a new ``end``)."""
+    def factor(step: int) -> float:
+        if start is None or step < start:
+            return 1.0
+        return max(0.0, (end - step) / max(end - start, 1))
+    return factor
 
 
 class _RollBack(Exception):
