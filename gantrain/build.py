@@ -165,14 +165,27 @@ def build_evaluator(cfg: DictConfig, source, device) -> GeneratorEvaluator:
     return GeneratorEvaluator(eval_cfg, source, cfg.model.z_dim, num_classes, device, cfg.seed)
 
 
-def _check_penalty_norm(loss, D) -> None:
-    """The gradient penalty is a per-sample quantity; BatchNorm makes each sample's
-    score depend on the whole batch, so the penalty would constrain the wrong thing."""
+def _other_norms(D: nn.Module) -> str:
+    """The choices of ``model.discriminator.norm`` other than BatchNorm for this D."""
+    from gantrain.nets.dcgan import NORMS
+    from gantrain.nets.norms import NORMS_2D
+
+    kinds = NORMS if any(type(m).__module__ == "gantrain.nets.dcgan" for m in D.modules()) else NORMS_2D
+    first, *rest = [kind for kind in kinds if kind != "batch"]
+    return f"{first} (or {', '.join(rest)})"
+
+
+def _check_penalty_norm(loss, D, norms: str) -> None:
+    """The gradient penalty and R1 are per-sample quantities; BatchNorm makes each
+    sample's score depend on the whole batch, so they would constrain the wrong thing.
+    ``norms``: the other choices of ``model.discriminator.norm`` for this model's D."""
     batch_norms = [m for m in D.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if getattr(loss, "gp_weight", 0) and batch_norms:
-        raise UserError("the gradient penalty (loss.gp_weight > 0) needs a discriminator without "
-                        "BatchNorm: set model.discriminator.norm=layer (or instance, none), or "
-                        "use model=gan")
+    penalties = [name for name, option in (("the gradient penalty", "gp_weight"), ("R1", "r1_weight"))
+                 if getattr(loss, option, 0)]
+    if penalties and batch_norms:
+        options = " and ".join(f"loss.{o}" for o in ("gp_weight", "r1_weight") if getattr(loss, o, 0))
+        raise UserError(f"{' and '.join(penalties)} ({options} > 0) needs a discriminator without "
+                        f"BatchNorm: set model.discriminator.norm={norms}")
 
 
 def build_optimizer(node: DictConfig, params, path: str, speed: Speed | None = None) -> torch.optim.Optimizer:
@@ -221,7 +234,7 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
                  "name": spec.name, "class_names": list(spec.class_names), "pairing": spec.pairing}
     nets = build_nets(cfg.model, data_spec)
     loss = instantiate(cfg.loss)
-    _check_penalty_norm(loss, nets["discriminator"])
+    _check_penalty_norm(loss, nets["discriminator"], _other_norms(nets["discriminator"]))
     model = instantiate(_without(cfg.model, MODEL_BUILD_KEYS), **nets, loss=loss).to(device)
     speed.prepare_nets(model)
     parallel.broadcast_nets(model)

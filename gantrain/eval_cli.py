@@ -62,7 +62,8 @@ def run_eval(args: argparse.Namespace) -> dict:
     if source.spec.pairing == "none":
         report = build_evaluator(cfg, source, device)(G)
     else:  # pix2pix, CycleGAN: scores against the held-out target images
-        report = evaluate_translation(G, source, to_dataclass(EvalConfig, _plain_eval(cfg), "eval"), device)
+        report = evaluate_translation(G, source, to_dataclass(EvalConfig, _plain_eval(cfg), "eval"), device,
+                                      test_mode=cfg.model.get("test_mode", "train"))
     report["step"] = export["step"]
     report["source"] = "ema" if export["ema"] else "G"
     write_json(Path(args.run_dir) / "eval" / f"step_{export['step']:08d}.json", report)
@@ -82,10 +83,15 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    from gantrain.metrics.evaluate import protocol_lines
+
     print(f"{args.run_dir} at step {report['step']} ({report['source']} weights), N={report['protocol']['num_samples']}:")
     for name, value in report["metrics"].items():
         floor = report["floor"].get(name)
-        print(f"  {name:18s} {value:10.4f}" + (f"   (real vs real: {floor:.4f})" if floor is not None else ""))
+        against = "judge on held-out real" if name == "class_accuracy" else "real vs real"
+        print(f"  {name:18s} {value:10.4f}" + (f"   ({against}: {floor:.4f})" if floor is not None else ""))
+    for line in protocol_lines(report["protocol"]):
+        print(f"  protocol: {line}")
     print(json.dumps({"saved": str(Path(args.run_dir) / "eval" / f"step_{report['step']:08d}.json")}))
 
 

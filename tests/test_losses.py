@@ -51,8 +51,8 @@ REAL, FAKE = torch.tensor([2.0, 0.5]), torch.tensor([-1.0, 0.25])
 
 
 @pytest.mark.parametrize("loss,d_value,g_value", [
-    # LSGAN: 1/2 mean((r - 1)^2) + 1/2 mean(f^2); G: 1/2 mean((f - 1)^2)
-    (LSGANLoss(), 0.5 * ((1.0 + 0.25) / 2 + (1.0 + 0.0625) / 2), 0.5 * (4.0 + 0.5625) / 2),
+    # LSGAN: mean((r - 1)^2) + mean(f^2); G: mean((f - 1)^2), the MSE of pix2pix/CycleGAN's code
+    (LSGANLoss(), (1.0 + 0.25) / 2 + (1.0 + 0.0625) / 2, (4.0 + 0.5625) / 2),
     # hinge: mean(relu(1 - r)) + mean(relu(1 + f)); G: -mean(f)
     (HingeLoss(), (0.0 + 0.5) / 2 + (0.0 + 1.25) / 2, -(-1.0 + 0.25) / 2),
     # Wasserstein: mean(f) - mean(r); G: -mean(f)

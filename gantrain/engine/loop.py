@@ -98,7 +98,7 @@ class Trainer:
         self.device, self.meta = device, meta
         self.step = 0
         self.images_seen = 0
-        self.ema = EMA(model.G, cfg.ema_decay) if cfg.ema_decay else None
+        self.ema = EMA(model.G, cfg.ema_decay, model.calibration_inputs) if cfg.ema_decay else None
         self.fixed, self.validation, self.evaluator = fixed, validation, evaluator
         self.eval_every = eval_every if eval_every is not None else (evaluator.every if evaluator else 0)
         self.speed = speed or Speed(device=device)
@@ -144,7 +144,7 @@ class Trainer:
             if self.ema and "ema" in state:
                 self.ema.load_state_dict(state["ema"])
             elif self.ema:  # EMA switched on for a run that had none: start from G
-                self.ema = EMA(self.model.G, self.cfg.ema_decay)
+                self.ema = EMA(self.model.G, self.cfg.ema_decay, self.model.calibration_inputs)
         except (RuntimeError, ValueError, KeyError) as exc:
             first = str(exc).strip().splitlines()[0]
             raise UserError(f"the checkpoint does not fit the configured model ({first}): resume "
@@ -385,7 +385,7 @@ class Trainer:
         """Stop, or roll back, when a logged value or (with ``check_weights``) a weight is NaN/Inf."""
         problems = nonfinite_values(values)
         if check_weights:
-            nets = {"G": self.model.G, "D": self.model.D, **({"EMA": self.ema.module} if self.ema else {})}
+            nets = {"G": self.model.G, "D": self.model.D, **({"EMA": self.ema.shadow} if self.ema else {})}
             problems += nonfinite_nets(nets)
         # Every process decides alike (they would otherwise wait on each other forever).
         if not self.parallel.any(bool(problems)):

@@ -16,7 +16,13 @@ that needs one owns it: ``loss=wgan_gp`` is the Wasserstein loss with
 * R1 (Mescheder et al., 2018): ``gamma / 2 * E[||grad D(x)||_2^2]`` on real images.
 
 Both are per-sample gradients, which BatchNorm in D would mix across the batch;
-``build.py`` refuses a gradient penalty on a D that has BatchNorm.
+``build.py`` refuses either penalty on a D that has BatchNorm.
+
+A D that scores each sample with one number differentiates that number. A PatchGAN
+(pix2pix, CycleGAN) scores each sample with a map of patch logits: the penalties
+differentiate the mean of the map, the score its loss averages, so that ``D(x)``
+below stands for ``mean over patches of D(x)``. For pix2pix, D's input is the pair
+(A, B) stacked on the channels; its interpolates share A and mix B with G(A).
 """
 
 from __future__ import annotations
@@ -37,15 +43,16 @@ def input_gradients(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor
     penalty built from it can itself be differentiated (for D's update). In float32:
     under bf16 autocast the norms and squares of the penalties are then taken at full
     precision (the penalty is a small difference, ``||g|| - 1``)."""
-    (grad,) = torch.autograd.grad(outputs.float().sum(), inputs, create_graph=True)
+    scores = outputs.float().reshape(len(outputs), -1).mean(1)  # one score per sample (a patch map's mean)
+    (grad,) = torch.autograd.grad(scores.sum(), inputs, create_graph=True)
     return grad.float().flatten(1)
 
 
 def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-    """E[(||grad D(x_hat)||_2 - 1)^2], unweighted."""
+    """E[(||grad D(x_hat)||_2 - 1)^2], unweighted; D is given ``y`` only when there is one."""
     # float32 points: under bf16 autocast the fakes come out of G in bf16.
     x_hat = interpolate(real.detach().float(), fake.detach().float()).requires_grad_(True)
-    grad = input_gradients(D(x_hat, y), x_hat)
+    grad = input_gradients(D(x_hat) if y is None else D(x_hat, y), x_hat)
     return (grad.norm(2, dim=1) - 1).square().mean()
 
 

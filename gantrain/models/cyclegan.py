@@ -8,7 +8,9 @@ lambda = 10 (cycle) and lambda_id = 0.5 (identity, relative to lambda):
                    + lambda * (|G_BA(G_AB(a)) - a|_1 + |G_AB(G_BA(b)) - b|_1)
                    + lambda * lambda_id * (|G_AB(b) - b|_1 + |G_BA(a) - a|_1)
 
-The paper uses the least-squares loss (``loss=lsgan``). D sees fakes from a pool of
+with |.|_1 the mean absolute error over pixels. The paper uses the least-squares
+loss (``loss=lsgan``), whose ``loss_g`` is MSE(D(x), 1) with no constant factor, so G's
+objective is the authors' MSE(D_B(G(a)), 1) + MSE(D_A(F(b)), 1) + 10 * cycle + 5 * identity. D sees fakes from a pool of
 the last 50 generated images (Shrivastava et al., 2017): half the time a fake from an
 earlier step, which damps oscillation. The pool lives in buffers, so a checkpoint
 holds it and a resumed run continues with the same history.
@@ -20,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gantrain.models.common import discriminator_loss, eval_forward
+from gantrain.models.common import discriminator_loss
+from gantrain.test_time import TestMode, translate
 from gantrain.validate import at_least
 
 
@@ -91,15 +94,20 @@ class ImagePool(nn.Module):
 
 class CycleGAN(nn.Module):
     pairing = "unpaired"  # batches {"A": from domain A, "B": from domain B}, not aligned
+    # The EMA copy's BatchNorm buffers are copied from G (engine/ema.py): G runs on batch
+    # statistics at test time by default (test_mode: train).
+    calibration_inputs = None
 
     def __init__(self, generator: nn.ModuleDict, discriminator: nn.ModuleDict, loss, image_shape: tuple[int, ...],
-                 cycle_weight: float = 10.0, identity_weight: float = 0.5, pool_size: int = 50) -> None:
+                 cycle_weight: float = 10.0, identity_weight: float = 0.5, pool_size: int = 50,
+                 test_mode: TestMode = "train") -> None:
         super().__init__()
         at_least("model.cycle_weight", cycle_weight, 0)
         at_least("model.identity_weight", identity_weight, 0)
         at_least("model.pool_size", pool_size, 0)
         self.G, self.D, self.loss = generator, discriminator, loss  # G: {"AB", "BA"}, D: {"A", "B"}
         self.cycle_weight, self.identity_weight = float(cycle_weight), float(identity_weight)
+        self.test_mode = test_mode
         self.pools = nn.ModuleDict({side: ImagePool(pool_size, tuple(image_shape)) for side in ("A", "B")})
         self._fakes: dict[str, torch.Tensor] | None = None
 
@@ -146,8 +154,8 @@ class CycleGAN(nn.Module):
         return loss, {"loss/g": loss.detach(), **logs}
 
     def translate(self, images: torch.Tensor, direction: str, generator: nn.ModuleDict | None = None) -> torch.Tensor:
-        """``direction`` "AB" or "BA", in eval mode."""
-        return eval_forward((self.G if generator is None else generator)[direction], images)
+        """``direction`` "AB" or "BA", as at test time (``test_mode``: see gantrain/test_time.py)."""
+        return translate((self.G if generator is None else generator)[direction], images, self.test_mode)
 
     def sample_grid(self, fixed: dict[str, torch.Tensor], generator: nn.ModuleDict | None = None):
         """Rows of real_A | fake_B | rec_A | real_B | fake_A | rec_B."""

@@ -27,6 +27,10 @@ from torch import nn
 from gantrain.models.common import discriminator_loss, eval_forward
 
 
+# The EMA copy's BatchNorm statistics: 16 batches of 64 noise vectors (1,024 samples).
+CALIBRATION_BATCHES, CALIBRATION_BATCH_SIZE, CALIBRATION_SEED = 16, 64, 1234
+
+
 class GAN(nn.Module):
     pairing = "none"  # the data it needs: images, with labels when conditional
 
@@ -62,6 +66,19 @@ class GAN(nn.Module):
         self._fakes = None
         loss = self.loss.g_loss(self.D(fake, y).float())
         return loss, {"loss/g": loss.detach()}
+
+    def calibration_inputs(self, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """What the EMA copy of G recomputes its BatchNorm statistics on (engine/ema.py):
+        CALIBRATION_BATCHES batches of noise (and uniformly drawn classes), the same
+        every time (their own seeded generator: nothing is taken from the training RNG)."""
+        rng = torch.Generator().manual_seed(CALIBRATION_SEED)
+        batches = []
+        for _ in range(CALIBRATION_BATCHES):
+            z = torch.randn(CALIBRATION_BATCH_SIZE, self.z_dim, generator=rng).to(device)
+            y = (torch.randint(self.num_classes, (CALIBRATION_BATCH_SIZE,), generator=rng).to(device)
+                 if self.num_classes else None)
+            batches.append((z, y))
+        return batches
 
     def fixed_inputs(self, num_samples: int, seed: int) -> dict[str, torch.Tensor]:
         """Noise for the sample grids, from its own generator so that it takes nothing

@@ -7,8 +7,15 @@ an L1 term that pulls G(A) towards the target B:
     D minimises  1/2 [ loss_d(D(A, B), D(A, G(A))) ]          (halved, as the paper does)
     G minimises  loss_g(D(A, G(A))) + lambda * |B - G(A)|_1     (lambda = 100)
 
-Any loss from ``gantrain.losses`` applies (the paper uses BCE; LSGAN works too), and
-so do its penalties, computed on the concatenated pairs.
+with |.|_1 the mean absolute error over pixels, and ``loss_d``/``loss_g`` as the loss
+objects define them (no constant factor: with ``loss=bce``, ``loss_g`` is
+BCE(D(A, G(A)), 1), with ``loss=lsgan`` MSE(D(A, G(A)), 1), as in the authors' code).
+Any loss from ``gantrain.losses`` applies (the paper uses BCE), and so do its
+penalties, computed on the concatenated pairs and on the mean of D's patch map.
+
+At test time G runs as the paper runs it, in train mode, one image at a time
+(``test_mode: train``, see ``gantrain/test_time.py``); ``test_mode: eval`` uses the
+running statistics and no dropout instead.
 """
 
 from __future__ import annotations
@@ -18,18 +25,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from gantrain.metrics.paired import paired_scores
-from gantrain.models.common import discriminator_loss, eval_forward
+from gantrain.models.common import discriminator_loss
+from gantrain.test_time import TestMode, translate
 from gantrain.validate import at_least
 
 
 class Pix2Pix(nn.Module):
     pairing = "paired"  # the data it needs: batches {"A": input, "B": target}
+    # The EMA copy's BatchNorm buffers are copied from G (engine/ema.py): G runs on batch
+    # statistics at test time by default (test_mode: train).
+    calibration_inputs = None
 
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss, l1_weight: float = 100.0) -> None:
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss, l1_weight: float = 100.0,
+                 test_mode: TestMode = "train") -> None:
         super().__init__()
         at_least("model.l1_weight", l1_weight, 0)
         self.G, self.D, self.loss = generator, discriminator, loss
-        self.l1_weight = float(l1_weight)
+        self.l1_weight, self.test_mode = float(l1_weight), test_mode
         self._fake: torch.Tensor | None = None
 
     @staticmethod
@@ -59,7 +71,8 @@ class Pix2Pix(nn.Module):
         return loss, {"loss/g": loss.detach(), "loss/g_adv": adversarial.detach(), "loss/l1": l1.detach()}
 
     def translate(self, A: torch.Tensor, generator: nn.Module | None = None) -> torch.Tensor:
-        return eval_forward(self.G if generator is None else generator, A)
+        """G(A) as at test time (``test_mode``); changes no buffer and no RNG state."""
+        return translate(self.G if generator is None else generator, A, self.test_mode)
 
     def sample_grid(self, fixed: dict[str, torch.Tensor], generator: nn.Module | None = None):
         """Rows of input | output | target for the fixed validation pairs (two per row)."""

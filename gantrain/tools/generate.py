@@ -56,8 +56,11 @@ def translate_folder(run, folder: str, direction: str, batch_size: int):
     """pix2pix's G, or CycleGAN's G_AB / G_BA, over every image in ``folder``."""
     spec = run.spec
     images, files = read_image_folder(folder, spec["channels"], spec["image_size"])
+    from gantrain.test_time import translate
+
     G = run.G[direction] if isinstance(run.G, torch.nn.ModuleDict) else run.G
-    return images, in_batches(G, [images], batch_size, run.device), files
+    # As the run's model.test_mode says (gantrain/test_time.py); older runs: the paper's.
+    return images, translate(G, images, run.config.model.get("test_mode", "train"), batch_size, run.device), files
 
 
 def check_args(args: argparse.Namespace) -> None:
