@@ -37,15 +37,61 @@ def test_periodic_eval_logs_writes_json_and_keeps_the_best_checkpoint(tmp_path):
     assert len(list((tmp_path / "cache").glob("judge_*.pt"))) == 1  # trained once, then reused
 
 
-def test_conditional_runs_report_class_accuracy_with_its_floor(tmp_path):
+class _Memoriser(torch.nn.Module):
+    """A judge right on every image it trained on and wrong on every other image of the data
+    (class 0 for images not in the data, such as samples)."""
+
+    def __init__(self, train_images: torch.Tensor, label_of: dict) -> None:
+        super().__init__()
+        self.trained, self.label_of = {self.key(x) for x in train_images}, label_of
+        self.unused = torch.nn.Parameter(torch.zeros(1))  # for the device lookups
+
+    @staticmethod
+    def key(image: torch.Tensor) -> bytes:
+        return ((image.cpu()[0] + 1) * 127.5).round().to(torch.uint8).numpy().tobytes()
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        guess = []
+        for x in images:
+            label = self.label_of.get(self.key(x))
+            guess.append(0 if label is None else label if self.key(x) in self.trained else (label + 1) % 10)
+        logits = torch.nn.functional.one_hot(torch.tensor(guess), 10).float()
+        return torch.cat([logits, torch.zeros(len(images), 118)], 1).to(images.device)
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return features[:, :10]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.features(images))
+
+
+def test_conditional_runs_report_class_accuracy_with_its_floor(tmp_path, monkeypatch):
     from gantrain.eval_cli import run_eval
+    from gantrain.metrics import classifier
 
     run_dir = tmp_path / "run"
     train(run_dir, mnist_run(tmp_path, "model.conditional=true"))
     report = run_eval(_eval_args(run_dir, "--num-samples", "20", "--cache-dir", str(tmp_path / "cache")))
     assert 0 <= report["metrics"]["class_accuracy"] <= 1
     assert set(report["metrics"]) == {"classifier_fid", "classifier_score", "class_accuracy"}
-    assert report["floor"]["class_accuracy"] > 0.5  # the judge on held-out real digits
+    # The ceiling is the judge's accuracy on the 10 of the 60 real images held out of its training.
+    judge = report["protocol"]["classifier"]
+    assert (judge["judge_train_images"], judge["judge_held_out_images"]) == (50, 10)
+    assert "10 held-out" in judge["class_accuracy_floor"]
+    (cached,) = (tmp_path / "cache").glob("judge_*.pt")
+    meta = torch.load(cached, weights_only=True)["meta"]
+    # These "digits" are random noise: on the 10 it never saw, the judge is near chance (0.1).
+    assert report["floor"]["class_accuracy"] == meta["held_out_accuracy"] < 0.5
+
+    # A judge that memorised its training images (and is wrong on all others) has a ceiling of 0, not the 1
+    # it would have on the images it trained on.
+    digits = write_mnist(tmp_path / "same", n_train=60)  # the run's 60 images again
+    label_of = {digit.tobytes(): k % 10 for k, digit in enumerate(digits)}
+    monkeypatch.setattr(classifier, "fit_classifier", lambda images, *args, **kwargs: _Memoriser(images, label_of))
+    report = run_eval(_eval_args(run_dir, "--num-samples", "20", "--cache-dir", str(tmp_path / "memorised")))
+    (cached,) = (tmp_path / "memorised").glob("judge_*.pt")
+    meta = torch.load(cached, weights_only=True)["meta"]
+    assert meta["train_accuracy"] == 1.0 and report["floor"]["class_accuracy"] == meta["held_out_accuracy"] == 0.0
 
 
 def test_gantrain_eval_scores_a_run_and_saves_its_report(tmp_path):
@@ -56,6 +102,7 @@ def test_gantrain_eval_scores_a_run_and_saves_its_report(tmp_path):
                              "--cache-dir", str(tmp_path / "cache")], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "classifier_fid" in result.stdout and "real vs real" in result.stdout
+    assert "protocol: classifier judge: trained on 50 real images, 10 held out" in result.stdout
     report = json.loads((run_dir / "eval" / "step_00000004.json").read_text())
     assert report["protocol"]["num_samples"] == 16 and report["source"] == "G"
     assert "eval/classifier_fid" in events(run_dir).Tags()["scalars"]
@@ -95,6 +142,8 @@ def test_gantrain_eval_inception_metrics_with_a_weights_file(tmp_path, random_we
     assert {"fid", "kid_mean", "kid_std", "is_mean", "is_std"} <= set(report["metrics"])
     assert {"fid", "kid_mean"} <= set(report["floor"])
     assert report["protocol"]["inception"]["weights"] == str(random_weights)
+    assert report["protocol"]["inception"]["kid_subset_size"] == 2  # N // 2: the subsets differ
+    assert report["metrics"]["kid_std"] > 0
     assert all(value == value for value in report["metrics"].values())  # no NaN
 
 

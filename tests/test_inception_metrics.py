@@ -60,7 +60,11 @@ def test_metrics_run_on_a_weights_file(random_weights):
         assert all(math.isfinite(result[key]) for key in ("fid", "kid_mean", "kid_std", "is_mean", "is_std"))
         protocol = result["protocol"]
         assert protocol["n_real"] == N and protocol["n_fake"] == N
-        assert protocol["weights"] == str(random_weights) and protocol["kid_subset_size"] == N
+        assert protocol["weights"] == str(random_weights)
+        # KID subsets of N // 2, not N: with N the 100 subsets would all be the same set and the std 0.
+        assert protocol["kid_subset_size"] == N // 2 < N and protocol["kid_subsets"] == 100
+        assert "rounding" in protocol["input"] and "N // 2" in protocol["kid_subset_rule"]
+        assert result["kid_std"] > 0
     assert abs(same["fid"]) < 1e-3 * apart["fid"] and apart["fid"] > 0
     assert same["kid_mean"] < apart["kid_mean"]
     assert apart["is_mean"] >= 1.0 - 1e-6
@@ -72,3 +76,53 @@ def test_cached_default_weights_work_offline(offline, random_weights):
     result = inc.inception_metrics(None, [strokes(2)], metrics=["is"], is_splits=2)
     assert result["protocol"]["weights"] == "torch-fidelity default"
     assert set(result) == {"is_mean", "is_std", "protocol"} and result["protocol"]["n_real"] == 0
+
+
+def test_kid_subset_size_is_half_of_n_at_most_1000():
+    assert inc.choose_kid_subset_size(4, 4) == 2
+    assert inc.choose_kid_subset_size(10, 7) == 3  # the smaller N counts
+    assert inc.choose_kid_subset_size(1999, 5000) == 999
+    assert inc.choose_kid_subset_size(2000, 2000) == inc.choose_kid_subset_size(50_000, 10_000) == 1000
+    assert inc.choose_kid_subset_size(100, 100, largest=20) == 20
+    for n in range(4, 2100, 7):
+        assert 2 <= inc.choose_kid_subset_size(n, n) < n
+    for n_real, n_fake in ((3, 100), (100, 3), (2, 2)):
+        with pytest.raises(UserError, match="KID needs at least 4"):
+            inc.choose_kid_subset_size(n_real, n_fake)
+
+
+@pytest.mark.filterwarnings("ignore:Metric `Kernel Inception Distance` will save")
+def test_kid_std_is_zero_with_subsets_of_n_and_positive_below():
+    """What the subset size decides, on torchmetrics' KID itself (features given directly)."""
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(40, 16, generator=g), torch.randn(40, 16, generator=g) + 0.5
+
+    def kid_std(subset_size: int) -> float:
+        kid = KernelInceptionDistance(feature=inc._Precomputed(16), subsets=20, subset_size=subset_size)
+        kid.update(real, real=True)
+        kid.update(fake, real=False)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return float(kid.compute()[1])
+
+    assert kid_std(40) == pytest.approx(0.0, abs=1e-6)  # every subset is the whole set
+    assert kid_std(inc.choose_kid_subset_size(40, 40)) > 1e-4
+
+
+def test_uint8_conversion_rounds():
+    levels = torch.arange(256, dtype=torch.uint8)
+    as_read = levels.float().div(127.5).sub(1.0)  # how gantrain reads real images into [-1, 1]
+    assert torch.equal(inc.to_uint8(as_read), levels)  # truncation loses a level on 63 of them
+
+    k = torch.arange(255, dtype=torch.float64)
+    for fraction, up in ((0.999, 1), (0.6, 1), (0.4, 0), (0.001, 0)):
+        x = ((k + fraction) / 255 * 2 - 1).float()  # level k + fraction
+        assert torch.equal(inc.to_uint8(x), (k + up).to(torch.uint8)), fraction
+
+    x = torch.rand(2, 1, 9, 9, generator=torch.Generator().manual_seed(0)) * 2.4 - 1.2  # out of range too
+    expected = torch.round((x.clamp(-1, 1) + 1) / 2 * 255).to(torch.uint8)
+    rgb = inc._to_uint8_rgb(x, "generated")
+    assert rgb.dtype == torch.uint8 and rgb.shape == (2, 3, 9, 9)
+    assert all(torch.equal(rgb[:, c:c + 1], expected) for c in range(3))

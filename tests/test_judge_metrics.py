@@ -14,8 +14,8 @@ from gantrain.data.mnist import mnist_sample
 from gantrain.data.spec import to_unit_range
 from gantrain.metrics import classifier
 from gantrain.metrics.classifier import SmallCNN
-from gantrain.metrics.judge import (classifier_score, frechet_distance, judge_cache_key, judge_metrics,
-                                    load_or_train_judge, real_floor)
+from gantrain.metrics.judge import (classifier_score, frechet_distance, held_out_accuracy, judge_cache_key,
+                                    judge_metrics, judge_split, load_or_train_judge, real_floor)
 
 N = 500
 
@@ -121,6 +121,7 @@ def test_second_call_loads_the_cached_judge(trained, monkeypatch, caplog):
     assert len(files) == 1 and files[0].name.startswith("judge_mnist_sample_train_")
     payload = torch.load(files[0], weights_only=True)  # a plain state dict + metadata
     assert payload["meta"]["epochs"] == 2 and payload["meta"]["num_images"] == 2000
+    assert payload["meta"]["num_train"] == 1667 and payload["meta"]["num_held_out"] == 333  # a sixth held out
     monkeypatch.setattr(classifier, "fit_classifier", _no_training)
     with caplog.at_level(logging.INFO, logger="gantrain"):
         again = load_or_train_judge(images, labels, 10, "mnist_sample[train]", cache, epochs=2)
@@ -158,3 +159,59 @@ def test_corrupt_cache_file_is_retrained_and_replaced(trained, tmp_path, instant
     for name, tensor in model.state_dict().items():
         torch.testing.assert_close(payload["state_dict"][name], tensor)
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary files left behind
+
+
+def test_judge_split_holds_out_a_seeded_sixth():
+    train, held = judge_split(2000)
+    assert len(held) == 333 and len(train) == 1667
+    assert set(train.tolist()).isdisjoint(held.tolist()) and sorted(train.tolist() + held.tolist()) == list(range(2000))
+    assert all(torch.equal(a, b) for a, b in zip(judge_split(2000), (train, held)))  # fixed for a seed
+    assert not torch.equal(judge_split(2000, seed=1)[1], held)
+    assert len(judge_split(60)[1]) == 10 and len(judge_split(60_000)[1]) == 10_000 and len(judge_split(3)[1]) == 1
+
+
+def _numbered(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n distinct uint8 'images' whose first two pixels spell their index, labels k % 10."""
+    images = torch.zeros(n, 1, 28, 28, dtype=torch.uint8)
+    images[:, 0, 0, 0] = torch.arange(n) % 256
+    images[:, 0, 0, 1] = torch.arange(n) // 256
+    return images, torch.arange(n) % 10
+
+
+def _index_of(images: torch.Tensor) -> list[int]:
+    pixels = ((images[:, 0, 0, :2].cpu() + 1) * 127.5).round().long()
+    return (pixels[:, 0] + 256 * pixels[:, 1]).tolist()
+
+
+class _Memoriser(torch.nn.Module):
+    """A 'judge' that recalls the label of every image it trained on and is wrong on all others."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        super().__init__()
+        self.known = dict(zip(_index_of(images), labels.tolist()))
+        self.unused = torch.nn.Parameter(torch.zeros(1))  # for the device lookups
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        guess = [self.known.get(k, (k % 10 + 1) % 10) for k in _index_of(images)]
+        return torch.nn.functional.one_hot(torch.tensor(guess), 10).float()
+
+
+def test_the_judge_never_trains_on_the_held_out_images(tmp_path, monkeypatch):
+    images, labels = _numbered(600)
+    seen = []
+
+    def memorise(train_images, train_labels, num_classes, **kwargs):
+        seen.extend(_index_of(train_images))
+        return _Memoriser(train_images, train_labels)
+
+    monkeypatch.setattr(classifier, "fit_classifier", memorise)
+    judge = load_or_train_judge(images, labels, 10, "numbered", tmp_path, epochs=1, seed=3)
+    train, held = judge_split(600, seed=3)
+    assert sorted(seen) == train.tolist() and set(seen).isdisjoint(held.tolist())
+    # The ceiling is measured where the judge cannot have memorised: a memoriser scores 0 there, 1 on its
+    # training images (what the ceiling used to be measured on).
+    ceiling, count = held_out_accuracy(judge, images, labels, seed=3)
+    assert (ceiling, count) == (0.0, 100)
+    assert classifier.accuracy(judge, to_unit_range(images[train]), labels[train]) == 1.0
+    meta = torch.load(next(tmp_path.glob("judge_numbered_*.pt")), weights_only=True)["meta"]
+    assert meta["train_accuracy"] == 1.0 and meta["held_out_accuracy"] == 0.0 and meta["num_held_out"] == 100

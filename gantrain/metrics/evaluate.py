@@ -11,7 +11,10 @@ Two families, chosen by ``metrics`` (``auto`` picks by the data):
 
 Every report also scores two disjoint sets of N real images against each other: the
 floor that a perfect generator would reach at this N (Fréchet distances are biased
-upwards at small N, so a number means little without it).
+upwards at small N, so a number means little without it). The exception is the
+conditional ``class_accuracy``: its ceiling is the judge's accuracy on the real images
+held out of its training (``judge.judge_split``), not on images it learnt. The report's
+``protocol`` records how every number was made; ``protocol_lines`` says it in words.
 """
 
 from __future__ import annotations
@@ -103,7 +106,7 @@ def evaluate(sample, z_dim: int, num_classes: int, source, cfg: EvalConfig, devi
     chosen = families(cfg, source.spec)
     n = cfg.num_samples
     # 2n real images: n to compare with the samples, n more for the real-vs-real floor.
-    real, real_labels = real_images(source, min(2 * n, source.spec.size), seed)
+    real, _ = real_images(source, min(2 * n, source.spec.size), seed)
     if len(real) < 2 * n:
         raise UserError(f"eval.num_samples={n} needs {2 * n} real images (N for the score, N for the "
                         f"real-vs-real floor); {source.spec.name} has {source.spec.size}: lower eval.num_samples")
@@ -111,14 +114,26 @@ def evaluate(sample, z_dim: int, num_classes: int, source, cfg: EvalConfig, devi
     report = {"metrics": {}, "floor": {}, "protocol": {"num_samples": n, "real": f"{source.spec.name}, "
                                                        f"random subset (seed {seed})", "families": chosen}}
     if "classifier" in chosen:
-        from gantrain.metrics.judge import judge_metrics, load_or_train_judge, real_floor
+        from gantrain.metrics.judge import (HELD_OUT_SHARE, held_out_accuracy, judge_metrics, judge_split,
+                                            load_or_train_judge, real_floor)
 
-        judge = load_or_train_judge(source.images, source.labels, 10, source.spec.name, cfg.cache_dir)
+        judge_seed = 0  # fixed, not the evaluation's seed: one cached judge serves every evaluation
+        judge = load_or_train_judge(source.images, source.labels, 10, source.spec.name, cfg.cache_dir,
+                                    seed=judge_seed)
         report["metrics"].update(judge_metrics(judge, real[:n], fake, fake_labels))
-        # A conditional run's class accuracy is judged against the judge's accuracy on real images.
-        floor_labels = real_labels[n:] if fake_labels is not None and real_labels is not None else None
-        report["floor"].update(real_floor(judge, real[:n], real[n:], floor_labels))
-        report["protocol"]["classifier"] = "gantrain SmallCNN judge trained on the dataset's training images"
+        report["floor"].update(real_floor(judge, real[:n], real[n:]))
+        trained_on, held_out = (len(index) for index in judge_split(len(source.images), judge_seed))
+        report["protocol"]["classifier"] = {
+            "judge": "gantrain SmallCNN (metrics/judge.py) trained on the dataset's training images less a "
+                     "held-out part, cached",
+            "judge_train_images": trained_on, "judge_held_out_images": held_out,
+            "held_out_split": f"1 image in {HELD_OUT_SHARE}, torch.randperm seeded with {judge_seed}",
+            "floor": "classifier_fid, classifier_score: two disjoint sets of N real images"}
+        if fake_labels is not None:
+            # The ceiling of a conditional run's class accuracy: the judge on real images it never trained on.
+            report["floor"]["class_accuracy"], _ = held_out_accuracy(judge, source.images, source.labels, judge_seed)
+            report["protocol"]["classifier"]["class_accuracy_floor"] = (
+                f"the judge's accuracy on its {held_out} held-out real images")
     if "inception" in chosen:
         from gantrain.metrics.inception import inception_metrics
 
@@ -133,6 +148,30 @@ def evaluate(sample, z_dim: int, num_classes: int, source, cfg: EvalConfig, devi
         floor.pop("protocol")
         report["floor"].update(floor)
     return report
+
+
+def protocol_lines(protocol: dict) -> list[str]:
+    """A report's protocol in a few lines of words, to print beside its numbers."""
+    where = protocol.get("real") or protocol.get("images")
+    lines = [f"N = {protocol.get('num_samples')}" + (f"; real images: {where}" if where else "")]
+    judge = protocol.get("classifier")
+    if isinstance(judge, dict):
+        line = (f"classifier judge: trained on {judge['judge_train_images']} real images, "
+                f"{judge['judge_held_out_images']} held out ({judge['held_out_split']}); floor of {judge['floor']}")
+        if "class_accuracy_floor" in judge:
+            line += f"; of class_accuracy: {judge['class_accuracy_floor']}"
+        lines.append(line)
+    inception = protocol.get("inception")
+    if isinstance(inception, dict):
+        line = f"Inception ({inception['weights']} weights): {inception['input']}"
+        if "kid_subset_size" in inception:
+            line += f"; KID: {inception['kid_subsets']} subsets of {inception['kid_subset_size']} images each"
+        if "is_splits_used" in inception:
+            line += f"; IS: {inception['is_splits_used']} splits of {inception['is_images_per_split']} images"
+        lines.append(line)
+    elif inception is not None:
+        lines.append(f"Inception: {inception}")
+    return lines
 
 
 class GeneratorEvaluator:
@@ -161,28 +200,24 @@ class GeneratorEvaluator:
         return value < best if self.best in LOWER_IS_BETTER else value > best
 
 
-@torch.no_grad()
-def _translate(net: torch.nn.Module, images: torch.Tensor, batch_size: int, device) -> torch.Tensor:
-    was_training = net.training
-    net.eval()
-    try:
-        return torch.cat([net(images[k:k + batch_size].to(device)).cpu() for k in range(0, len(images), batch_size)])
-    finally:
-        net.train(was_training)
-
-
-def evaluate_translation(G, source, cfg: EvalConfig, device) -> dict:
+def evaluate_translation(G, source, cfg: EvalConfig, device, test_mode: str = "train") -> dict:
     """pix2pix: L1, PSNR and SSIM of G(A) against B over the first N validation pairs;
     CycleGAN: the cycle L1 of both domains on the test images. Both: FID of the
     translations against the target domain when Inception weights are at hand
-    (``eval.inception_weights``, or torch's cache), else the report says it skipped it."""
+    (``eval.inception_weights``, or torch's cache), else the report says it skipped it.
+    G runs as the run's ``model.test_mode`` says (gantrain/test_time.py)."""
     from gantrain.metrics.inception import cached_weights_path, inception_metrics
     from gantrain.metrics.paired import paired_sums
+    from gantrain.test_time import translate
+
+    def _translate(net: torch.nn.Module, images: torch.Tensor, batch_size: int, device) -> torch.Tensor:
+        return translate(net, images, test_mode, batch_size, device)
 
     fixed = source.fixed_batch(cfg.num_samples)
     A, B, bs = fixed["A"], fixed["B"], cfg.batch_size
     report = {"metrics": {}, "floor": {}, "protocol": {
-        "num_samples": len(A), "images": "the first N held-out pairs (val/, else test/) resized, no augmentation"}}
+        "num_samples": len(A), "images": "the first N held-out pairs (val/, else test/) resized, no augmentation",
+        "generator": f"test_mode={test_mode}"}}
     if source.spec.pairing == "paired":
         fake_B = _translate(G, A, bs, device)
         report["metrics"].update({key: value / len(A) for key, value in paired_sums(fake_B, B).items()})

@@ -4,9 +4,11 @@
   Update Rule Converge to a Local Nash Equilibrium"): the Fréchet distance between Gaussians
   fitted to the 2048-d Inception pool features of real and of generated images. Lower is better.
 - KID, Kernel Inception Distance (Bińkowski et al., 2018, "Demystifying MMD GANs"): the unbiased
-  squared MMD between the same features under a cubic polynomial kernel, averaged over random
-  subsets (mean and standard deviation over 100 subsets). Lower is better; unlike FID it has no
-  bias that depends on N.
+  squared MMD between the same features under the cubic polynomial kernel (x.y / 2048 + 1)^3,
+  averaged over 100 random subsets (mean and standard deviation over the subsets; each subset draws
+  m real and m generated images without replacement). Lower is better; unlike FID it has no bias
+  that depends on N (the estimator is unbiased at every m, so the mean does not depend on m either;
+  its spread does).
 - IS, Inception Score (Salimans et al., 2016, "Improved Techniques for Training GANs"):
   exp(E KL(p(y|x) || p(y))) over the Inception class posteriors of the generated images only,
   per split (mean and standard deviation over splits). Higher is better.
@@ -16,14 +18,30 @@ No Inception code lives here: the network is torch-fidelity's port of the Tensor
 torchmetrics' ``FrechetInceptionDistance``, ``KernelInceptionDistance`` and ``InceptionScore``. To
 run the network once per image and load its weights once, one extractor yields both the pool
 features and the logits, and the metrics receive those features through a pass-through feature
-module (torchmetrics' documented custom-extractor path). The images are prepared exactly as
-torchmetrics does for ``normalize=True``: [0, 1] floats become ``(x * 255).byte()``, and the
-extractor resizes them to 299x299 itself.
+module (torchmetrics' documented custom-extractor path). The extractor resizes the images to
+299x299 itself.
+
+KID's subset size m is ``min(1000, N // 2)`` with N the smaller of the two image counts. 1000 is
+the size of the KID paper's code (``polynomial_mmd_averages`` in Bińkowski's MMD-GAN repository),
+of torch-fidelity and of torchmetrics (100 subsets there and here). Those libraries refuse N < 1000
+(clean-fid takes ``min(1000, N)``); taking m = N would draw the very same set every time, so the
+standard deviation over subsets would be 0 and say nothing. With m = N // 2 the subsets differ
+(two of them share half their images on average) and the standard deviation measures how
+much KID moves with the images it is computed on; from N = 2000 on, m is the usual 1000. KID
+therefore needs N >= 4 (an unbiased MMD needs m >= 2).
+
+Quantisation: [-1, 1] floats become uint8 by rounding, ``floor(255 x' + 0.5)`` with
+``x' = (x + 1) / 2`` clamped to [0, 1], as ``torchvision.utils.save_image`` and PIL do, so scoring
+a tensor and scoring the PNG written from it agree. torchmetrics' own ``normalize=True`` truncates
+(``(x' * 255).byte()``): that moves every generated pixel down by half a level on average, and even
+a real uint8 image read into [-1, 1] and back loses a level on 63 of the 256 values to float
+rounding (``p / 127.5 - 1`` comes back a hair below ``p``). Rounding returns every real pixel exactly.
 
 Protocol caveats: these numbers are comparable only between runs that share the number of images
 (FID is biased upwards at small N, IS depends on N and the number of splits), the preprocessing
-(grey repeated to RGB, resize method, uint8 quantisation) and the very same weights file. Numbers
-from other code bases (TTUR, pytorch-fid, clean-fid, ...) or from a different N are not comparable.
+(grey repeated to RGB, resize method, uint8 quantisation), KID's subset size and the very same
+weights file. Numbers from other code bases (TTUR, pytorch-fid, clean-fid, ...) or from a different
+N are not comparable.
 ``inception_metrics`` returns a ``protocol`` entry recording all of that next to the numbers.
 
 Without a weights path, torch-fidelity fetches its weights file through ``torch.hub`` into
@@ -47,7 +65,8 @@ from torch import nn
 from gantrain.errors import UserError
 
 METRICS = ("fid", "kid", "is")
-KID_SUBSETS = 100  # torchmetrics' default number of random subsets
+KID_SUBSETS = 100  # torchmetrics' and torch-fidelity's default number of random subsets
+KID_MAX_SUBSET = 1000  # the subset size of the KID paper's code, torchmetrics and torch-fidelity
 _CHUNK = 50  # images per Inception forward pass (299x299 activations are large)
 _FEATURES = ["2048", "logits_unbiased"]  # pool features for FID/KID, logits for IS
 
@@ -134,16 +153,31 @@ class _Precomputed(nn.Module):
         return features
 
 
+def choose_kid_subset_size(n_real: int, n_fake: int, largest: int = KID_MAX_SUBSET) -> int:
+    """KID's subset size: ``min(largest, min(n_real, n_fake) // 2)``, below both N (see the module
+    docstring for why); a ``UserError`` when that is under 2, the least an unbiased MMD needs."""
+    size = min(largest, min(n_real, n_fake) // 2)
+    if size < 2:
+        raise UserError(f"KID needs at least 4 real and 4 generated images (subsets of N // 2 >= 2), got "
+                        f"{n_real} real and {n_fake} generated; evaluate on more images")
+    return size
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] floats -> uint8 by rounding (half up, as ``torchvision.utils.save_image``), not truncation."""
+    unit = ((images.float() + 1) / 2).clamp(0, 1)
+    return (unit * 255 + 0.5).floor().clamp(0, 255).to(torch.uint8)
+
+
 def _to_uint8_rgb(images: torch.Tensor, which: str) -> torch.Tensor:
-    """[-1, 1] floats, (N, 1|3, H, W) -> (N, 3, H, W) uint8, as torchmetrics' ``normalize=True`` does."""
+    """[-1, 1] floats, (N, 1|3, H, W) -> (N, 3, H, W) uint8, rounded (``to_uint8``)."""
     if not torch.is_tensor(images) or images.dim() != 4 or images.shape[1] not in (1, 3):
         shape = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
         raise UserError(f"Inception metrics need {which} image batches shaped (N, 1 or 3, H, W), got {shape}; "
                         f"use a grey or RGB dataset")
     if images.shape[1] == 1:
         images = images.expand(-1, 3, -1, -1)
-    unit = ((images.float() + 1) / 2).clamp(0, 1)
-    return (unit * 255).byte()
+    return to_uint8(images)
 
 
 @torch.no_grad()
@@ -176,19 +210,21 @@ def _version(package: str) -> str:
 
 def inception_metrics(real: Iterable[torch.Tensor], fake: Iterable[torch.Tensor],
                       metrics: Sequence[str] = METRICS, weights_path: str | None = None,
-                      device: str | torch.device = "cpu", kid_subset_size: int = 1000,
+                      device: str | torch.device = "cpu", kid_max_subset_size: int = KID_MAX_SUBSET,
                       is_splits: int = 10, seed: int = 0) -> dict:
     """FID, KID and/or IS between ``real`` and ``fake`` image batches.
 
     ``real`` and ``fake`` yield float batches in [-1, 1], (N, C, H, W) with C = 1 (repeated to
     RGB) or 3; ``real`` is not read when only IS is asked for. Returns the requested subset of
     ``fid``, ``kid_mean``, ``kid_std``, ``is_mean``, ``is_std`` (floats) and ``protocol``, a dict
-    recording what the numbers are comparable with. KID subsets and IS splits are drawn with
-    ``seed`` (the global RNG is left untouched), so a rerun gives the same numbers.
+    recording what the numbers are comparable with. KID's subsets hold ``choose_kid_subset_size(
+    n_real, n_fake, kid_max_subset_size)`` images: at most ``kid_max_subset_size``, at most half
+    of N. KID subsets and IS splits are drawn with ``seed`` (the global RNG is left untouched), so
+    a rerun gives the same numbers.
     """
     wanted = _check_metrics(metrics)
-    if kid_subset_size < 2:
-        raise UserError(f"the KID subset size must be at least 2, got {kid_subset_size}")
+    if kid_max_subset_size < 2:
+        raise UserError(f"the KID subset size must be at least 2, got {kid_max_subset_size}")
     if is_splits < 1:
         raise UserError(f"the number of IS splits must be at least 1, got {is_splits}")
     device = torch.device(device)
@@ -202,6 +238,7 @@ def inception_metrics(real: Iterable[torch.Tensor], fake: Iterable[torch.Tensor]
     if n_fake < 2 or (need_real and n_real < 2):
         raise UserError(f"Inception metrics need at least 2 real and 2 generated images, got {n_real} real and "
                         f"{n_fake} generated; evaluate on more images")
+    kid_subset = choose_kid_subset_size(n_real, n_fake, kid_max_subset_size) if "kid" in wanted else 0
 
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.inception import InceptionScore
@@ -214,7 +251,8 @@ def inception_metrics(real: Iterable[torch.Tensor], fake: Iterable[torch.Tensor]
         "feature_extractor": "torch-fidelity's InceptionV3 port of the TensorFlow FID Inception (2015-12-05): "
                              "2048-d pool features for FID/KID, 1008 unbiased logits for IS",
         "weights": str(weights_path) if weights_path is not None else "torch-fidelity default",
-        "input": "[-1, 1] -> [0, 1] (clamped) -> uint8 via (x * 255).byte(), as torchmetrics normalize=True",
+        "input": "[-1, 1] -> [0, 1] (clamped) -> uint8 by rounding, floor(x * 255 + 0.5) as torchvision "
+                 "save_image (not torchmetrics' truncating (x * 255).byte())",
         "grey_to_rgb": "1-channel images repeated to 3 channels",
         "resize": "to 299x299 inside the feature extractor, bilinear"
                   + (" with antialiasing (torchmetrics default)" if getattr(extractor, "use_antialias", False)
@@ -233,14 +271,16 @@ def inception_metrics(real: Iterable[torch.Tensor], fake: Iterable[torch.Tensor]
             fid.update(fake_pool.to(device), real=False)
             result["fid"] = float(fid.compute())
         if "kid" in wanted:
-            subset = min(kid_subset_size, n_real, n_fake)
-            kid = KernelInceptionDistance(feature=_Precomputed(2048), subsets=KID_SUBSETS, subset_size=subset,
+            kid = KernelInceptionDistance(feature=_Precomputed(2048), subsets=KID_SUBSETS, subset_size=kid_subset,
                                           normalize=False).to(device)
             kid.update(real_pool.to(device), real=True)
             kid.update(fake_pool.to(device), real=False)
             mean, std = kid.compute()
             result["kid_mean"], result["kid_std"] = float(mean), float(std)
-            protocol.update(kid_subset_size=subset, kid_subsets=KID_SUBSETS,
+            protocol.update(kid_subset_size=kid_subset, kid_subsets=KID_SUBSETS,
+                            kid_subset_rule=f"min({kid_max_subset_size}, N // 2) images per subset, N = "
+                                            f"min(n_real, n_fake), drawn without replacement; std over "
+                                            f"the {KID_SUBSETS} subsets (population)",
                             kid_kernel="polynomial (x.y / 2048 + 1)^3")
         if "is" in wanted:
             inception_score = InceptionScore(feature=_Precomputed(1008), splits=is_splits, normalize=False).to(device)

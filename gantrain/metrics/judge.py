@@ -2,6 +2,12 @@
 
 The judge is ``classifier.SmallCNN``, trained by gantrain itself on the dataset's own
 real training images (MNIST, Fashion-MNIST, the bundled sample) and cached on disk.
+It trains on five sixths of them: ``judge_split`` holds out a random sixth (seeded with
+the judge's seed, 0 by default; on MNIST the classic 50,000 / 10,000 split), on which
+``held_out_accuracy`` measures the judge's own accuracy. That is the ceiling printed
+beside ``class_accuracy``: what a generator that draws every class perfectly would
+score, measured, like the generated images, on images the judge never trained on (on
+its training images the judge scores what it memorised, a ceiling no sample can reach).
 From it, three numbers:
 
 * ``classifier_fid``: the Fréchet distance between real and generated images in the
@@ -13,7 +19,8 @@ From it, three numbers:
   of Inception): high when each sample is confidently one class and the classes are
   evenly used. At most the number of classes (10). Higher is better.
 * ``class_accuracy`` (conditional generators only): the share of samples the judge
-  labels as the class they were drawn for; chance is 1 / num_classes.
+  labels as the class they were drawn for; chance is 1 / num_classes, the ceiling is
+  ``held_out_accuracy``.
 
 Why not Inception: its weights need a download (gantrain must work offline), and
 Inception features, learnt on 299x299 colour photographs, fit 28x28 grey digits
@@ -46,19 +53,37 @@ from gantrain.metrics.classifier import SmallCNN
 log = logging.getLogger("gantrain")
 
 # Bump whenever the judge's training changes (architecture, optimiser, augmentation,
-# fit_classifier's defaults): old cache files then no longer match and are retrained.
-RECIPE_VERSION = 1
+# fit_classifier's defaults, the held-out split): old cache files then no longer match
+# and are retrained. 2: trains on all but the held-out sixth (1 trained on every image).
+RECIPE_VERSION = 2
+HELD_OUT_SHARE = 6  # one image in six is held out from the judge's training
+
+
+def judge_split(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(train_index, held_out_index)``: disjoint, sorted, together ``range(n)``. The held-out
+    part is ``max(1, n // 6)`` images picked by ``torch.randperm(n)`` seeded with ``seed``, so
+    it depends only on n and the seed (not on the evaluation's N or seed): one cached judge
+    serves every evaluation of a dataset."""
+    if n < 2:
+        raise UserError(f"the classifier judge needs at least 2 labelled images (one to train on, one held out), "
+                        f"got {n}")
+    held = max(1, n // HELD_OUT_SHARE)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[held:].sort().values, order[:held].sort().values
 
 
 # --- the judge and its cache -------------------------------------------------------
 
 def judge_cache_key(images_uint8: torch.Tensor, labels: torch.Tensor, num_classes: int, epochs: int,
                     seed: int) -> str:
-    """16 hex digits of a SHA-256 over the recipe (RECIPE_VERSION, epochs, seed,
-    num_classes) and the data (shape, dtype, every label and every image byte; hashing
-    all of MNIST's 47 MB takes well under a second)."""
+    """16 hex digits of a SHA-256 over the recipe (RECIPE_VERSION, epochs, seed, which
+    also draws the held-out split, num_classes, the held-out share) and the data given,
+    held-out part included (shape, dtype, every label and every image byte; hashing all
+    of MNIST's 47 MB takes well under a second). The images the judge trains on are a
+    function of these, so the key names them exactly."""
     digest = hashlib.sha256()
     digest.update(f"recipe={RECIPE_VERSION};epochs={epochs};seed={seed};classes={num_classes};"
+                  f"held_out=1/{HELD_OUT_SHARE};"
                   f"shape={tuple(images_uint8.shape)};dtype={images_uint8.dtype};"
                   f"labels={len(labels)};".encode())
     digest.update(memoryview(labels.detach().cpu().to(torch.int64).contiguous().numpy()))
@@ -75,14 +100,15 @@ def load_or_train_judge(images_uint8: torch.Tensor, labels: torch.Tensor, num_cl
                         cache_dir: str | Path, epochs: int = 15, seed: int = 0,
                         device: torch.device | str | None = None) -> SmallCNN:
     """The judge for these training images: loaded from ``<cache_dir>/judge_<dataset_name>_<key>.pt``
-    when there, else trained (``fit_classifier``) and cached. A cache file that cannot be
-    read or does not match is retrained and replaced. Returns the model in eval mode, on
-    the CPU.
+    when there, else trained (``fit_classifier``) on the images ``judge_split(len(images),
+    seed)`` does not hold out, and cached. A cache file that cannot be read or does not
+    match is retrained and replaced. Returns the model in eval mode, on the CPU.
 
     Training runs on ``device`` (default: CUDA when available): on full MNIST (60,000
-    images, 15 epochs) that is seconds on a GPU and about a quarter of an hour on two
-    idle CPU cores. The device is not part of the cache key: a GPU-trained judge differs from a
-    CPU-trained one only in rounding, and the cache keeps whichever was trained first."""
+    images given, 50,000 trained on, 15 epochs) that is seconds on a GPU and about a quarter
+    of an hour on two idle CPU cores. The device is not part of the cache key: a GPU-trained
+    judge differs from a CPU-trained one only in rounding, and the cache keeps whichever was
+    trained first."""
     if images_uint8.dtype != torch.uint8 or images_uint8.dim() != 4:
         raise ValueError(f"the judge wants uint8 images (N, C, H, W), not {images_uint8.dtype} "
                          f"{tuple(images_uint8.shape)}")
@@ -92,11 +118,13 @@ def load_or_train_judge(images_uint8: torch.Tensor, labels: torch.Tensor, num_cl
         raise UserError(f"the classifier judge of {dataset_name} needs labelled images with classes "
                         f"0..{num_classes - 1}")
     channels, image_size = int(images_uint8.shape[1]), int(images_uint8.shape[2])
+    train_index, held_out_index = judge_split(len(images_uint8), seed)
     key = judge_cache_key(images_uint8, labels, num_classes, epochs, seed)
     path = judge_path(cache_dir, dataset_name, key)
+    # num_images: the images given; the judge trained on num_train of them, num_held_out held out.
     meta = {"recipe_version": RECIPE_VERSION, "key": key, "dataset": dataset_name, "num_images": len(images_uint8),
-            "num_classes": num_classes, "channels": channels, "image_size": image_size, "epochs": epochs,
-            "seed": seed}
+            "num_train": len(train_index), "num_held_out": len(held_out_index), "num_classes": num_classes,
+            "channels": channels, "image_size": image_size, "epochs": epochs, "seed": seed}
 
     if path.exists():
         try:
@@ -110,10 +138,11 @@ def load_or_train_judge(images_uint8: torch.Tensor, labels: torch.Tensor, num_cl
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
-    log.info("classifier judge: training on %d images of %s (%d epochs, seed %d, %s) -> %s",
-             len(images_uint8), dataset_name, epochs, seed, device.type, path)
-    images = to_unit_range(images_uint8.detach().to(device))
-    labels = labels.detach().to(device, torch.int64)
+    log.info("classifier judge: training on %d images of %s, %d held out (%d epochs, seed %d, %s) -> %s",
+             len(train_index), dataset_name, len(held_out_index), epochs, seed, device.type, path)
+    held_out = to_unit_range(images_uint8[held_out_index].detach()), labels[held_out_index].detach().cpu()
+    images = to_unit_range(images_uint8[train_index].detach().to(device))
+    labels = labels[train_index].detach().to(device, torch.int64)
     # Through the module attribute, so that tests can replace it.
     with torch.enable_grad():  # callers may be inside no_grad (sampling code): training needs gradients
         model = classifier.fit_classifier(images, labels, num_classes, epochs=epochs, seed=seed, device=device)
@@ -121,9 +150,10 @@ def load_or_train_judge(images_uint8: torch.Tensor, labels: torch.Tensor, num_cl
     # A sanity check on a fixed subset (a full pass over MNIST would cost a minute on a CPU).
     subset = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:1000]
     meta["train_accuracy"] = classifier.accuracy(model, images[subset.to(device)].cpu(), labels[subset.to(device)])
+    meta["held_out_accuracy"] = classifier.accuracy(model, *held_out)
     meta["trained_on"] = device.type
-    log.info("classifier judge: %.1f%% accuracy on %d of its training images", 100 * meta["train_accuracy"],
-             len(subset))
+    log.info("classifier judge: %.1f%% accuracy on %d of its training images, %.1f%% on its %d held-out images",
+             100 * meta["train_accuracy"], len(subset), 100 * meta["held_out_accuracy"], len(held_out_index))
     _save_atomic(path, {"state_dict": model.state_dict(), "meta": meta})
     return model
 
@@ -224,6 +254,16 @@ def judge_metrics(judge: SmallCNN, real: torch.Tensor, fake: torch.Tensor,
         hits = fake_probabilities.argmax(1) == fake_labels.detach().cpu().long()
         metrics["class_accuracy"] = float(hits.float().mean())
     return metrics
+
+
+def held_out_accuracy(judge: SmallCNN, images_uint8: torch.Tensor, labels: torch.Tensor,
+                      seed: int = 0) -> tuple[float, int]:
+    """The ceiling of ``class_accuracy``: the judge's accuracy on the part of ``images_uint8``
+    (the images ``load_or_train_judge`` was given, with the same ``seed``) that ``judge_split``
+    held out of its training, and how many images that is."""
+    _, held_out_index = judge_split(len(images_uint8), seed)
+    images = to_unit_range(images_uint8[held_out_index])
+    return classifier.accuracy(judge, images, labels[held_out_index]), len(held_out_index)
 
 
 def real_floor(judge: SmallCNN, real_a: torch.Tensor, real_b: torch.Tensor,
