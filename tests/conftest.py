@@ -1,5 +1,6 @@
 """Shared helpers: compose configs the way the CLI does, train in-process, read
-TensorBoard events back with TensorBoard's own reader, and run the real CLI."""
+TensorBoard events back with TensorBoard's own reader, and run the real CLI; and the
+device of the tests marked ``device``."""
 
 from __future__ import annotations
 
@@ -23,6 +24,25 @@ TINY = ["model.generator.width=8", "model.discriminator.width=8", "data.batch_si
 TINY_MLP = ["model=gan", "model.generator.hidden=16", "model.discriminator.hidden=16",
             "data.batch_size=8", "trainer=smoke", "device=cpu"]
 
+# Tests marked `device` (pyproject.toml) train on this device: the CPU, as CI runs them,
+# or the GPU when scripts/gpu_check.sh runs `GANTRAIN_TEST_DEVICE=cuda pytest -m device`.
+TEST_DEVICE = os.environ.get("GANTRAIN_TEST_DEVICE", "cpu")
+
+
+def on_device(overrides: list[str], device: str) -> list[str]:
+    """``overrides`` training on ``device``: their ``device=cpu`` becomes ``device=<device>``
+    (the CPU: unchanged). Off the CPU also ``speed.compile=false`` unless they choose:
+    compiling each of these tiny runs would take the GPU check's minutes, and its own
+    training runs compile, with the default fast path."""
+    if device == "cpu":
+        return list(overrides)
+    moved = [f"device={device}" if o == "device=cpu" else o for o in overrides]
+    if not any(o.startswith("device=") for o in moved):
+        moved.append(f"device={device}")
+    if not any(o.startswith("speed.compile=") for o in moved):
+        moved.append("speed.compile=false")
+    return moved
+
 
 def compose_config(overrides: list[str]):
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="train"):
@@ -43,13 +63,24 @@ def events(run_dir: Path):
 
 
 def checkpoint(run_dir: Path) -> dict:
-    return torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    """The run's last checkpoint, on the CPU (also from a run on the GPU)."""
+    return torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
 
 
 def gantrain(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     """The real ``gantrain`` command, as a user runs it."""
     return subprocess.run([sys.executable, "-m", "gantrain.cli", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def device(request) -> str:
+    """The device a test marked ``device`` trains on (pass its overrides through ``on_device``)."""
+    if request.node.get_closest_marker("device") is None:
+        pytest.fail("a test that takes the `device` fixture needs @pytest.mark.device")
+    if TEST_DEVICE.startswith("cuda") and not torch.cuda.is_available():
+        pytest.fail(f"GANTRAIN_TEST_DEVICE={TEST_DEVICE}, but no CUDA GPU is visible")
+    return TEST_DEVICE
 
 
 @pytest.fixture(autouse=True)

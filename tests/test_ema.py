@@ -7,7 +7,7 @@ from torch import nn
 from gantrain.build import build_trainer, load_generator
 from gantrain.engine.ema import EMA
 
-from conftest import TINY, checkpoint, compose_config, train
+from conftest import TINY, checkpoint, compose_config, on_device, train
 
 
 def test_ema_follows_the_warmed_up_average_and_copies_buffers():
@@ -28,9 +28,10 @@ def test_ema_follows_the_warmed_up_average_and_copies_buffers():
     assert not ema.module.weight.requires_grad and not ema.module.training
 
 
-def test_samples_and_export_come_from_the_ema_copy(tmp_path):
+@pytest.mark.device
+def test_samples_and_export_come_from_the_ema_copy(tmp_path, device):
     run_dir = tmp_path / "run"
-    overrides = [*TINY, "trainer.ema_decay=0.9", "trainer.steps=3"]
+    overrides = on_device([*TINY, "trainer.ema_decay=0.9", "trainer.steps=3"], device)
     train(run_dir, overrides)
     state = checkpoint(run_dir)
     G, export = load_generator(run_dir)
@@ -49,9 +50,10 @@ def test_samples_and_export_come_from_the_ema_copy(tmp_path):
     trainer.logger.close()
 
 
-def test_without_ema_the_export_is_g(tmp_path):
+@pytest.mark.device
+def test_without_ema_the_export_is_g(tmp_path, device):
     run_dir = tmp_path / "run"
-    train(run_dir, [*TINY, "trainer.steps=2"])
+    train(run_dir, on_device([*TINY, "trainer.steps=2"], device))
     state = checkpoint(run_dir)
     G, export = load_generator(run_dir)
     assert export["ema"] is False and "ema" not in state

@@ -10,13 +10,13 @@ from gantrain.build import build_trainer
 from gantrain.engine.checkpoint import load_checkpoint
 from gantrain.errors import UserError
 
-from conftest import TINY, compose_config, events
+from conftest import TINY, compose_config, events, on_device
 
 BASE = [*TINY, "trainer.steps=12", "trainer.log_every=2", "trainer.checkpoint_every=4", "trainer.sample_every=100"]
 
 
-def _trainer(run_dir, *extra):
-    overrides = [*BASE, *extra]
+def _trainer(run_dir, *extra, device: str = "cpu"):
+    overrides = on_device([*BASE, *extra], device)
     return build_trainer(compose_config(overrides), run_dir, overrides)
 
 
@@ -42,10 +42,12 @@ def _all_finite(state: dict) -> bool:
 
 
 @pytest.mark.parametrize("log_every, caught_at", [(2, 8), (3, 8)])
-def test_a_nan_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, log_every, caught_at):
+@pytest.mark.device
+def test_a_nan_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, log_every, caught_at,
+                                                                                 device):
     # log_every=3: the checkpoint at step 8 comes before the next logging step (9), and
     # is refused because G's weights are NaN.
-    trainer = _trainer(tmp_path / "run", f"trainer.log_every={log_every}")
+    trainer = _trainer(tmp_path / "run", f"trainer.log_every={log_every}", device=device)
     _poison(trainer, {7})
     with pytest.raises(UserError) as error:
         trainer.fit()
@@ -56,8 +58,9 @@ def test_a_nan_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoint(
     assert state["step"] == 4 and _all_finite(state)
 
 
-def test_rollback_returns_to_the_checkpoint_with_halved_learning_rates_and_finishes(tmp_path):
-    trainer = _trainer(tmp_path / "run", "trainer.on_nonfinite=rollback")
+@pytest.mark.device
+def test_rollback_returns_to_the_checkpoint_with_halved_learning_rates_and_finishes(tmp_path, device):
+    trainer = _trainer(tmp_path / "run", "trainer.on_nonfinite=rollback", device=device)
     lr = trainer.opt_g.param_groups[0]["lr"]
     _poison(trainer, {7})
     assert trainer.fit() == "finished"
@@ -70,8 +73,9 @@ def test_rollback_returns_to_the_checkpoint_with_halved_learning_rates_and_finis
     assert scalars.Scalars("lr/g")[-1].value == pytest.approx(lr / 2)
 
 
-def test_rollbacks_are_bounded(tmp_path):
-    trainer = _trainer(tmp_path / "run", "trainer.on_nonfinite=rollback", "trainer.max_rollbacks=2")
+@pytest.mark.device
+def test_rollbacks_are_bounded(tmp_path, device):
+    trainer = _trainer(tmp_path / "run", "trainer.on_nonfinite=rollback", "trainer.max_rollbacks=2", device=device)
     _poison(trainer, set(range(5, 13)), once=False)  # diverges again after every rollback
     with pytest.raises(UserError, match="trainer.max_rollbacks was reached"):
         trainer.fit()
@@ -80,15 +84,17 @@ def test_rollbacks_are_bounded(tmp_path):
     assert trainer.rollbacks == 2
 
 
-def test_a_nonfinite_weight_alone_is_caught(tmp_path):
-    trainer = _trainer(tmp_path / "run")
+@pytest.mark.device
+def test_a_nonfinite_weight_alone_is_caught(tmp_path, device):
+    trainer = _trainer(tmp_path / "run", device=device)
     original = trainer.model.after_d_step
 
     def after_d_step():
         original()
         if trainer.step == 5:  # a critic weight blows up, the losses are still finite this step
-            with torch.no_grad():
-                next(trainer.model.D.parameters()).view(-1)[0] = float("inf")
+            with torch.no_grad():  # (indexed, not viewed: a channels_last weight has no flat view)
+                weight = next(trainer.model.D.parameters())
+                weight[(0,) * weight.dim()] = float("inf")
 
     trainer.model.after_d_step = after_d_step
     with pytest.raises(UserError, match="D weights"):

@@ -1,6 +1,12 @@
-"""The benchmark scripts stay runnable: their reference nets still match gantrain's."""
+"""The benchmark scripts stay runnable: their reference nets still match gantrain's; and
+the GPU check runs on the CPU, where it says which parts need CUDA."""
 
+import json
 import math
+import os
+import re
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,6 +17,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from bench import WORKLOADS, bf16_peak_tflops, flops_per_image, make_plain  # noqa: E402
 from quality_bench import assert_same_architecture, plain_nets  # noqa: E402
+
+from conftest import TINY, checkpoint  # noqa: E402
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 def test_plain_reference_dcgan_has_gantrains_parameter_counts():
@@ -116,3 +126,68 @@ def test_bench_reports_na_when_flops_cannot_be_counted(monkeypatch, capsys):
     row = bench.Row("dcgan-16", "cuda", "NVIDIA H100 80GB HBM3", 2, math.nan, 10.0, 20.0, 2.0, [])
     assert row.cells()[3] == "n/a" and row.cells()[7] == "n/a" and row.cells()[9] == "n/a / n/a"
     assert "FLOPs not counted" in capsys.readouterr().out
+
+
+GPU_CHECK_CUDA_ONLY = ["device-tests", "sync-check", "torchrun-nccl", "bench-64", "bench-512"]
+GPU_CHECK_ON_THE_CPU = ["train-dcgan", "train-wgan_gp", "train-cgan", "train-pix2pix", "train-cyclegan", "resume",
+                        "eval-generate"]
+
+
+def test_gpu_check_without_cuda_runs_the_rest_at_toy_size_and_reports_every_part(tmp_path):
+    """scripts/gpu_check.sh with CUDA hidden: one line per CUDA-only part, the others run
+    (a few steps of tiny nets) and pass, resume is bit-exact, the report has every part
+    with its log, and the exit status is 0."""
+    out = tmp_path / "report"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable}
+    result = subprocess.run(["bash", str(SCRIPTS / "gpu_check.sh"), str(out)], capture_output=True, text=True,
+                            timeout=900, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((out / "report.json").read_text())
+    parts = {part["name"]: part for part in report["parts"]}
+    assert {name: part["status"] for name, part in parts.items()} == \
+        {**{name: "skip" for name in GPU_CHECK_CUDA_ONLY}, **{name: "pass" for name in GPU_CHECK_ON_THE_CPU}}
+    lines = result.stdout.splitlines()
+    for name, part in parts.items():
+        assert (out / part["log"]).is_file(), name
+        said = [line for line in lines if f" {name}: " in line]
+        assert len(said) == 1, (name, said)
+        if name in GPU_CHECK_CUDA_ONLY:
+            assert part["summary"].startswith("skipped: no CUDA") and "skipped: no CUDA" in said[0]
+    for family in ("dcgan", "wgan_gp", "cgan", "pix2pix", "cyclegan"):
+        details = parts[f"train-{family}"]["details"]
+        assert details["steps"] == 4 and details["fast_path"] == "none" and not details["compile_fell_back"]
+        assert (out / "samples" / f"{family}.png").is_file()
+    assert parts["resume"]["details"]["max_abs_diff"] == 0.0 and "bit-exact" in parts["resume"]["summary"]
+    assert parts["eval-generate"]["details"]["eval"]["metrics"]["classifier_fid"] >= 0
+    assert (out / "samples" / "generate-dcgan.png").is_file()
+    assert report["environment"]["quick"] is True and report["counts"]["fail"] == 0
+    markdown = (out / "report.md").read_text()
+    for name, part in parts.items():
+        assert f"| {name} | {part['status']} |" in markdown
+
+
+def test_gpu_check_resume_tolerance():
+    from gpu_check import resume_verdict
+
+    assert resume_verdict(0.0, None, exact=True) == (True, "bit-exact")
+    assert not resume_verdict(1e-9, None, exact=True)[0]  # the CPU resumes bit-exactly
+    assert not resume_verdict(1e-6, 0.0, exact=False)[0]  # reruns are exact, the resumed run is not
+    assert resume_verdict(5e-3, 1e-3, exact=False)[0]
+    assert not resume_verdict(2e-2, 1e-3, exact=False)[0]
+
+
+def test_gpu_check_world_of_one_takes_gantrains_data_parallel_path(tmp_path):
+    """The torchrun part on one GPU, here on the CPU (gloo) with torchrun's environment
+    for one process: gantrain's data-parallel code runs, and its all-reduces are counted."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+           "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1", "PYTHONSAFEPATH": "1"}
+    run_dir = tmp_path / "run"
+    result = subprocess.run([sys.executable, str(SCRIPTS / "gpu_check.py"), "--world-of-one", *TINY,
+                             "trainer.steps=2", f"hydra.run.dir={run_dir}"], capture_output=True, text=True,
+                            timeout=300, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"^gpu_check world-of-one: [1-9]\d* gradient all-reduce\(s\) over gloo$", result.stdout, re.M)
+    assert checkpoint(run_dir)["step"] == 2

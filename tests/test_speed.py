@@ -16,7 +16,7 @@ from gantrain.engine.speed import Speed, SpeedConfig
 from gantrain.errors import UserError
 from gantrain.losses.base import gradient_penalty
 
-from conftest import TINY, TINY_MLP, checkpoint, compose_config, train
+from conftest import TINY, TINY_MLP, checkpoint, compose_config, on_device, train
 from fixtures import write_folder, write_paired, write_unpaired
 
 FAST = ["speed.amp=true", "speed.channels_last=true", "speed.fused_optim=true"]
@@ -82,9 +82,10 @@ def test_the_gradient_penalty_under_bf16_autocast_matches_float32():
 @pytest.mark.parametrize("extra", [[], ["loss=wgan_gp", "model.discriminator.norm=layer"], ["loss=bce", "loss.r1_weight=1"],
                                    TINY_MLP],
                          ids=["dcgan", "wgan_gp", "r1", "mlp"])
-def test_training_with_every_cpu_switch_on(tmp_path, extra):
+@pytest.mark.device
+def test_training_with_every_cpu_switch_on(tmp_path, extra, device):
     base = [] if extra is TINY_MLP else TINY
-    train(tmp_path / "run", [*base, *FAST, *extra, "trainer.steps=4", "trainer.log_every=2"])
+    train(tmp_path / "run", on_device([*base, *FAST, *extra, "trainer.steps=4", "trainer.log_every=2"], device))
     state = checkpoint(tmp_path / "run")
     assert state["step"] == 4 and "bf16 autocast" in state["env"]["fast path"]
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
@@ -92,7 +93,8 @@ def test_training_with_every_cpu_switch_on(tmp_path, extra):
 
 
 @pytest.mark.parametrize("setup", ["pix2pix", "cyclegan"])
-def test_translation_models_train_under_autocast(tmp_path, setup):
+@pytest.mark.device
+def test_translation_models_train_under_autocast(tmp_path, setup, device):
     nets = ["model.generator.width=8", "model.discriminator.width=8", "device=cpu", "trainer.progress=false",
             "data.image_size=32", "data.load_size=36", "data.num_workers=0", "trainer.steps=2"]
     if setup == "pix2pix":
@@ -102,7 +104,7 @@ def test_translation_models_train_under_autocast(tmp_path, setup):
         write_unpaired(tmp_path / "h2z", {"trainA": 3, "trainB": 3, "testA": 2, "testB": 2}, size=(40, 40))
         data = ["model=cyclegan", "loss=lsgan", "data=unpaired_folder", f"data.path={tmp_path / 'h2z'}",
                 "model.pool_size=2"]
-    train(tmp_path / "run", [*data, *nets, *FAST, "trainer.num_samples=2"])
+    train(tmp_path / "run", on_device([*data, *nets, *FAST, "trainer.num_samples=2"], device))
     assert checkpoint(tmp_path / "run")["step"] == 2
 
 
@@ -207,7 +209,8 @@ HOST_SIDE = ("__getitem__", "_epoch_sampler", "item_seeds")
     "pix2pix",
     "cyclegan",
 ], ids=["dcgan-ema-decay", "wgan_gp", "wgan-clip", "r1-fast", "cgan", "folder-hflip", "pix2pix", "cyclegan"])
-def test_a_training_step_never_reads_a_tensor_back_to_the_host(tmp_path, monkeypatch, extra):
+@pytest.mark.device
+def test_a_training_step_never_reads_a_tensor_back_to_the_host(tmp_path, monkeypatch, extra, device):
     from gantrain.engine.loop import Trainer
 
     if extra == "folder-hflip":  # the DataLoader stream, with flips on the device
@@ -255,7 +258,7 @@ def test_a_training_step_never_reads_a_tensor_back_to_the_host(tmp_path, monkeyp
             in_step[0] = False
 
     monkeypatch.setattr(Trainer, "_update", step)
-    train(tmp_path / "run", [*TINY, *extra, "trainer.steps=5", "trainer.log_every=5"])
+    train(tmp_path / "run", on_device([*TINY, *extra, "trainer.steps=5", "trainer.log_every=5"], device))
     assert checkpoint(tmp_path / "run")["step"] == 5
     assert reads == []
 

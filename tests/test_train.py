@@ -4,7 +4,7 @@ repeatability, and resume equivalence."""
 import pytest
 import torch
 
-from conftest import TINY, TINY_MLP, checkpoint, events, train
+from conftest import TINY, TINY_MLP, checkpoint, events, on_device, train
 from fixtures import write_celeba, write_folder, write_mnist
 
 SCALARS = {"loss/d", "loss/g", "d/real", "d/fake", "lr/g", "lr/d", "perf/images_per_sec"}
@@ -31,25 +31,28 @@ def data_overrides(name, tmp_path):
 
 @pytest.mark.parametrize("model", ["dcgan", "gan"])
 @pytest.mark.parametrize("data", ["mnist_sample", "mnist", "fashion_mnist", "celeba", "folder", "synthetic"])
-def test_two_steps_of_every_model_on_every_dataset(tmp_path, model, data):
+@pytest.mark.device
+def test_two_steps_of_every_model_on_every_dataset(tmp_path, model, data, device):
     base = TINY if model == "dcgan" else TINY_MLP
     run_dir = tmp_path / "run"
-    assert train(run_dir, [*base, *data_overrides(data, tmp_path), "trainer.steps=2"]) == "finished"
+    assert train(run_dir, on_device([*base, *data_overrides(data, tmp_path), "trainer.steps=2"], device)) == "finished"
     state = checkpoint(run_dir)
     assert state["step"] == 2 and state["images_seen"] == 16
     assert (run_dir / "samples" / "samples_00000002.png").is_file()
 
 
-def test_conditional_dcgan_on_labelled_data(tmp_path):
+@pytest.mark.device
+def test_conditional_dcgan_on_labelled_data(tmp_path, device):
     run_dir = tmp_path / "run"
-    train(run_dir, [*TINY, "model.conditional=true", "trainer.num_samples=20"])
+    train(run_dir, on_device([*TINY, "model.conditional=true", "trainer.num_samples=20"], device))
     state = checkpoint(run_dir)
     assert state["fixed"]["y"].tolist() == [k for k in range(10) for _ in range(2)]  # a row per class
 
 
-def test_tensorboard_holds_scalars_grids_config_and_environment(tmp_path):
+@pytest.mark.device
+def test_tensorboard_holds_scalars_grids_config_and_environment(tmp_path, device):
     run_dir = tmp_path / "run"
-    train(run_dir, [*TINY, "trainer.steps=4", "trainer.log_every=2", "trainer.sample_every=2"])
+    train(run_dir, on_device([*TINY, "trainer.steps=4", "trainer.log_every=2", "trainer.sample_every=2"], device))
     ea = events(run_dir)
     tags = ea.Tags()
     assert SCALARS <= set(tags["scalars"])

@@ -8,7 +8,7 @@ from PIL import Image
 
 from gantrain.models.cyclegan import ImagePool, exchange
 
-from conftest import checkpoint, events, gantrain, train
+from conftest import checkpoint, events, gantrain, on_device, train
 from fixtures import write_paired, write_unpaired
 
 NETS = ["model.generator.width=8", "model.discriminator.width=8", "device=cpu", "trainer.progress=false",
@@ -45,9 +45,10 @@ def test_resume_gives_the_same_weights_as_one_long_run(tmp_path, setup):
     assert lr[:6] == pytest.approx([2e-4] * 6) and lr[6:] == pytest.approx([1e-4, 0.0])
 
 
-def test_pix2pix_logs_validation_metrics_and_input_output_target_rows(tmp_path):
+@pytest.mark.device
+def test_pix2pix_logs_validation_metrics_and_input_output_target_rows(tmp_path, device):
     run_dir = tmp_path / "run"
-    train(run_dir, [*pix2pix(tmp_path), "trainer=smoke", *NETS, "trainer.num_samples=3"])
+    train(run_dir, on_device([*pix2pix(tmp_path), "trainer=smoke", *NETS, "trainer.num_samples=3"], device))
     scalars = set(events(run_dir).Tags()["scalars"])
     assert {"val/l1", "val/psnr", "val/ssim", "loss/l1", "loss/g_adv"} <= scalars
     psnr = events(run_dir).Scalars("val/psnr")[-1].value
@@ -57,9 +58,10 @@ def test_pix2pix_logs_validation_metrics_and_input_output_target_rows(tmp_path):
     assert grid.size == (6 * 34 + 2, 2 * 34 + 2)
 
 
-def test_cyclegan_grid_has_both_directions_and_reconstructions(tmp_path):
+@pytest.mark.device
+def test_cyclegan_grid_has_both_directions_and_reconstructions(tmp_path, device):
     run_dir = tmp_path / "run"
-    train(run_dir, [*cyclegan(tmp_path), "trainer=smoke", *NETS, "trainer.num_samples=2"])
+    train(run_dir, on_device([*cyclegan(tmp_path), "trainer=smoke", *NETS, "trainer.num_samples=2"], device))
     grid = Image.open(run_dir / "samples" / "samples_00000004.png")
     assert grid.size == (6 * 34 + 2, 2 * 34 + 2)  # real_A fake_B rec_A real_B fake_A rec_B, per test pair
     assert {"loss/cycle", "loss/identity", "d_A/real", "d_B/fake"} <= set(events(run_dir).Tags()["scalars"])
