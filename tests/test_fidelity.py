@@ -162,3 +162,27 @@ def test_r1_on_a_batch_norm_discriminator_is_refused_like_the_gradient_penalty(t
     assert done.returncode == 2
     assert done.stderr.strip() == ("gantrain: error: R1 (loss.r1_weight > 0) needs a discriminator without "
                                    f"BatchNorm: set model.discriminator.norm={norms}")
+
+
+def test_gantrain_eval_translates_in_the_runs_test_mode(tmp_path, offline):
+    """The evaluation's G(A) is the paper's test-time G (one image at a time, batch
+    statistics), as the grids' are; ``model.test_mode=eval`` switches every use at once.
+    (No dropout here, so that the two computations draw nothing at random.)"""
+    from gantrain.build import build_source, load_generator
+    from gantrain.eval_cli import parse, run_eval
+    from gantrain.metrics.evaluate import protocol_lines
+    from omegaconf import OmegaConf
+
+    for mode in ("train", "eval"):
+        run = tmp_path / mode
+        train(run, [*pix2pix(tmp_path), "trainer=smoke", f"model.test_mode={mode}", "model.generator.dropout=0"])
+        report = run_eval(parse([str(run), "--device", "cpu"]))
+        assert report["protocol"]["generator"] == f"test_mode={mode}"
+        assert f"generator: test_mode={mode}" in protocol_lines(report["protocol"])
+        G, export = load_generator(run)
+        fixed = build_source(OmegaConf.create(export["config"])).fixed_batch(report["protocol"]["num_samples"])
+        fake = translate(G, fixed["A"], mode)
+        l1 = ((fake - fixed["B"]).abs().mean() / 2).item()  # the report's L1 is on images in [0, 1]
+        assert report["metrics"]["l1"] == pytest.approx(l1, rel=1e-4)
+        other = translate(G, fixed["A"], "eval" if mode == "train" else "train")
+        assert report["metrics"]["l1"] != pytest.approx(((other - fixed["B"]).abs().mean() / 2).item(), rel=1e-4)

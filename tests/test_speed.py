@@ -79,7 +79,8 @@ def test_the_gradient_penalty_under_bf16_autocast_matches_float32():
     assert torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0) > 0.98
 
 
-@pytest.mark.parametrize("extra", [[], ["loss=wgan_gp", "model.discriminator.norm=layer"], ["loss=bce", "loss.r1_weight=1"],
+@pytest.mark.parametrize("extra", [[], ["loss=wgan_gp", "model.discriminator.norm=layer"],
+                                   ["loss=bce", "loss.r1_weight=1", "model.discriminator.norm=layer"],
                                    TINY_MLP],
                          ids=["dcgan", "wgan_gp", "r1", "mlp"])
 @pytest.mark.device
@@ -203,7 +204,7 @@ HOST_SIDE = ("__getitem__", "_epoch_sampler", "item_seeds")
     ["trainer.ema_decay=0.9", "trainer.lr_decay_start=1"],
     ["loss=wgan_gp", "model.discriminator.norm=layer", "trainer.d_steps=2"],
     ["loss=wgan"],
-    ["loss=bce", "loss.r1_weight=1", *FAST],
+    ["loss=bce", "loss.r1_weight=1", "model.discriminator.norm=layer", *FAST],
     ["model.conditional=true"],
     "folder-hflip",
     "pix2pix",

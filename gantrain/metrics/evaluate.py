@@ -171,6 +171,8 @@ def protocol_lines(protocol: dict) -> list[str]:
         lines.append(line)
     elif inception is not None:
         lines.append(f"Inception: {inception}")
+    if "generator" in protocol:  # translators: how G ran (gantrain/test_time.py)
+        lines.append(f"generator: {protocol['generator']}")
     return lines
 
 
