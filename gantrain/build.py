@@ -167,10 +167,11 @@ def build_evaluator(cfg: DictConfig, source, device) -> GeneratorEvaluator:
 
 def _other_norms(D: nn.Module) -> str:
     """The choices of ``model.discriminator.norm`` other than BatchNorm for this D."""
-    from gantrain.nets.dcgan import NORMS
+    from gantrain.nets.dcgan import NORMS, DCGANDiscriminator
     from gantrain.nets.norms import NORMS_2D
 
-    kinds = NORMS if any(type(m).__module__ == "gantrain.nets.dcgan" for m in D.modules()) else NORMS_2D
+    # DCGAN's D also takes layer norm; the image-to-image nets take those of nets/norms.py.
+    kinds = NORMS if any(isinstance(m, DCGANDiscriminator) for m in D.modules()) else NORMS_2D
     first, *rest = [kind for kind in kinds if kind != "batch"]
     return f"{first} (or {', '.join(rest)})"
 

@@ -63,7 +63,7 @@ def run_eval(args: argparse.Namespace) -> dict:
         report = build_evaluator(cfg, source, device)(G)
     else:  # pix2pix, CycleGAN: scores against the held-out target images
         report = evaluate_translation(G, source, to_dataclass(EvalConfig, _plain_eval(cfg), "eval"), device,
-                                      test_mode=cfg.model.get("test_mode", "train"))
+                                      test_mode=cfg.model.get("test_mode", "train"), seed=args.seed)
     report["step"] = export["step"]
     report["source"] = "ema" if export["ema"] else "G"
     write_json(Path(args.run_dir) / "eval" / f"step_{export['step']:08d}.json", report)

@@ -12,7 +12,9 @@ and ``gantrain-generate --inputs``.
 Either way translating changes nothing: the BatchNorm layers use the batch's own
 statistics without tracking them (no buffer moves), and the dropout masks are drawn
 from a forked random state (the training RNG is where it was), so training goes on
-as if nothing had been translated, and a resumed run stays bit-exact.
+as if nothing had been translated, and a resumed run stays bit-exact. The tools
+(``gantrain-eval``, ``gantrain-generate``) also give a ``seed`` for the masks, so that
+their outputs are the same from one call to the next.
 """
 
 from __future__ import annotations
@@ -47,10 +49,11 @@ def batch_statistics(net: nn.Module) -> Iterator[nn.Module]:
 
 @torch.no_grad()
 def translate(net: nn.Module, images: torch.Tensor, mode: str, batch_size: int | None = None,
-              device: torch.device | None = None) -> torch.Tensor:
+              device: torch.device | None = None, seed: int | None = None) -> torch.Tensor:
     """``net`` over ``images`` as at test time (``mode``: see the module). ``batch_size``
     and ``device``: eval mode runs in batches of that size, moved to ``device``, and the
-    results come back to where ``images`` are."""
+    results come back to where ``images`` are. ``seed``: train mode's dropout masks
+    from that seed (else from the current random state, which is left as it was)."""
     if mode not in TEST_MODES:
         raise ValueError(f"test mode {mode!r} is not one of {', '.join(TEST_MODES)}")
     device = device or images.device
@@ -64,4 +67,6 @@ def translate(net: nn.Module, images: torch.Tensor, mode: str, batch_size: int |
         finally:
             net.train(was_training)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), batch_statistics(net):
+        if seed is not None:
+            torch.manual_seed(seed)
         return torch.cat([net(image[None].to(device)).to(images.device) for image in images])

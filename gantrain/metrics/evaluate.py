@@ -202,24 +202,25 @@ class GeneratorEvaluator:
         return value < best if self.best in LOWER_IS_BETTER else value > best
 
 
-def evaluate_translation(G, source, cfg: EvalConfig, device, test_mode: str = "train") -> dict:
+def evaluate_translation(G, source, cfg: EvalConfig, device, test_mode: str = "train", seed: int = 0) -> dict:
     """pix2pix: L1, PSNR and SSIM of G(A) against B over the first N validation pairs;
     CycleGAN: the cycle L1 of both domains on the test images. Both: FID of the
     translations against the target domain when Inception weights are at hand
     (``eval.inception_weights``, or torch's cache), else the report says it skipped it.
-    G runs as the run's ``model.test_mode`` says (gantrain/test_time.py)."""
+    G runs as the run's ``model.test_mode`` says (gantrain/test_time.py); ``seed``: its
+    dropout masks in train mode, so that the numbers repeat."""
     from gantrain.metrics.inception import cached_weights_path, inception_metrics
     from gantrain.metrics.paired import paired_sums
     from gantrain.test_time import translate
 
     def _translate(net: torch.nn.Module, images: torch.Tensor, batch_size: int, device) -> torch.Tensor:
-        return translate(net, images, test_mode, batch_size, device)
+        return translate(net, images, test_mode, batch_size, device, seed=seed)
 
     fixed = source.fixed_batch(cfg.num_samples)
     A, B, bs = fixed["A"], fixed["B"], cfg.batch_size
     report = {"metrics": {}, "floor": {}, "protocol": {
         "num_samples": len(A), "images": "the first N held-out pairs (val/, else test/) resized, no augmentation",
-        "generator": f"test_mode={test_mode}"}}
+        "generator": f"test_mode={test_mode}" + (f", dropout seed {seed}" if test_mode == "train" else "")}}
     if source.spec.pairing == "paired":
         fake_B = _translate(G, A, bs, device)
         report["metrics"].update({key: value / len(A) for key, value in paired_sums(fake_B, B).items()})

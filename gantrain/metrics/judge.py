@@ -3,7 +3,7 @@
 The judge is ``classifier.SmallCNN``, trained by gantrain itself on the dataset's own
 real training images (MNIST, Fashion-MNIST, the bundled sample) and cached on disk.
 It trains on five sixths of them: ``judge_split`` holds out a random sixth (seeded with
-the judge's seed, 0 by default; on MNIST the classic 50,000 / 10,000 split), on which
+the judge's seed, 0 by default; on MNIST's 60,000 training images, 50,000 / 10,000), on which
 ``held_out_accuracy`` measures the judge's own accuracy. That is the ceiling printed
 beside ``class_accuracy``: what a generator that draws every class perfectly would
 score, measured, like the generated images, on images the judge never trained on (on

@@ -52,15 +52,17 @@ def generate_images(run, seeds: list[int], label: int | None = None, truncation:
     return in_batches(run.G, [z, y], batch_size, run.device), y
 
 
-def translate_folder(run, folder: str, direction: str, batch_size: int):
-    """pix2pix's G, or CycleGAN's G_AB / G_BA, over every image in ``folder``."""
+def translate_folder(run, folder: str, direction: str, batch_size: int, seed: int = 0):
+    """pix2pix's G, or CycleGAN's G_AB / G_BA, over every image in ``folder`` (``seed``:
+    the dropout masks of the paper's test mode, so that a second call gives the same)."""
     spec = run.spec
     images, files = read_image_folder(folder, spec["channels"], spec["image_size"])
     from gantrain.test_time import translate
 
     G = run.G[direction] if isinstance(run.G, torch.nn.ModuleDict) else run.G
     # As the run's model.test_mode says (gantrain/test_time.py); older runs: the paper's.
-    return images, translate(G, images, run.config.model.get("test_mode", "train"), batch_size, run.device), files
+    mode = run.config.model.get("test_mode", "train")
+    return images, translate(G, images, mode, batch_size, run.device, seed=seed), files
 
 
 def check_args(args: argparse.Namespace) -> None:
