@@ -85,7 +85,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+import _checkout  # noqa: E402,F401  (the installed gantrain, else this checkout's)
 
 from gantrain.nets.dcgan import DCGANDiscriminator, DCGANGenerator  # noqa: E402
 from gantrain.nets.patchgan import PatchDiscriminator  # noqa: E402

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+import _checkout  # noqa: E402,F401  (the installed gantrain, else this checkout's)
 
 from gantrain.build import load_generator, run  # noqa: E402
 from gantrain.data.mnist import mnist_sample  # noqa: E402

@@ -25,8 +25,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _checkout  # noqa: E402,F401  (the installed gantrain, else this checkout's)
 
 from bench import compose_train  # noqa: E402
 from gantrain.build import build_evaluator, build_nets, build_source, run  # noqa: E402

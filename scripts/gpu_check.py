@@ -56,11 +56,6 @@ from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
-# Runs a script of scripts/ after importing the installed gantrain: bench.py and
-# sync_check.py put the checkout first on sys.path, whose gantrain/ has no conf/ when
-# gantrain is installed (not editable) as on the GPU machine.
-SCRIPT_STUB = ("import runpy, sys; import gantrain, gantrain.conf; path = sys.argv[1]; sys.argv = sys.argv[1:]; "
-               "runpy.run_path(path, run_name='__main__')")
 FALLBACK = "torch.compile failed"  # the loop's warning when it falls back to eager
 BENCH_WORKLOADS = ("dcgan-64", "wgan_gp-64", "pix2pix-256")
 FAMILIES = ("dcgan", "wgan_gp", "cgan", "pix2pix", "cyclegan")
@@ -185,7 +180,9 @@ class Check:
         return self.run(part, label, [self.python, "-m", "gantrain.cli", *overrides], limit)
 
     def script(self, name: str, *args: str) -> list[str]:
-        return [self.python, "-c", SCRIPT_STUB, str(SCRIPTS / name), *args]
+        # scripts/_checkout.py has them import the installed gantrain (the GPU machine's
+        # /tmp/site), not the checkout's folder, whose gantrain/ has no conf/ there.
+        return [self.python, str(SCRIPTS / name), *args]
 
     def stop_children(self) -> None:
         self.stopping = True

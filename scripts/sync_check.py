@@ -32,7 +32,7 @@ from typing import Callable
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+import _checkout  # noqa: E402,F401  (the installed gantrain, else this checkout's)
 
 from bench import WORKLOADS, compose_train, gantrain_overrides, write_pairs  # noqa: E402
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+import _checkout  # noqa: E402,F401  (the installed gantrain, else this checkout's)
 
 from gantrain.build import load_generator, run  # noqa: E402
 
