@@ -213,4 +213,3 @@ def stop() -> None:
     _current = SingleProcess()
     if dist.is_initialized():
         dist.destroy_process_group()
-
