@@ -21,8 +21,9 @@ def _png(path):
 
 
 def test_a_seed_gives_the_same_image_alone_or_in_a_batch(dcgan_run):
-    generate.run_generate(generate.parse([str(dcgan_run), "--num", "6", "--name", "six"]))
-    generate.run_generate(generate.parse([str(dcgan_run), "--seeds", "4", "--name", "four"]))
+    # Closed as the command closes them: the TensorBoard writer flushes its events then.
+    generate.run_generate(generate.parse([str(dcgan_run), "--num", "6", "--name", "six"])).close()
+    generate.run_generate(generate.parse([str(dcgan_run), "--seeds", "4", "--name", "four"])).close()
     six, four = dcgan_run / "generate" / "six", dcgan_run / "generate" / "four"
     assert sorted(p.name for p in six.glob("seed*.png")) == [f"seed{k:06d}.png" for k in range(6)]
     assert torch.equal(_png(six / "seed000004.png"), _png(four / "seed000004.png"))
@@ -88,6 +89,7 @@ def test_slerp_and_lerp_start_and_end_at_their_inputs():
 
 def test_walks_write_a_grid_a_gif_and_the_path(dcgan_run, cgan_run):
     out = walk.run_walk(walk.parse([str(dcgan_run), "--seeds", "0,5,9", "--steps", "4", "--fps", "10", "--name", "w"]))
+    out.close()  # as the command does: the TensorBoard writer flushes its events then
     # 3 points, 2 segments of 4 frames sharing the joint: 7 frames of 100 ms (10 fps; GIF counts in 10 ms). Pillow
     # merges identical neighbours (this barely trained G draws near-constant images) into
     # one longer frame, so the frames are counted by their total duration.
@@ -113,6 +115,7 @@ def test_arithmetic_combines_the_means_of_the_groups(dcgan_run, tmp_path):
     out = arithmetic.run_arithmetic(arithmetic.parse(
         [str(dcgan_run), "--a", "1,2,3", "--b", "seeds:4,5", "--c", "z:0,2", "--z", str(tmp_path / "z.pt"),
          "--variations", "3", "--name", "ar"]))
+    out.close()  # as the command does: the TensorBoard writer flushes its events then
     saved = torch.load(out.path / "vectors.pt", weights_only=True)
     a, b, c = seeded_z([1, 2, 3], 64).mean(0), seeded_z([4, 5], 64).mean(0), seeded_z([10, 12], 64).mean(0)
     assert torch.allclose(saved["result"], a - b + c, atol=1e-6)
