@@ -1,9 +1,21 @@
-"""The one exception type for mistakes a user can fix.
+"""The exception types for mistakes a user can fix, on the ground floor.
 
 A ``UserError`` carries a single line that names the problem and the fix. The CLI
 prints it as ``gantrain: error: <line>`` and exits non-zero, with no traceback. Every
 layer may raise it; nothing below the CLI catches it.
+
+An ``OptionError`` is a ``UserError`` about one of a component's *own* parameters, named
+as the component knows it (``cycle_weight``, ``root``): nets, losses, models, data and
+the engine know no config keys. The layer that read the config wraps the component's
+construction in ``keyed("model")`` (or ``"data"``, ``"model.generator"``, ...), which
+re-raises the error with the key path the user must change (``model.cycle_weight``).
 """
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from typing import Iterator
 
 
 class UserError(Exception):
@@ -18,3 +30,27 @@ class UserError(Exception):
             text = text.rsplit(marker, 1)[-1] if marker in text else text.splitlines()[0]
         # Keep it to one line whatever the caller passed in.
         super().__init__(" ".join(text.split()))
+
+
+class OptionError(UserError):
+    """A bad value of the parameter ``option``, which ``message`` names bare (every
+    occurrence of it as a whole word becomes the key path under ``keyed``)."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+    def under(self, prefix: str) -> "OptionError":
+        """The same error, its option named ``<prefix>.<option>``."""
+        pattern = rf"(?<![\w.]){re.escape(self.option)}(?!\w)"
+        keyed_option = f"{prefix}.{self.option}"
+        return OptionError(keyed_option, re.sub(pattern, keyed_option, str(self)))
+
+
+@contextmanager
+def keyed(prefix: str) -> Iterator[None]:
+    """Option errors raised inside name the key path ``<prefix>.<option>``."""
+    try:
+        yield
+    except OptionError as exc:
+        raise exc.under(prefix) from None

@@ -17,7 +17,7 @@ import types
 import typing
 from typing import Any, Callable, Iterable, Union
 
-from gantrain.errors import UserError
+from gantrain.errors import UserError, keyed
 
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 MISSING = "???"
@@ -162,17 +162,13 @@ def check_call(node: dict, path: str, provided: Iterable[str] = ()) -> Callable:
 
 
 def to_dataclass(cls: type, node: dict, path: str):
-    """Build a settings dataclass from a plain dict, checking every key and type."""
+    """Build a settings dataclass from a plain dict, checking every key and type; its
+    own range checks come back naming ``<path>.<field>``."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     for key, value in node.items():
         if key not in fields:
             raise UserError(f"unknown option {path}.{key}: {path} takes {', '.join(fields)}")
         check_value(f"{path}.{key}", value, hints[key])
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in node.items()})
-
-
-def at_least(path: str, value: float, low: float, strict: bool = False) -> None:
-    if value < low or (strict and value == low):
-        relation = "greater than" if strict else "at least"
-        raise UserError(f"{path}={value} must be {relation} {low}: fix the value of {path}")
+    with keyed(path):  # the dataclass checks its ranges under its own field names
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in node.items()})
