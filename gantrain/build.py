@@ -25,7 +25,7 @@ from gantrain.engine.logger import RunLogger, SilentLogger
 from gantrain.engine.loop import Trainer, TrainerConfig
 from gantrain.engine.runtime import environment, seed_everything, select_device
 from gantrain.engine.speed import Speed, SpeedConfig
-from gantrain.errors import UserError
+from gantrain.errors import UserError, keyed
 from gantrain.metrics.evaluate import EvalConfig, GeneratorEvaluator
 from gantrain.validate import at_least, check_all_targets, check_call, check_value, resolve_target, to_dataclass
 
@@ -36,6 +36,9 @@ LOADER_KEYS = ("batch_size", "num_workers")
 # Net arguments that come from the data (image GANs, then translation nets).
 NET_SHAPE_ARGS = ("channels", "image_size", "num_classes", "in_channels", "out_channels")
 MODEL_BUILD_KEYS = ("generator", "discriminator", "conditional")
+# The keys a user changes for the net arguments that come from the data.
+SHAPE_KEYS = {"channels": "data.channels", "image_size": "data.image_size", "num_classes": "model.conditional",
+              "in_channels": "data.channels", "out_channels": "data.channels", "z_dim": "model.z_dim"}
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,8 @@ class LoaderConfig:
     num_workers: int = 0
 
     def __post_init__(self) -> None:
-        at_least("data.batch_size", self.batch_size, 1)
-        at_least("data.num_workers", self.num_workers, 0)
+        at_least("batch_size", self.batch_size, 1)
+        at_least("num_workers", self.num_workers, 0)
 
 
 def _plain(cfg: DictConfig) -> dict:
@@ -113,14 +116,24 @@ def build_nets(model_cfg: DictConfig, spec: dict) -> dict:
     (``nets()``: pix2pix's D sees A and B stacked, CycleGAN has two of each)."""
     model_cls = resolve_target(dict(model_cfg), "model")
     if getattr(model_cls, "pairing", "none") != "none":
-        make_g = instantiate(model_cfg.generator, _partial_=True)
-        make_d = instantiate(model_cfg.discriminator, _partial_=True)
+        make_g = _keyed_factory(instantiate(model_cfg.generator, _partial_=True), "model.generator")
+        make_d = _keyed_factory(instantiate(model_cfg.discriminator, _partial_=True), "model.discriminator")
         return model_cls.nets(make_g, make_d, spec["channels"], spec["image_size"])
     shape = {"channels": spec["channels"], "image_size": spec["image_size"],
              "num_classes": spec["num_classes"] if model_cfg.get("conditional", False) else 0}
-    return {"generator": instantiate(model_cfg.generator, z_dim=model_cfg.z_dim, **shape),
-            "discriminator": instantiate(model_cfg.discriminator, **shape),
-            "num_classes": shape["num_classes"]}
+    with keyed("model.generator", SHAPE_KEYS):
+        generator = instantiate(model_cfg.generator, z_dim=model_cfg.z_dim, **shape)
+    with keyed("model.discriminator", SHAPE_KEYS):
+        discriminator = instantiate(model_cfg.discriminator, **shape)
+    return {"generator": generator, "discriminator": discriminator, "num_classes": shape["num_classes"]}
+
+
+def _keyed_factory(make, prefix: str):
+    """A net factory whose option errors name ``prefix``'s keys."""
+    def keyed_make(**kwargs):
+        with keyed(prefix, SHAPE_KEYS):
+            return make(**kwargs)
+    return keyed_make
 
 
 def _check_data_fits_model(model_cfg: DictConfig, spec) -> None:
@@ -153,7 +166,8 @@ def load_generator(run_dir: str | Path, device: str | torch.device = "cpu") -> t
 
 def build_source(cfg: DictConfig):
     """The dataset of the data node (without the batching keys)."""
-    return instantiate(_without(cfg.data, LOADER_KEYS))
+    with keyed("data"):
+        return instantiate(_without(cfg.data, LOADER_KEYS))
 
 
 def build_evaluator(cfg: DictConfig, source, device) -> GeneratorEvaluator:
@@ -162,7 +176,8 @@ def build_evaluator(cfg: DictConfig, source, device) -> GeneratorEvaluator:
         raise UserError("eval.every and gantrain-eval score image GANs; pix2pix and CycleGAN log their "
                         "validation metrics every trainer.sample_every steps: set eval.every=0")
     num_classes = source.spec.num_classes if cfg.model.get("conditional", False) else 0
-    return GeneratorEvaluator(eval_cfg, source, cfg.model.z_dim, num_classes, device, cfg.seed)
+    with keyed("eval"):
+        return GeneratorEvaluator(eval_cfg, source, cfg.model.z_dim, num_classes, device, cfg.seed)
 
 
 def _other_norms(D: nn.Module) -> str:
@@ -227,16 +242,19 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
     loader = to_dataclass(LoaderConfig, {k: cfg.data[k] for k in LOADER_KEYS if k in cfg.data}, "data")
     source = parallel.node_leaders_first(lambda: build_source(cfg))
     spec = source.spec
-    stream = source.stream(loader.batch_size, cfg.seed, device, loader.num_workers,
-                           shard=(parallel.rank, parallel.world))
+    with keyed("data"):
+        stream = source.stream(loader.batch_size, cfg.seed, device, loader.num_workers,
+                               shard=(parallel.rank, parallel.world))
 
     _check_data_fits_model(cfg.model, spec)
     data_spec = {"channels": spec.channels, "image_size": spec.image_size, "num_classes": spec.num_classes,
                  "name": spec.name, "class_names": list(spec.class_names), "pairing": spec.pairing}
     nets = build_nets(cfg.model, data_spec)
-    loss = instantiate(cfg.loss)
+    with keyed("loss"):
+        loss = instantiate(cfg.loss)
     _check_penalty_norm(loss, nets["discriminator"], _other_norms(nets["discriminator"]))
-    model = instantiate(_without(cfg.model, MODEL_BUILD_KEYS), **nets, loss=loss).to(device)
+    with keyed("model"):
+        model = instantiate(_without(cfg.model, MODEL_BUILD_KEYS), **nets, loss=loss).to(device)
     speed.prepare_nets(model)
     parallel.broadcast_nets(model)
     opt_g = build_optimizer(cfg.optim.g, model.G.parameters(), "optim.g", speed)

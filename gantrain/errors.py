@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Mapping
 
 
 class UserError(Exception):
@@ -40,17 +40,19 @@ class OptionError(UserError):
         super().__init__(message)
         self.option = option
 
-    def under(self, prefix: str) -> "OptionError":
-        """The same error, its option named ``<prefix>.<option>``."""
+    def under(self, prefix: str, paths: Mapping[str, str] | None = None) -> "OptionError":
+        """The same error, its option named ``<prefix>.<option>``, or ``paths[option]``
+        for an argument that the config layer fills from another key (a net's
+        ``image_size`` comes from ``data.image_size``)."""
         pattern = rf"(?<![\w.]){re.escape(self.option)}(?!\w)"
-        keyed_option = f"{prefix}.{self.option}"
+        keyed_option = (paths or {}).get(self.option, f"{prefix}.{self.option}")
         return OptionError(keyed_option, re.sub(pattern, keyed_option, str(self)))
 
 
 @contextmanager
-def keyed(prefix: str) -> Iterator[None]:
-    """Option errors raised inside name the key path ``<prefix>.<option>``."""
+def keyed(prefix: str, paths: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Option errors raised inside name the key path ``<prefix>.<option>`` (or ``paths[option]``)."""
     try:
         yield
     except OptionError as exc:
-        raise exc.under(prefix) from None
+        raise exc.under(prefix, paths) from None

@@ -33,7 +33,7 @@ from gantrain.engine.runtime import capture_rng, restore_rng
 from gantrain.engine.speed import Speed, compile_nets, uncompile
 from gantrain.engine.stop import StopRequest
 from gantrain.errors import UserError
-from gantrain.validate import at_least
+from gantrain.checks import at_least, within
 
 log = logging.getLogger("gantrain")
 
@@ -69,16 +69,13 @@ class TrainerConfig:
 
     def __post_init__(self) -> None:
         for name in ("steps", "d_steps", "log_every", "sample_every", "checkpoint_every", "num_samples"):
-            at_least(f"trainer.{name}", getattr(self, name), 1)
+            at_least(name, getattr(self, name), 1)
         if self.lr_decay_start is not None:
-            at_least("trainer.lr_decay_start", self.lr_decay_start, 0)
-        if not 0 <= self.ema_decay < 1:
-            raise UserError(f"trainer.ema_decay={self.ema_decay} must lie in [0, 1): 0 turns the "
-                            f"EMA off, 0.999 is usual")
-        at_least("trainer.max_rollbacks", self.max_rollbacks, 0)
-        if not 0 < self.rollback_lr_scale <= 1:
-            raise UserError(f"trainer.rollback_lr_scale={self.rollback_lr_scale} must lie in (0, 1]: "
-                            f"0.5 halves the learning rates at each rollback")
+            at_least("lr_decay_start", self.lr_decay_start, 0)
+        within("ema_decay", self.ema_decay, 0, 1, "0 turns the EMA off, 0.999 is usual")
+        at_least("max_rollbacks", self.max_rollbacks, 0)
+        within("rollback_lr_scale", self.rollback_lr_scale, 0, 1, "0.5 halves the learning rates at each rollback",
+               closed=(False, True))
 
 
 class Trainer:

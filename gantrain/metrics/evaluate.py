@@ -25,8 +25,8 @@ from typing import Callable
 import torch
 
 from gantrain.data.spec import to_unit_range
-from gantrain.errors import UserError
-from gantrain.validate import at_least
+from gantrain.errors import OptionError, UserError
+from gantrain.checks import at_least
 
 FAMILIES = ("classifier", "inception")
 # Metrics where a smaller value is better; the others (scores, accuracy) are maximised.
@@ -44,12 +44,12 @@ class EvalConfig:
     batch_size: int = 250
 
     def __post_init__(self) -> None:
-        at_least("eval.every", self.every, 0)
-        at_least("eval.num_samples", self.num_samples, 2)
-        at_least("eval.batch_size", self.batch_size, 1)
+        at_least("every", self.every, 0)
+        at_least("num_samples", self.num_samples, 2)
+        at_least("batch_size", self.batch_size, 1)
         unknown = [m for m in self.metrics if m not in (*FAMILIES, "auto")]
         if unknown:
-            raise UserError(f"eval.metrics: {', '.join(unknown)} unknown: use a list of classifier, "
+            raise OptionError("metrics", f"metrics: {', '.join(unknown)} unknown: use a list of classifier, "
                             f"inception, or [auto]")
 
 
