@@ -18,7 +18,6 @@ import re
 import shutil
 import sys
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 
 import hydra
@@ -26,10 +25,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from gantrain.config import CONF_DIR, CONFIG_NAME, VERSION_BASE, compose_config
 from gantrain.errors import UserError
 
-CONF_DIR = str(resources.files("gantrain.conf"))
-CONFIG_NAME = "train"
 # Flags after which Hydra does not train in this process, or trains many jobs.
 _NO_PREFLIGHT = {"-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-p", "--package",
                  "--shell-completion", "-sc", "-m", "--multirun", "--run", "-r", "--resolve",
@@ -106,14 +104,12 @@ def compose_error(exc: Exception) -> UserError:
 def preflight(overrides: list[str]) -> Path:
     """Compose the config and check it, before Hydra creates anything on disk.
     Returns the run directory the run will use."""
-    from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="train"):
-            cfg = compose(CONFIG_NAME, overrides=overrides, return_hydra_config=True)
-            run_dir = Path(cfg.hydra.run.dir).expanduser().absolute()
+        cfg = compose_config(overrides, return_hydra_config=True)
+        run_dir = Path(cfg.hydra.run.dir).expanduser().absolute()
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
         raise compose_error(exc) from None
     from gantrain.build import check_config  # imports torch: only once the config composed
@@ -161,7 +157,7 @@ def _remove_unused_run_dir(run_dir: Path) -> None:
             parent.rmdir()
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name=CONFIG_NAME)
+@hydra.main(version_base=VERSION_BASE, config_path=CONF_DIR, config_name=CONFIG_NAME)
 def _train(cfg: DictConfig) -> float | None:
     import torch
 

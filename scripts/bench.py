@@ -87,6 +87,7 @@ from torch import nn
 
 import _checkout  # noqa: E402,F401  (the installed gantrain, else this checkout's)
 
+from gantrain.config import compose_config  # noqa: E402
 from gantrain.nets.dcgan import DCGANDiscriminator, DCGANGenerator  # noqa: E402
 from gantrain.nets.patchgan import PatchDiscriminator  # noqa: E402
 from gantrain.nets.unet import UNetGenerator  # noqa: E402
@@ -427,14 +428,9 @@ def gantrain_overrides(workload: Workload, device: torch.device, batch_size: int
             f"trainer.sample_every={10 ** 9}", f"trainer.checkpoint_every={10 ** 9}", "trainer.num_samples=1"]
 
 
-def compose_train(overrides: list[str]):
-    """gantrain's training config with ``overrides``, as the CLI composes it."""
-    from hydra import compose, initialize_config_dir
-
-    from gantrain.cli import CONF_DIR
-
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="bench"):
-        return compose("train", overrides=overrides)
+# gantrain's training config with the given overrides, as the CLI composes it (the name
+# sync_check.py and ema_bench.py import from here).
+compose_train = compose_config
 
 
 def gantrain_throughput(workload: Workload, device: torch.device, batch_size: int, width: int, scale: float,

@@ -25,17 +25,10 @@ import torch
 import _checkout  # noqa: E402,F401  (the installed gantrain, else this checkout's)
 
 from gantrain.build import load_generator, run  # noqa: E402
+from gantrain.config import compose_config  # noqa: E402
 from gantrain.data.mnist import mnist_sample  # noqa: E402
 from gantrain.data.spec import to_unit_range  # noqa: E402
 from gantrain.metrics.classifier import accuracy, conditional_accuracy, fit_classifier  # noqa: E402
-
-
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose, initialize_config_dir
-
-    from gantrain.cli import CONF_DIR
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="train"):
-        return hydra_compose("train", overrides=overrides)
 
 
 def train_cgan(run_dir: Path, steps: int, width: int, batch_size: int, seed: int, device: str,
@@ -46,7 +39,7 @@ def train_cgan(run_dir: Path, steps: int, width: int, batch_size: int, seed: int
                  f"trainer.sample_every={steps}", f"trainer.checkpoint_every={steps}",
                  f"seed={seed}", f"device={device}", *extra]
     start = time.perf_counter()
-    run(compose(overrides), run_dir, overrides)
+    run(compose_config(overrides), run_dir, overrides)
     return time.perf_counter() - start
 
 

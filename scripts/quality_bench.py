@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _checkout  # noqa: E402,F401  (the installed gantrain, else this checkout's)
 
 from gantrain.build import load_generator, run  # noqa: E402
+from gantrain.config import compose_config  # noqa: E402
 from gantrain.data.mnist import mnist_sample  # noqa: E402
 from gantrain.nets.dcgan import DCGANDiscriminator, DCGANGenerator  # noqa: E402
 from gantrain.metrics.evaluate import EvalConfig, GeneratorEvaluator  # noqa: E402
@@ -116,20 +117,12 @@ RECIPES = {
 }
 
 
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose, initialize_config_dir
-
-    from gantrain.cli import CONF_DIR
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="train"):
-        return hydra_compose("train", overrides=overrides)
-
-
 def train_gantrain(run_dir: Path, extra: list[str], args) -> torch.nn.Module:
     overrides = [f"trainer.steps={args.steps}", f"model.generator.width={args.width}",
                  f"model.discriminator.width={args.width}", "model.z_dim=64", "trainer.progress=false",
                  f"trainer.sample_every={args.steps}", f"trainer.checkpoint_every={args.steps}",
                  f"device={args.device}", *extra]
-    run(compose(overrides), run_dir, overrides)
+    run(compose_config(overrides), run_dir, overrides)
     return load_generator(run_dir, args.device)[0]
 
 

@@ -33,6 +33,7 @@ from PIL import Image
 import _checkout  # noqa: E402,F401  (the installed gantrain, else this checkout's)
 
 from gantrain.build import load_generator, run  # noqa: E402
+from gantrain.config import compose_config  # noqa: E402
 
 
 def scene(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -80,20 +81,12 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
     return (10 * torch.log10(1 / mse)).mean().item()
 
 
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose, initialize_config_dir
-
-    from gantrain.cli import CONF_DIR
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="train"):
-        return hydra_compose("train", overrides=overrides)
-
-
 def train(run_dir: Path, overrides: list[str], steps: int, device: str) -> float:
     overrides = [*overrides, f"trainer.steps={steps}", "trainer.progress=false", f"device={device}",
                  f"trainer.log_every={max(1, steps // 10)}", f"trainer.sample_every={steps}",
                  f"trainer.checkpoint_every={steps}", "data.num_workers=0"]
     start = time.perf_counter()
-    run(compose(overrides), run_dir, overrides)
+    run(compose_config(overrides), run_dir, overrides)
     return time.perf_counter() - start
 
 

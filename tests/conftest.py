@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from hydra import compose, initialize_config_dir
 
 from gantrain.build import run
-from gantrain.cli import CONF_DIR
+from gantrain.config import compose_config  # noqa: F401  (the tests import it from here)
 
 # Tiny nets and few steps: every run in the suite takes a second or two on 2 CPU cores.
 TINY = ["model.generator.width=8", "model.discriminator.width=8", "data.batch_size=8",
@@ -42,11 +41,6 @@ def on_device(overrides: list[str], device: str) -> list[str]:
     if not any(o.startswith("speed.compile=") for o in moved):
         moved.append("speed.compile=false")
     return moved
-
-
-def compose_config(overrides: list[str]):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="train"):
-        return compose("train", overrides=overrides)
 
 
 def train(run_dir: Path, overrides: list[str]) -> str:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from gantrain.build import check_config
-from gantrain.cli import CONF_DIR
+from gantrain.config import CONF_DIR
 
 from conftest import compose_config
 

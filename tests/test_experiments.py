@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gantrain.cli import CONF_DIR
+from gantrain.config import CONF_DIR
 
 from conftest import checkpoint, compose_config, events, train
 from fixtures import write_celeba, write_mnist, write_paired, write_unpaired

@@ -247,7 +247,7 @@ PAPERS = {
 
 
 def test_every_experiment_is_pinned():
-    from gantrain.cli import CONF_DIR
+    from gantrain.config import CONF_DIR
     from pathlib import Path
 
     assert sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml")) == sorted(PAPERS)

@@ -109,13 +109,7 @@ def test_optuna_without_an_evaluation_is_one_line(tmp_path):
 
 
 def test_the_slurm_and_optuna_examples_compose():
-    from hydra import compose, initialize_config_dir
-
-    from gantrain.cli import CONF_DIR
-
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="train"):
-        cfg = compose("train", overrides=["hydra/launcher=slurm", "hydra/sweeper=optuna_lr"],
-                      return_hydra_config=True)
+    cfg = compose_config(["hydra/launcher=slurm", "hydra/sweeper=optuna_lr"], return_hydra_config=True)
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher") and cfg.hydra.launcher.gpus_per_node == 1
     assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper") and "optim.g.lr" in cfg.hydra.sweeper.params
     compose_config([])  # the plain config is untouched by the examples
