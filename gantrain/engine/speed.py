@@ -13,7 +13,8 @@ and ``torch.compile`` usually cost more than they save:
   keys do not change, so checkpoints load into uncompiled nets). A discriminator whose
   loss differentiates it twice (gradient penalty, R1) stays eager: compiled graphs have
   no double backward. Compilation happens at the first step; if it fails there, the
-  loop restores the state from before that step and trains eagerly (one warning).
+  loop restores the state from before that step and trains eagerly (one warning;
+  ``compile_fallback.py``).
 * ``fused_optim``: the optimizer's fused kernel (Adam, AdamW, SGD): one launch per step
   instead of several per parameter.
 * ``cudnn_benchmark``, ``tf32``: cuDNN autotuning for the fixed shapes; TF32 tensor
