@@ -33,25 +33,29 @@ class UserError(Exception):
 
 
 class OptionError(UserError):
-    """A bad value of the parameter ``option``, which ``message`` names bare (every
-    occurrence of it as a whole word becomes the key path under ``keyed``)."""
+    """A bad value of the parameter ``option``, which ``message`` names bare: every
+    occurrence of it as a word of its own (after a space, a bracket or a quote, before
+    ``=``, a space or punctuation; not inside a path) becomes the key path under ``keyed``."""
 
     def __init__(self, option: str, message: str) -> None:
         super().__init__(message)
         self.option = option
 
-    def under(self, prefix: str, paths: Mapping[str, str] | None = None) -> "OptionError":
+    def under(self, prefix: str, paths: Mapping[str, str] | None = None) -> UserError:
         """The same error, its option named ``<prefix>.<option>``, or ``paths[option]``
         for an argument that the config layer fills from another key (a net's
-        ``image_size`` comes from ``data.image_size``)."""
-        pattern = rf"(?<![\w.]){re.escape(self.option)}(?!\w)"
+        ``image_size`` comes from ``data.image_size``). A plain ``UserError``: the key
+        path is final, an enclosing ``keyed`` leaves it alone."""
+        # The option as a word of the message, not part of a path or a value ("/tmp/root/").
+        pattern = rf"(?:^|(?<=[\s(\[`'\"])){re.escape(self.option)}(?=$|[\s=:,;)\]`'\"]|\.(?:\s|$))"
         keyed_option = (paths or {}).get(self.option, f"{prefix}.{self.option}")
-        return OptionError(keyed_option, re.sub(pattern, keyed_option, str(self)))
+        return UserError(re.sub(pattern, keyed_option, str(self)))
 
 
 @contextmanager
 def keyed(prefix: str, paths: Mapping[str, str] | None = None) -> Iterator[None]:
-    """Option errors raised inside name the key path ``<prefix>.<option>`` (or ``paths[option]``)."""
+    """Option errors raised inside name the key path ``<prefix>.<option>`` (or
+    ``paths[option]``). Not nested: the innermost ``keyed`` names the key."""
     try:
         yield
     except OptionError as exc:

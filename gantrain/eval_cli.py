@@ -31,21 +31,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _plain_eval(cfg) -> dict:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(cfg.eval, resolve=True)
-
-
 def run_eval(args: argparse.Namespace) -> dict:
     from omegaconf import OmegaConf
 
-    from gantrain.build import build_evaluator, build_source, load_generator
+    from gantrain.build import build_source, evaluate_generator, load_generator
     from gantrain.engine.checkpoint import write_json
     from gantrain.engine.logger import RunLogger
     from gantrain.engine.runtime import select_device
-    from gantrain.metrics.evaluate import EvalConfig, evaluate_translation
-    from gantrain.validate import to_dataclass
 
     device = select_device(args.device)
     G, export = load_generator(args.run_dir, device)
@@ -58,12 +50,9 @@ def run_eval(args: argparse.Namespace) -> dict:
         if value is not None:
             cfg.eval[key] = value
     cfg.seed = args.seed
-    source = build_source(cfg)
-    if source.spec.pairing == "none":
-        report = build_evaluator(cfg, source, device)(G)
-    else:  # pix2pix, CycleGAN: scores against the held-out target images
-        report = evaluate_translation(G, source, to_dataclass(EvalConfig, _plain_eval(cfg), "eval"), device,
-                                      test_mode=cfg.model.get("test_mode", "train"), seed=args.seed)
+    # The model's own report: image GANs against real training images, translators
+    # against the held-out targets.
+    report = evaluate_generator(cfg, G, build_source(cfg), device, args.seed)
     report["step"] = export["step"]
     report["source"] = "ema" if export["ema"] else "G"
     write_json(Path(args.run_dir) / "eval" / f"step_{export['step']:08d}.json", report)

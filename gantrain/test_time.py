@@ -70,3 +70,16 @@ def translate(net: nn.Module, images: torch.Tensor, mode: str, batch_size: int |
         if seed is not None:
             torch.manual_seed(seed)
         return torch.cat([net(image[None].to(device)).to(images.device) for image in images])
+
+
+def describe(mode: str, seed: int) -> str:
+    """How G ran, for an evaluation report's protocol."""
+    return f"test_mode={mode}" + (f", dropout seed {seed}" if mode == "train" else "")
+
+
+def translator(net: nn.Module, mode: str, seed: int | None = None):
+    """``translate`` with ``net``, ``mode`` and ``seed`` bound: ``f(images, batch_size=None,
+    device=None)``, the one shape every tool and metric calls a translator in."""
+    def run(images: torch.Tensor, batch_size: int | None = None, device: torch.device | None = None) -> torch.Tensor:
+        return translate(net, images, mode, batch_size, device, seed=seed)
+    return run

@@ -7,7 +7,7 @@ Two families, chosen by ``metrics`` (``auto`` picks by the data):
   download. Fréchet distance in its feature space, classifier score, and for
   conditional models the rate at which samples show their class.
 * ``inception``: FID, KID and IS through torchmetrics (``inception.py``); needs the
-  Inception weights (downloaded once, or ``eval.inception_weights=<file>``).
+  Inception weights (downloaded once, or ``inception_weights=<file>``).
 
 Every report also scores two disjoint sets of N real images against each other: the
 floor that a perfect generator would reach at this N (Fréchet distances are biased
@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 
 from gantrain.data.spec import to_unit_range
-from gantrain.errors import OptionError, UserError
+from gantrain.errors import OptionError
 from gantrain.checks import at_least
 
 FAMILIES = ("classifier", "inception")
@@ -60,8 +60,8 @@ def families(cfg: EvalConfig, spec) -> list[str]:
     if "auto" in cfg.metrics:
         chosen.append("classifier" if mnist_like else "inception")
     if "classifier" in chosen and not mnist_like:
-        raise UserError(f"eval.metrics=[classifier] needs MNIST-family data (28x28 grey, 10 classes), not "
-                        f"{spec.name}: use eval.metrics=[inception]")
+        raise OptionError("metrics", f"metrics=[classifier] needs MNIST-family data (28x28 grey, 10 classes), not "
+                          f"{spec.name}: use metrics=[inception]")
     return list(dict.fromkeys(chosen))
 
 
@@ -75,9 +75,16 @@ def real_images(source, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor |
     """``n`` real training images in [-1, 1] (and their labels), a seeded random subset."""
     size = source.spec.size
     if n > size:
-        raise UserError(f"eval.num_samples={n} is more than the {size} real images of "
-                        f"{source.spec.name}: lower eval.num_samples")
+        raise OptionError("n", f"n={n} is more than the {size} real images of {source.spec.name}")
     return images_at(source, torch.randperm(size, generator=torch.Generator().manual_seed(seed))[:n])
+
+
+def check_num_samples(num_samples: int, spec) -> None:
+    """An evaluation draws 2N distinct real images: N for the score, N for the floor."""
+    if 2 * num_samples > spec.size:
+        raise OptionError("num_samples", f"num_samples={num_samples} needs {2 * num_samples} real images (N for "
+                          f"the score, N for the real-vs-real floor); {spec.name} has {spec.size}: lower "
+                          f"num_samples")
 
 
 def images_at(source, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -105,11 +112,9 @@ def evaluate(sample, z_dim: int, num_classes: int, source, cfg: EvalConfig, devi
     """Score ``sample(z, y)`` (a generator in eval mode) against ``source``'s real images."""
     chosen = families(cfg, source.spec)
     n = cfg.num_samples
+    check_num_samples(n, source.spec)
     # 2n real images: n to compare with the samples, n more for the real-vs-real floor.
-    real, _ = real_images(source, min(2 * n, source.spec.size), seed)
-    if len(real) < 2 * n:
-        raise UserError(f"eval.num_samples={n} needs {2 * n} real images (N for the score, N for the "
-                        f"real-vs-real floor); {source.spec.name} has {source.spec.size}: lower eval.num_samples")
+    real, _ = real_images(source, 2 * n, seed)
     fake, fake_labels = generate(sample, z_dim, num_classes, n, seed + 1, cfg.batch_size, device)
     report = {"metrics": {}, "floor": {}, "protocol": {"num_samples": n, "real": f"{source.spec.name}, "
                                                        f"random subset (seed {seed})", "families": chosen}}
@@ -140,11 +145,11 @@ def evaluate(sample, z_dim: int, num_classes: int, source, cfg: EvalConfig, devi
         def batches(images):
             return (images[k:k + cfg.batch_size] for k in range(0, len(images), cfg.batch_size))
         scores = inception_metrics(batches(real[:n]), batches(fake), weights_path=cfg.inception_weights,
-                                   device=device)
+                                   device=device, option="inception_weights")
         report["protocol"]["inception"] = scores.pop("protocol")
         report["metrics"].update(scores)
         floor = inception_metrics(batches(real[:n]), batches(real[n:]), metrics=("fid", "kid"),
-                                  weights_path=cfg.inception_weights, device=device)
+                                  weights_path=cfg.inception_weights, device=device, option="inception_weights")
         floor.pop("protocol")
         report["floor"].update(floor)
     return report
@@ -184,7 +189,15 @@ class GeneratorEvaluator:
         self.cfg, self.source, self.device, self.seed = cfg, source, device, seed
         self.z_dim, self.num_classes = z_dim, num_classes
         self.every = cfg.every
-        self.best = best_metric(cfg, families(cfg, source.spec))
+        chosen = families(cfg, source.spec)
+        self.best = best_metric(cfg, chosen)
+        # What would stop the first evaluation stops the run now, hours earlier, while the
+        # config layer still adds the key path to an option's error.
+        check_num_samples(cfg.num_samples, source.spec)
+        if "inception" in chosen:  # weights that cannot be had: load once (download if need be), drop
+            from gantrain.metrics.inception import load_inception
+
+            load_inception(cfg.inception_weights, option="inception_weights")
 
     def __call__(self, generator: torch.nn.Module) -> dict:
         was_training = generator.training
@@ -202,34 +215,49 @@ class GeneratorEvaluator:
         return value < best if self.best in LOWER_IS_BETTER else value > best
 
 
-def evaluate_translation(G, source, cfg: EvalConfig, device, test_mode: str = "train", seed: int = 0) -> dict:
-    """pix2pix: L1, PSNR and SSIM of G(A) against B over the first N validation pairs;
-    CycleGAN: the cycle L1 of both domains on the test images. Both: FID of the
-    translations against the target domain when Inception weights are at hand
-    (``eval.inception_weights``, or torch's cache), else the report says it skipped it.
-    G runs as the run's ``model.test_mode`` says (gantrain/test_time.py); ``seed``: its
-    dropout masks in train mode, so that the numbers repeat."""
-    from gantrain.metrics.inception import cached_weights_path, inception_metrics
-    from gantrain.metrics.paired import paired_sums
-    from gantrain.test_time import translate
+Translate = Callable[..., torch.Tensor]  # images, batch_size, device -> translations (gantrain/test_time.py)
 
-    def _translate(net: torch.nn.Module, images: torch.Tensor, batch_size: int, device) -> torch.Tensor:
-        return translate(net, images, test_mode, batch_size, device, seed=seed)
+
+def _translation_report(n: int, generator: str) -> dict:
+    return {"metrics": {}, "floor": {}, "protocol": {
+        "num_samples": n, "images": "the first N held-out pairs (val/, else test/) resized, no augmentation",
+        "generator": generator}}
+
+
+def evaluate_paired(translate: Translate, source, cfg: EvalConfig, device, generator: str) -> dict:
+    """pix2pix: L1, PSNR and SSIM of G(A) against B over the first N validation pairs, and
+    FID of G(A) against B when Inception weights are at hand (``_add_fid``). ``translate``
+    runs G as the run's ``model.test_mode`` says; ``generator`` describes that for the
+    report's protocol."""
+    from gantrain.metrics.paired import paired_sums
 
     fixed = source.fixed_batch(cfg.num_samples)
+    A, B = fixed["A"], fixed["B"]
+    report = _translation_report(len(A), generator)
+    fake_B = translate(A, cfg.batch_size, device)
+    report["metrics"].update({key: value / len(A) for key, value in paired_sums(fake_B, B).items()})
+    return _add_fid(report, {"fid": (fake_B, B)}, cfg, device)
+
+
+def evaluate_unpaired(translate_AB: Translate, translate_BA: Translate, source, cfg: EvalConfig, device,
+                      generator: str) -> dict:
+    """CycleGAN: the cycle L1 of both domains on the test images (halved: images span
+    [-1, 1]), and FID of each translation against its target domain when Inception
+    weights are at hand."""
+    fixed = source.fixed_batch(cfg.num_samples)
     A, B, bs = fixed["A"], fixed["B"], cfg.batch_size
-    report = {"metrics": {}, "floor": {}, "protocol": {
-        "num_samples": len(A), "images": "the first N held-out pairs (val/, else test/) resized, no augmentation",
-        "generator": f"test_mode={test_mode}" + (f", dropout seed {seed}" if test_mode == "train" else "")}}
-    if source.spec.pairing == "paired":
-        fake_B = _translate(G, A, bs, device)
-        report["metrics"].update({key: value / len(A) for key, value in paired_sums(fake_B, B).items()})
-        targets = {"fid": (fake_B, B)}
-    else:
-        fake_B, fake_A = _translate(G["AB"], A, bs, device), _translate(G["BA"], B, bs, device)
-        report["metrics"]["cycle_l1_A"] = (_translate(G["BA"], fake_B, bs, device) - A).abs().mean().item() / 2
-        report["metrics"]["cycle_l1_B"] = (_translate(G["AB"], fake_A, bs, device) - B).abs().mean().item() / 2
-        targets = {"fid_AB": (fake_B, B), "fid_BA": (fake_A, A)}
+    report = _translation_report(len(A), generator)
+    fake_B, fake_A = translate_AB(A, bs, device), translate_BA(B, bs, device)
+    report["metrics"]["cycle_l1_A"] = (translate_BA(fake_B, bs, device) - A).abs().mean().item() / 2
+    report["metrics"]["cycle_l1_B"] = (translate_AB(fake_A, bs, device) - B).abs().mean().item() / 2
+    return _add_fid(report, {"fid_AB": (fake_B, B), "fid_BA": (fake_A, A)}, cfg, device)
+
+
+def _add_fid(report: dict, targets: dict[str, tuple[torch.Tensor, torch.Tensor]], cfg: EvalConfig, device) -> dict:
+    """FID of each (fake, real) pair when Inception weights are at hand
+    (``eval.inception_weights``, or torch's cache), else the report says it skipped it."""
+    from gantrain.metrics.inception import cached_weights_path, inception_metrics
+
     if cfg.inception_weights or cached_weights_path().is_file() or "inception" in cfg.metrics:
         for name, (fake, real) in targets.items():
             scores = inception_metrics([real], [fake], metrics=("fid",), weights_path=cfg.inception_weights,

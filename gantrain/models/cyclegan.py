@@ -18,13 +18,16 @@ holds it and a resumed run continues with the same history.
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gantrain.checks import at_least
+from gantrain.models.base import GANModel, GeneratorInfo, NetFactory
 from gantrain.models.common import discriminator_loss
-from gantrain.test_time import TestMode, translate
-from gantrain.validate import at_least
+from gantrain.test_time import TestMode, describe, translate, translator
 
 
 def exchange(pool: torch.Tensor, images: torch.Tensor, swap: torch.Tensor,
@@ -92,27 +95,31 @@ class ImagePool(nn.Module):
         return torch.cat([fakes[:stored], returned]) if stored else returned
 
 
-class CycleGAN(nn.Module):
-    pairing = "unpaired"  # batches {"A": from domain A, "B": from domain B}, not aligned
-    # The EMA copy's BatchNorm buffers are copied from G (engine/ema.py): G runs on batch
-    # statistics at test time by default (test_mode: train).
-    calibration_inputs = None
+class CycleGAN(GANModel):
+    data_kind = "unpaired"  # batches {"A": from domain A, "B": from domain B}, not aligned
+    built_args = ("generator", "discriminator", "image_shape")
+    # calibration_inputs stays None: the EMA copy takes G's BatchNorm buffers (engine/ema.py),
+    # as G runs on batch statistics at test time by default (test_mode: train).
 
     def __init__(self, generator: nn.ModuleDict, discriminator: nn.ModuleDict, loss, image_shape: tuple[int, ...],
                  cycle_weight: float = 10.0, identity_weight: float = 0.5, pool_size: int = 50,
                  test_mode: TestMode = "train") -> None:
         super().__init__()
-        at_least("model.cycle_weight", cycle_weight, 0)
-        at_least("model.identity_weight", identity_weight, 0)
-        at_least("model.pool_size", pool_size, 0)
+        at_least("cycle_weight", cycle_weight, 0)
+        at_least("identity_weight", identity_weight, 0)
+        at_least("pool_size", pool_size, 0)
         self.G, self.D, self.loss = generator, discriminator, loss  # G: {"AB", "BA"}, D: {"A", "B"}
         self.cycle_weight, self.identity_weight = float(cycle_weight), float(identity_weight)
         self.test_mode = test_mode
         self.pools = nn.ModuleDict({side: ImagePool(pool_size, tuple(image_shape)) for side in ("A", "B")})
         self._fakes: dict[str, torch.Tensor] | None = None
 
-    @staticmethod
-    def nets(make_generator, make_discriminator, channels: int, image_size: int) -> dict:
+    @classmethod
+    def build_nets(cls, make_generator: NetFactory, make_discriminator: NetFactory, spec,
+                   options: Mapping[str, Any]) -> dict[str, Any]:
+        """G: {"AB", "BA"}, D: {"A", "B"}, all at the data's channels and size."""
+        channels, image_size = spec.channels, spec.image_size
+
         def generator() -> nn.Module:
             return make_generator(in_channels=channels, out_channels=channels, image_size=image_size)
         return {"generator": nn.ModuleDict({"AB": generator(), "BA": generator()}),
@@ -134,10 +141,6 @@ class CycleGAN(nn.Module):
         loss = loss_a + loss_b
         return loss, {"loss/d": loss.detach(), **logs_a, **logs_b}
 
-    def after_d_step(self) -> None:
-        for D in self.D.values():
-            self.loss.constrain(D)
-
     def g_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         A, B = batch["A"], batch["B"]
         fakes = self._fakes or {"B": self.G["AB"](A), "A": self.G["BA"](B)}
@@ -157,9 +160,32 @@ class CycleGAN(nn.Module):
         """``direction`` "AB" or "BA", as at test time (``test_mode``: see gantrain/test_time.py)."""
         return translate((self.G if generator is None else generator)[direction], images, self.test_mode)
 
+    def fixed_inputs(self, num_samples: int, seed: int, source) -> dict[str, torch.Tensor]:
+        """The first test images of each domain, the same at every grid."""
+        return source.fixed_batch(num_samples)
+
     def sample_grid(self, fixed: dict[str, torch.Tensor], generator: nn.ModuleDict | None = None):
         """Rows of real_A | fake_B | rec_A | real_B | fake_A | rec_B."""
         A, B = fixed["A"], fixed["B"]
         fake_B, fake_A = self.translate(A, "AB", generator), self.translate(B, "BA", generator)
         rec_A, rec_B = self.translate(fake_B, "BA", generator), self.translate(fake_A, "AB", generator)
         return torch.stack([A, fake_B, rec_A, B, fake_A, rec_B], 1).flatten(0, 1), 6
+
+    # -- quality and the trained generator ------------------------------------------
+    @classmethod
+    def evaluate(cls, generator: nn.Module, source, eval_cfg, options: Mapping[str, Any], device: torch.device,
+                 seed: int) -> dict:
+        """Cycle L1 of both domains (and FID of each translation) on the test images."""
+        from gantrain.metrics.evaluate import evaluate_unpaired
+
+        return evaluate_unpaired(cls.translator(generator, "AB", options, seed),
+                                 cls.translator(generator, "BA", options, seed), source, eval_cfg, device,
+                                 describe(options.get("test_mode", "train"), seed))
+
+    @classmethod
+    def generator_info(cls, options: Mapping[str, Any], spec: Mapping[str, Any]) -> GeneratorInfo:
+        return GeneratorInfo("translator", directions=("AB", "BA"))
+
+    @classmethod
+    def translator(cls, generator: nn.ModuleDict, direction: str, options: Mapping[str, Any], seed: int = 0):
+        return translator(generator[direction], options.get("test_mode", "train"), seed)

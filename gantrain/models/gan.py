@@ -20,10 +20,14 @@ The model never calls ``backward()`` or ``step()``; the loop owns those.
 from __future__ import annotations
 
 import math
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
+from gantrain.checks import at_least
+from gantrain.errors import OptionError
+from gantrain.models.base import GANModel, GeneratorInfo, NetFactory
 from gantrain.models.common import discriminator_loss, eval_forward
 
 
@@ -31,8 +35,10 @@ from gantrain.models.common import discriminator_loss, eval_forward
 CALIBRATION_BATCHES, CALIBRATION_BATCH_SIZE, CALIBRATION_SEED = 16, 64, 1234
 
 
-class GAN(nn.Module):
-    pairing = "none"  # the data it needs: images, with labels when conditional
+class GAN(GANModel):
+    data_kind = "none"  # images, with labels when conditional
+    built_args = ("generator", "discriminator", "num_classes")
+    build_options = ("conditional",)  # true: num_classes from the data's labels
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss, z_dim: int,
                  num_classes: int = 0, reuse_fakes: bool = True) -> None:
@@ -41,6 +47,40 @@ class GAN(nn.Module):
         self.z_dim, self.num_classes, self.reuse_fakes = z_dim, num_classes, reuse_fakes
         self._fakes: tuple[torch.Tensor, torch.Tensor | None] | None = None
 
+    # -- construction ----------------------------------------------------------------
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        conditional = options.get("conditional", False)
+        if not isinstance(conditional, bool):
+            raise OptionError("conditional", f"conditional={conditional!r} is not true or false: "
+                                             f"fix the value of conditional")
+        if "z_dim" in options:
+            at_least("z_dim", options["z_dim"], 1)
+
+    @classmethod
+    def check_data(cls, spec, options: Mapping[str, Any]) -> None:
+        super().check_data(spec, options)
+        if options.get("conditional", False) and not spec.num_classes:
+            raise OptionError("conditional", f"conditional=true needs class labels, but {spec.name} has none: "
+                                             f"use a labelled dataset (mnist, fashion_mnist, a folder of class "
+                                             f"subfolders, celeba with data.label_attrs=[Smiling]) or "
+                                             f"conditional=false")
+
+    @staticmethod
+    def classes(spec, options: Mapping[str, Any]) -> int:
+        """The class count G and D are conditioned on: the data's, when conditional."""
+        return int(spec.num_classes) if options.get("conditional", False) else 0
+
+    @classmethod
+    def build_nets(cls, make_generator: NetFactory, make_discriminator: NetFactory, spec,
+                   options: Mapping[str, Any]) -> dict[str, Any]:
+        """G(z, y) and D(x, y) at the data's channels and size."""
+        shape = {"channels": spec.channels, "image_size": spec.image_size,
+                 "num_classes": cls.classes(spec, options)}
+        return {"generator": make_generator(z_dim=options["z_dim"], **shape),
+                "discriminator": make_discriminator(**shape), "num_classes": shape["num_classes"]}
+
+    # -- one step --------------------------------------------------------------------
     def sample_z(self, n: int, device: torch.device) -> torch.Tensor:
         return torch.randn(n, self.z_dim, device=device)
 
@@ -57,9 +97,6 @@ class GAN(nn.Module):
         self._fakes = (fake, y) if self.reuse_fakes else None
         loss, logs = discriminator_loss(self.loss, self.D, batch["image"], fake.detach(), y)
         return loss, {"loss/d": loss.detach(), **logs}
-
-    def after_d_step(self) -> None:
-        self.loss.constrain(self.D)
 
     def g_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         fake, y = self._fakes if self._fakes is not None else self._generate(batch)
@@ -80,7 +117,7 @@ class GAN(nn.Module):
             batches.append((z, y))
         return batches
 
-    def fixed_inputs(self, num_samples: int, seed: int) -> dict[str, torch.Tensor]:
+    def fixed_inputs(self, num_samples: int, seed: int, source=None) -> dict[str, torch.Tensor]:
         """Noise for the sample grids, from its own generator so that it takes nothing
         from the training RNG. Conditional: a row per class, the same z down each column."""
         classes = self.num_classes
@@ -100,3 +137,20 @@ class GAN(nn.Module):
         """Images for fixed noise, with G in eval mode (BatchNorm's running statistics).
         ``generator``: another copy of G to sample from (the loop's EMA copy)."""
         return eval_forward(self.G if generator is None else generator, z, y if self.num_classes else None)
+
+    # -- quality and the trained generator ------------------------------------------
+    @classmethod
+    def evaluator(cls, eval_cfg, source, options: Mapping[str, Any], device: torch.device, seed: int):
+        from gantrain.metrics.evaluate import GeneratorEvaluator
+
+        return GeneratorEvaluator(eval_cfg, source, options["z_dim"], cls.classes(source.spec, options), device, seed)
+
+    @classmethod
+    def evaluate(cls, generator: nn.Module, source, eval_cfg, options: Mapping[str, Any], device: torch.device,
+                 seed: int) -> dict:
+        return cls.evaluator(eval_cfg, source, options, device, seed)(generator)
+
+    @classmethod
+    def generator_info(cls, options: Mapping[str, Any], spec: Mapping[str, Any]) -> GeneratorInfo:
+        classes = int(spec["num_classes"]) if options.get("conditional", False) else 0
+        return GeneratorInfo("noise", z_dim=int(options["z_dim"]), num_classes=classes)

@@ -20,35 +20,39 @@ running statistics and no dropout instead.
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gantrain.checks import at_least
 from gantrain.metrics.paired import paired_scores
+from gantrain.models.base import GANModel, GeneratorInfo, NetFactory
 from gantrain.models.common import discriminator_loss
-from gantrain.test_time import TestMode, translate
-from gantrain.validate import at_least
+from gantrain.test_time import TestMode, describe, translate, translator
 
 
-class Pix2Pix(nn.Module):
-    pairing = "paired"  # the data it needs: batches {"A": input, "B": target}
-    # The EMA copy's BatchNorm buffers are copied from G (engine/ema.py): G runs on batch
-    # statistics at test time by default (test_mode: train).
-    calibration_inputs = None
+class Pix2Pix(GANModel):
+    data_kind = "paired"  # batches {"A": input, "B": target}
+    # calibration_inputs stays None: the EMA copy takes G's BatchNorm buffers (engine/ema.py),
+    # as G runs on batch statistics at test time by default (test_mode: train).
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss, l1_weight: float = 100.0,
                  test_mode: TestMode = "train") -> None:
         super().__init__()
-        at_least("model.l1_weight", l1_weight, 0)
+        at_least("l1_weight", l1_weight, 0)
         self.G, self.D, self.loss = generator, discriminator, loss
         self.l1_weight, self.test_mode = float(l1_weight), test_mode
         self._fake: torch.Tensor | None = None
 
-    @staticmethod
-    def nets(make_generator, make_discriminator, channels: int, image_size: int) -> dict:
+    @classmethod
+    def build_nets(cls, make_generator: NetFactory, make_discriminator: NetFactory, spec,
+                   options: Mapping[str, Any]) -> dict[str, Any]:
         """G: A -> B at the data's size; D sees A and B stacked along the channels."""
-        return {"generator": make_generator(in_channels=channels, out_channels=channels, image_size=image_size),
-                "discriminator": make_discriminator(in_channels=2 * channels, image_size=image_size)}
+        channels, size = spec.channels, spec.image_size
+        return {"generator": make_generator(in_channels=channels, out_channels=channels, image_size=size),
+                "discriminator": make_discriminator(in_channels=2 * channels, image_size=size)}
 
     def d_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         A, B = batch["A"], batch["B"]
@@ -57,9 +61,6 @@ class Pix2Pix(nn.Module):
         loss, logs = discriminator_loss(self.loss, self.D, torch.cat([A, B], 1), torch.cat([A, fake.detach()], 1),
                                         scale=0.5)
         return loss, {"loss/d": loss.detach(), **logs}
-
-    def after_d_step(self) -> None:
-        self.loss.constrain(self.D)
 
     def g_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         A, B = batch["A"], batch["B"]
@@ -74,11 +75,18 @@ class Pix2Pix(nn.Module):
         """G(A) as at test time (``test_mode``); changes no buffer and no RNG state."""
         return translate(self.G if generator is None else generator, A, self.test_mode)
 
+    def fixed_inputs(self, num_samples: int, seed: int, source) -> dict[str, torch.Tensor]:
+        """The first held-out pairs (val/, else test/), the same at every grid."""
+        return source.fixed_batch(num_samples)
+
     def sample_grid(self, fixed: dict[str, torch.Tensor], generator: nn.Module | None = None):
         """Rows of input | output | target for the fixed validation pairs (two per row)."""
         A, B = fixed["A"], fixed["B"]
         triplets = torch.stack([A, self.translate(A, generator), B], 1).flatten(0, 1)
         return triplets, 6 if len(A) > 1 else 3
+
+    def validation(self, source, batch_size: int):
+        return lambda: source.validation_batches(batch_size)
 
     @torch.no_grad()
     def validate(self, batches, generator: nn.Module | None = None) -> dict[str, float]:
@@ -86,3 +94,23 @@ class Pix2Pix(nn.Module):
         device = next(self.G.parameters()).device
         scores = paired_scores(lambda A: self.translate(A, generator), batches, device)
         return {f"val/{key}": value for key, value in scores.items()}
+
+    # -- quality and the trained generator ------------------------------------------
+    @classmethod
+    def evaluate(cls, generator: nn.Module, source, eval_cfg, options: Mapping[str, Any], device: torch.device,
+                 seed: int) -> dict:
+        """L1, PSNR, SSIM (and FID) of G(A) against B on the held-out pairs."""
+        from gantrain.metrics.evaluate import evaluate_paired
+
+        mode = options.get("test_mode", "train")
+        return evaluate_paired(cls.translator(generator, "AB", options, seed), source, eval_cfg, device,
+                               describe(mode, seed))
+
+    @classmethod
+    def generator_info(cls, options: Mapping[str, Any], spec: Mapping[str, Any]) -> GeneratorInfo:
+        return GeneratorInfo("translator", directions=("AB",))
+
+    @classmethod
+    def translator(cls, generator: nn.Module, direction: str, options: Mapping[str, Any], seed: int = 0):
+        # Runs from before test_mode existed: the paper's (train).
+        return translator(generator, options.get("test_mode", "train"), seed)

@@ -18,7 +18,6 @@ import argparse
 import torch
 
 from gantrain.errors import UserError
-from gantrain.test_time import translate
 from gantrain.tools.inputs import class_labels, in_batches, parse_seeds, read_image_folder, seeded_z
 from gantrain.tools.run import WEIGHTS, ToolOutput, check_class, open_run, tool_main
 
@@ -58,10 +57,8 @@ def translate_folder(run, folder: str, direction: str, batch_size: int, seed: in
     the dropout masks of the paper's test mode, so that a second call gives the same)."""
     spec = run.spec
     images, files = read_image_folder(folder, spec["channels"], spec["image_size"])
-    G = run.G[direction] if isinstance(run.G, torch.nn.ModuleDict) else run.G
     # As the run's model.test_mode says (gantrain/test_time.py); older runs: the paper's.
-    mode = run.config.model.get("test_mode", "train")
-    return images, translate(G, images, mode, batch_size, run.device, seed=seed), files
+    return images, run.translator(direction, seed)(images, batch_size, run.device), files
 
 
 def check_args(args: argparse.Namespace) -> None:

@@ -27,6 +27,7 @@ from torchvision.utils import make_grid, save_image
 
 from gantrain.engine.checkpoint import CHECKPOINT_DIR, LAST, exported_generator, last_checkpoint, load_checkpoint
 from gantrain.errors import UserError
+from gantrain.models.base import GeneratorInfo
 
 WEIGHTS = ("auto", "ema", "raw")
 # Output folders created by the command now running: a failure removes them.
@@ -62,16 +63,33 @@ class GeneratorRun:
         return str(self.config.model.get("_target_", "?")).rsplit(".", 1)[-1]
 
     @property
+    def info(self) -> GeneratorInfo:
+        """What G maps (the model's contract: noise and classes, or images)."""
+        from gantrain.build import generator_info
+
+        return generator_info(self.config.model, self.spec)
+
+    @property
     def is_translation(self) -> bool:
-        return self.spec["pairing"] != "none"
+        return self.info.kind == "translator"
 
     @property
     def z_dim(self) -> int:
-        return int(self.config.model.z_dim)
+        return self.info.z_dim
 
     @property
     def num_classes(self) -> int:
-        return int(getattr(self.G, "num_classes", 0) or 0)
+        return self.info.num_classes
+
+    def translator(self, direction: str, seed: int = 0):
+        """``images -> images`` in ``direction`` as the run's model runs G at test time."""
+        from gantrain.build import translator
+
+        if direction not in self.info.directions:
+            raise UserError(f"{self.run_dir} holds a {self.model_name} translator, which translates "
+                            f"{' and '.join(self.info.directions)} only: use --direction "
+                            f"{self.info.directions[0]}")
+        return translator(self.config.model, self.G, direction, seed)
 
     @property
     def step(self) -> int:

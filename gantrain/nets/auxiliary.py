@@ -1,0 +1,42 @@
+"""The auxiliary-classifier discriminator of AC-GAN (Odena, Olah & Shlens, 2017).
+
+D does not read the class; it predicts it. The DCGAN discriminator's stack (built
+unconditional) ends in two heads on the same features: the source logit (real or
+fake), and ``num_classes`` class logits, each a convolution with the geometry of the
+DCGAN D's last layer (the paper: "the discriminator ... outputs both a probability
+distribution over sources and a probability distribution over the class labels").
+``D(x)`` returns the source logits, as every loss and penalty expects;
+``D(x, with_classes=True)`` returns (source logits, class logits) from one pass.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from gantrain.checks import at_least
+from gantrain.nets.dcgan import DCGANDiscriminator, Norm, dcgan_init
+
+
+class AuxiliaryClassifierDiscriminator(nn.Module):
+    def __init__(self, channels: int, image_size: int, num_classes: int, width: int = 64,
+                 norm: Norm = "batch") -> None:
+        super().__init__()
+        at_least("num_classes", num_classes, 2)
+        self.body = DCGANDiscriminator(channels, image_size, 0, width=width, norm=norm)
+        last = self.body.net[-1]
+        head = nn.Conv2d(last.in_channels, num_classes, last.kernel_size, last.stride, last.padding)
+        dcgan_init(head)
+        # A spectrally normalised D normalises every weight layer, the class head too.
+        self.classes = spectral_norm(head) if norm == "spectral" else head
+        self.num_classes = num_classes
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None,
+                with_classes: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``y`` is accepted and ignored (the penalties pass it to conditional Ds)."""
+        features = self.body.net[:-1](x)
+        source = self.body.net[-1](features).flatten(1).squeeze(1)
+        if not with_classes:
+            return source
+        return source, self.classes(features).flatten(1)
