@@ -91,7 +91,7 @@ def test_on_bad_file_fail_stops_at_the_first_bad_file_naming_it(tmp_path):
     source = folder(str(root), image_size=20, on_bad_file="fail")
     with pytest.raises(UserError, match=r"cannot decode .*corrupt\.png"):
         source.dataset[[p.name for p in source.dataset.files].index("corrupt.png")]
-    with pytest.raises(UserError, match="data.on_bad_file='maybe'"):
+    with pytest.raises(UserError, match="on_bad_file='maybe'"):
         folder(str(root), on_bad_file="maybe")
 
 

@@ -91,5 +91,5 @@ def test_mnist_sample_splits_are_disjoint_and_balanced():
     assert torch.bincount(holdout.labels).tolist() == [100] * 10
     both = torch.cat([train_split.images, holdout.images]).flatten(1)
     assert torch.unique(both, dim=0).shape[0] == torch.unique(whole.images.flatten(1), dim=0).shape[0]
-    with pytest.raises(UserError, match="data.split"):
+    with pytest.raises(UserError, match="split"):
         mnist_sample(split="test")

@@ -56,7 +56,7 @@ def test_fashion_mnist_mirrors_half_of_each_batch_on_request(tmp_path):
 
 
 def test_missing_mnist_says_where_the_files_go(tmp_path):
-    with pytest.raises(UserError, match=f"{tmp_path}/MNIST/raw/.*data.root"):
+    with pytest.raises(UserError, match=f"{tmp_path}/MNIST/raw/.*root"):
         mnist(root=str(tmp_path), download=False)
 
 
@@ -104,7 +104,7 @@ def test_empty_or_missing_folder_is_a_user_error(tmp_path):
 
 
 def test_batch_larger_than_dataset_is_a_user_error():
-    with pytest.raises(UserError, match="data.batch_size"):
+    with pytest.raises(UserError, match="batch_size"):
         synthetic(size=8).stream(16, seed=0)
 
 

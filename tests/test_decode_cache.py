@@ -77,7 +77,7 @@ def test_training_from_the_cache(tmp_path):
 def test_cache_without_a_folder_is_one_line(tmp_path):
     from gantrain.errors import UserError
 
-    with pytest.raises(UserError, match="data.cache_dir"):
+    with pytest.raises(UserError, match="cache_dir"):
         folder(str(_classes(tmp_path / "pets")), image_size=16, cache=True, cache_dir=None)
 
 
@@ -133,7 +133,7 @@ def test_celeba_cache_keeps_attributes_and_labels(tmp_path, monkeypatch):
     again = celeba(**options, cache=True, cache_dir=str(tmp_path / "cache"))
     assert torch.equal(again.images, cached.images)
     assert len(list((tmp_path / "cache").glob("celeba-train_*_images.npy"))) == 1
-    with pytest.raises(UserError, match="data.cache_dir"):
+    with pytest.raises(UserError, match="cache_dir"):
         celeba(root=str(tmp_path), cache=True, cache_dir="")
 
 

@@ -176,7 +176,7 @@ def test_facades_reads_the_archive_layout_label_map_to_photo(tmp_path):
 
 
 def test_paired_errors_are_one_clear_line(tmp_path):
-    with pytest.raises(UserError, match="does not exist.*data.path"):
+    with pytest.raises(UserError, match="does not exist.*path"):
         paired_folder(str(tmp_path / "nope"))
     with pytest.raises(UserError, match="needs a path"):
         paired_folder("???")
@@ -190,9 +190,9 @@ def test_paired_errors_are_one_clear_line(tmp_path):
     write_paired(tmp_path / "d", {"train": 2}, size=(32, 16))
     with pytest.raises(UserError, match="AtoB.*BtoA"):
         paired_folder(str(tmp_path / "d"), direction="AB")
-    with pytest.raises(UserError, match="load_size=12 is smaller than data.image_size=16"):
+    with pytest.raises(UserError, match="load_size=12 is smaller than image_size=16"):
         paired_folder(str(tmp_path / "d"), image_size=16, load_size=12)
-    with pytest.raises(UserError, match="data.val_split='nope'.*it has test, train, val"):
+    with pytest.raises(UserError, match="val_split='nope'.*it has test, train, val"):
         paired_folder(str(tmp_path / "d"), val_split="nope")
 
 
@@ -274,7 +274,7 @@ def test_configs_compose_check_and_build(tmp_path, option):
     check_config(cached)
     assert instantiate(_without(cached.data, LOADER_KEYS)).dataset.cache is not None
     assert list((tmp_path / "cache").glob("*.npy"))
-    with pytest.raises(UserError, match="data.cache=true needs data.cache_dir"):
+    with pytest.raises(UserError, match="cache=true needs cache_dir"):
         instantiate(_without(compose_config([f"data={option}", place, "data.cache=true", "data.cache_dir="]).data,
                              LOADER_KEYS))
 

@@ -1,4 +1,4 @@
-"""A one-time decode cache for file datasets (``data.cache=true``): folders, CelebA,
+"""A one-time decode cache for file datasets (``cache=true``): folders, CelebA,
 pix2pix and CycleGAN folders.
 
 Decoding and resizing JPEGs costs more than a small GAN's whole training step. When
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from gantrain.errors import UserError
+from gantrain.errors import OptionError
 
 log = logging.getLogger("gantrain")
 CACHE_VERSION = 1  # bump when the decoding itself changes
@@ -37,9 +37,9 @@ FILE_STEMS = {"image": "images", "label": "labels"}
 
 
 def cache_folder(cache_dir: str | Path | None) -> Path:
-    """``data.cache_dir``, checked: the cache needs somewhere to go."""
+    """``cache_dir``, checked: the cache needs somewhere to go."""
     if not cache_dir:
-        raise UserError("data.cache=true needs data.cache_dir: a folder for the decoded images")
+        raise OptionError("cache_dir", "cache=true needs cache_dir: a folder for the decoded images")
     return Path(cache_dir).expanduser()
 
 
@@ -70,7 +70,7 @@ def _build(dataset: Dataset, paths: dict[str, Path]) -> None:
     first = dataset[0]
     folder = next(iter(paths.values())).parent
     folder.mkdir(parents=True, exist_ok=True)
-    log.info("decoding %d items once into %s (data.cache=true)", len(dataset), next(iter(paths.values())))
+    log.info("decoding %d items once into %s (cache=true)", len(dataset), next(iter(paths.values())))
     temporary = {}
     try:
         for field, path in paths.items():

@@ -6,7 +6,7 @@ Layout (torchvision's): ``<root>/celeba/img_align_celeba/*.jpg`` plus the text f
 attributes reach the batch as ``batch["attrs"]`` (0/1), named in ``DataSpec``; chosen
 ones (``label_attrs``) also make ``batch["label"]`` for conditional models.
 
-Every item is deterministic (centre crop, resize), so ``data.cache=true`` decodes the
+Every item is deterministic (centre crop, resize), so ``cache=true`` decodes the
 split once into a memory-mapped file (``cache.py``) and trains from memory; the
 attributes and labels come from the annotation table, which costs no decoding.
 """
@@ -23,7 +23,7 @@ from gantrain.data.cache import cached_images
 from gantrain.data.loader import DatasetSource
 from gantrain.data.memory import InMemorySource
 from gantrain.data.spec import DataSpec
-from gantrain.errors import UserError
+from gantrain.errors import OptionError, UserError
 
 _FILES = ("list_attr_celeba.txt", "list_eval_partition.txt", "identity_CelebA.txt",
           "list_bbox_celeba.txt", "list_landmarks_align_celeba.txt")
@@ -87,13 +87,13 @@ def _label_columns(attribute_names: list[str], label_attrs: list[str]) -> list[i
     unknown = [name for name in label_attrs if name not in attribute_names]
     if unknown or len(set(label_attrs)) != len(label_attrs) or len(label_attrs) > 8:
         problem = f"{', '.join(unknown)} not among the CelebA attributes" if unknown else "repeated or more than 8"
-        raise UserError(f"data.label_attrs: {problem}; choose up to 8 distinct names from "
-                        f"{', '.join(attribute_names)}")
+        raise OptionError("label_attrs", f"label_attrs: {problem}; choose up to 8 distinct names from "
+                          f"{', '.join(attribute_names)}")
     return [attribute_names.index(name) for name in label_attrs]
 
 
 class CachedCelebA(InMemorySource):
-    """CelebA decoded once (``data.cache=true``). The file dataset stays, for the
+    """CelebA decoded once (``cache=true``). The file dataset stays, for the
     annotations that tools read (``dataset.attribute_table()``), never for images."""
 
     def __init__(self, dataset: CelebAImages, spec: DataSpec, cache_dir: str | None, hflip: bool) -> None:
@@ -119,11 +119,11 @@ def celeba(root: str = "data", split: str = "train", image_size: int = 64, crop_
     if not (base / "img_align_celeba").is_dir():
         missing.insert(0, "img_align_celeba/")
     if missing:
-        raise UserError(f"CelebA not found in {base}/ (missing {', '.join(missing)}): download "
-                        f"the aligned images and annotation files there, or set data.root to the "
-                        f"folder that holds celeba/")
+        raise OptionError("root", f"CelebA not found in {base}/ (missing {', '.join(missing)}): download "
+                          f"the aligned images and annotation files there, or set root to the "
+                          f"folder that holds celeba/")
     if split not in ("train", "valid", "test", "all"):
-        raise UserError(f"data.split={split!r} is not a CelebA split: use train, valid, test or all")
+        raise OptionError("split", f"split={split!r} is not known to CelebA: use train, valid, test or all")
     try:
         dataset = CelebAImages(root, split, image_size, crop_size)
     except (ValueError, IndexError, KeyError) as exc:

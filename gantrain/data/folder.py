@@ -19,7 +19,7 @@ from gantrain.data.cache import cached_images
 from gantrain.data.loader import DatasetSource
 from gantrain.data.memory import InMemorySource
 from gantrain.data.spec import DataSpec
-from gantrain.errors import UserError
+from gantrain.errors import OptionError
 
 
 def find_images(root: Path) -> list[Path]:
@@ -56,16 +56,16 @@ def folder(path: str, image_size: int = 64, channels: int = 3, on_bad_file: OnBa
     train from memory (``data/cache.py``); otherwise decode in DataLoader workers each epoch.
     ``hflip``: mirror a random half of each batch, on the device (``loader.py``)."""
     if path is None or str(path) in ("", "???"):
-        raise UserError("data=folder needs a path: add data.path=/path/to/images")
+        raise OptionError("path", "folder needs a path=<a folder of images>")
     root = Path(path).expanduser()
     if not root.is_dir():
-        raise UserError(f"image folder {root} does not exist: set data.path to a folder of images")
+        raise OptionError("path", f"image folder {root} does not exist: set path to a folder of images")
     if channels not in (1, 3):
-        raise UserError(f"data.channels={channels} is not supported: use 1 (grey) or 3 (RGB)")
+        raise OptionError("channels", f"channels={channels} is not supported: use 1 (grey) or 3 (RGB)")
     files = find_images(root)
     if not files:
-        raise UserError(f"no images in {root} (looked for {', '.join(sorted(IMG_EXTENSIONS))}): "
-                        f"set data.path to a folder that holds images")
+        raise OptionError("path", f"no images in {root} (looked for {', '.join(sorted(IMG_EXTENSIONS))}): "
+                          f"set path to a folder that holds images")
     files = scan(files, on_bad_file, str(root))
     top = [f.relative_to(root).parts for f in files]
     class_names: tuple[str, ...] = ()

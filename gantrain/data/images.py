@@ -6,7 +6,7 @@ dataset reads through here:
 
 * ``scan`` runs once, before training: it opens and verifies every file (PIL's
   ``verify`` checks the structure without decoding the pixels) and drops the bad ones,
-  counting them, or stops at the first with ``data.on_bad_file=fail``. An error deep
+  counting them, or stops at the first with ``on_bad_file=fail``. An error deep
   inside an epoch, in a worker process, is what this avoids.
 * ``read`` decodes one file into 8-bit grey or RGB: 16-bit images are scaled (PIL's
   own conversion clips them, turning most of them white), transparent images are laid
@@ -26,7 +26,7 @@ from typing import Callable, Literal, TypeVar
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from gantrain.errors import UserError
+from gantrain.errors import OptionError, UserError
 
 log = logging.getLogger("gantrain")
 
@@ -37,10 +37,24 @@ READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.D
 T = TypeVar("T")
 
 
+class BadFileError(OptionError):
+    """A file that stopped a dataset with ``on_bad_file=fail``. It is raised in DataLoader
+    worker processes too, and torch rebuilds a worker's exception in the main process as
+    ``type(exc)(text)``, ``text`` the whole worker traceback; so this error is built from
+    its message alone, and keeps that message's last line (``UserError`` does the same
+    for itself)."""
+
+    def __init__(self, message: str) -> None:
+        marker = f"{type(self).__module__}.{type(self).__qualname__}: "
+        if message.startswith(f"Caught {type(self).__name__}") and marker in message:
+            message = message.rsplit(marker, 1)[-1]
+        super().__init__("on_bad_file", message)
+
+
 def check_on_bad_file(on_bad_file: str) -> None:
     if on_bad_file not in ON_BAD_FILE:
-        raise UserError(f"data.on_bad_file={on_bad_file!r} is not known: use skip (leave unreadable "
-                        f"files out, counted) or fail (stop at the first)")
+        raise OptionError("on_bad_file", f"on_bad_file={on_bad_file!r} is not known: use skip (leave unreadable "
+                          f"files out, counted) or fail (stop at the first)")
 
 
 def _reason(exc: Exception) -> str:
@@ -59,8 +73,8 @@ def scan(files: list[Path], on_bad_file: OnBadFile, where: str) -> list[Path]:
             good.append(path)
         except READ_ERRORS as exc:
             if on_bad_file == "fail":
-                raise UserError(f"cannot read {path} ({_reason(exc)}): remove or replace the file, or "
-                                f"set data.on_bad_file=skip to leave unreadable files out") from None
+                raise BadFileError(f"cannot read {path} ({_reason(exc)}): remove or replace the file, or "
+                                   f"set on_bad_file=skip to leave unreadable files out") from None
             bad.append((path, _reason(exc)))
     if bad:
         log.warning("%s: skipped %d unreadable file(s) of %d, e.g. %s (%s)", where, len(bad), len(files),
@@ -118,8 +132,8 @@ class FallbackReader:
                 return decode(path), used
             except READ_ERRORS as exc:
                 if self.on_bad_file == "fail":
-                    raise UserError(f"cannot decode {path} ({_reason(exc)}): remove or replace the file, "
-                                    f"or set data.on_bad_file=skip") from None
+                    raise BadFileError(f"cannot decode {path} ({_reason(exc)}): remove or replace the file, "
+                                       f"or set on_bad_file=skip") from None
                 if path not in self._warned:
                     self._warned.add(path)
                     log.warning("cannot decode %s (%s): using the next image instead", path, _reason(exc))

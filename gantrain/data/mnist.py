@@ -17,7 +17,7 @@ from torchvision import datasets
 
 from gantrain.data.memory import InMemorySource, resize_uint8
 from gantrain.data.spec import DataSpec
-from gantrain.errors import UserError
+from gantrain.errors import OptionError
 
 _RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -45,15 +45,15 @@ def _load_torchvision(kind: str, root: str, split: str, download: bool):
         return cls(root, train=train, download=False)
     except RuntimeError:
         if not download:
-            raise UserError(f"{cls.__name__} not found: put {', '.join(_RAW_FILES)} in {raw}/ "
-                            f"(or set data.root to a folder holding {cls.__name__}/raw/), "
-                            f"or set data.download=true when online") from None
+            raise OptionError("root", f"{cls.__name__} not found: put {', '.join(_RAW_FILES)} in {raw}/ "
+                              f"(or set root to a folder holding {cls.__name__}/raw/), "
+                              f"or set download=true when online") from None
     try:
         return cls(root, train=train, download=True)
     except Exception as exc:  # no network, a mirror down, a full disk...
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"could not download {cls.__name__} ({reason}): put {', '.join(_RAW_FILES)} "
-                        f"(or the .gz archives) in {raw}/, or set data.root to an existing copy") from None
+        raise OptionError("root", f"could not download {cls.__name__} ({reason}): put {', '.join(_RAW_FILES)} "
+                          f"(or the .gz archives) in {raw}/, or set root to an existing copy") from None
 
 
 def mnist(root: str = "data", split: str = "train", image_size: int = 28,
@@ -73,7 +73,7 @@ def fashion_mnist(root: str = "data", split: str = "train", image_size: int = 28
 def _torchvision_family(kind: str, root: str, split: str, image_size: int,
                         download: bool, hflip: bool = False) -> InMemorySource:
     if split not in ("train", "test"):
-        raise UserError(f"data.split={split!r} is not a split of {kind}: use train or test")
+        raise OptionError("split", f"split={split!r} is not known to {kind}: use train or test")
     dataset = _load_torchvision(kind, root, split, download)
     return _source(dataset.data, dataset.targets, image_size, kind, _FAMILY[kind][1], hflip)
 
@@ -88,7 +88,7 @@ def mnist_sample(image_size: int = 28, split: str = "all") -> InMemorySource:
     100 of each class), real digits a model trained on ``train`` never saw, e.g. to
     train the classifier that judges a conditional generator."""
     if split not in ("all", "train", "holdout"):
-        raise UserError(f"data.split={split!r} is not a split of mnist_sample: use all, train or holdout")
+        raise OptionError("split", f"split={split!r} is not known to mnist_sample: use all, train or holdout")
     with resources.files("gantrain.data").joinpath("assets/mnist_sample.npz").open("rb") as f:
         arrays = np.load(f)
         images, labels = torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"])

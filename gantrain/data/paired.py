@@ -17,7 +17,7 @@ aligned. The randomness comes from the item seed the stream hands out
 (``seeded_items``, see loader.py). Validation images are resized straight to
 image_size, with no crop and no flip.
 
-``data.cache=true`` decodes the training files once into memory-mapped arrays of
+``cache=true`` decodes the training files once into memory-mapped arrays of
 their halves resized to load_size (``load``, the deterministic part), left and right
 as in the files, so both directions share one cache. The seeded crop and flip then run
 on those arrays: an item is bit-identical with or without the cache.
@@ -39,7 +39,7 @@ from gantrain.data.cache import MappedArray, mapped_arrays
 from gantrain.data.loader import DatasetSource
 from gantrain.data.images import FallbackReader, OnBadFile, check_on_bad_file, read, scan
 from gantrain.data.spec import DataSpec, to_unit_range
-from gantrain.errors import UserError
+from gantrain.errors import OptionError, UserError
 
 DIRECTIONS = ("AtoB", "BtoA")
 T = TypeVar("T")
@@ -106,11 +106,11 @@ def split_key(key: int | tuple[int, int]) -> tuple[int, int]:
 
 def check_sizes(image_size: int, load_size: int) -> None:
     if image_size < 1:
-        raise UserError(f"data.image_size={image_size} must be at least 1: fix data.image_size")
+        raise OptionError("image_size", f"image_size={image_size} must be at least 1: fix image_size")
     if load_size < image_size:
-        raise UserError(f"data.load_size={load_size} is smaller than data.image_size={image_size}: the "
-                        f"random crop needs load_size >= image_size (pix2pix: 286 for 256; equal "
-                        f"sizes mean no crop)")
+        raise OptionError("load_size", f"load_size={load_size} is smaller than image_size={image_size}: the "
+                          f"random crop needs load_size >= image_size (pix2pix: 286 for 256; equal "
+                          f"sizes mean no crop)")
 
 
 def stack_items(dataset: Dataset, indices: Sequence[int]) -> dict[str, torch.Tensor]:
@@ -119,14 +119,15 @@ def stack_items(dataset: Dataset, indices: Sequence[int]) -> dict[str, torch.Ten
     return {key: to_unit_range(torch.stack([item[key] for item in items])) for key in items[0]}
 
 
-def split_files(root: Path, split: str, key: str, on_bad_file: OnBadFile = "skip") -> list[Path]:
-    """The images of ``root/split``, or a UserError naming the splits that are there."""
+def split_files(root: Path, split: str, option: str, on_bad_file: OnBadFile = "skip") -> list[Path]:
+    """The images of ``root/split``, or an error about ``option`` (the parameter that chose
+    ``split``) naming the splits that are there."""
     folder = root / split
     if not folder.is_dir():
         present = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         there = f"it has {', '.join(present)}" if present else "it has no subfolders"
-        raise UserError(f"{key}={split!r} but there is no {folder}/ ({there}): set {key} to one of "
-                        f"the split folders in {root}")
+        raise OptionError(option, f"{option}={split!r} but there is no {folder}/ ({there}): set {option} to "
+                          f"one of the folders in {root}")
     files = list_images(folder)
     if not files:
         raise UserError(f"no images in {folder}/ (looked for {EXTENSIONS}): put the dataset's "
@@ -161,7 +162,7 @@ class AlignedPairs(Dataset):
         self.augment = augment
         # Only a dataset that draws random crops asks the stream for item seeds.
         self.seeded_items = augment
-        self.cache: dict[str, MappedArray] | None = None  # "left", "right" at load_size (data.cache)
+        self.cache: dict[str, MappedArray] | None = None  # "left", "right" at load_size (with cache)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -199,7 +200,7 @@ class AlignedPairs(Dataset):
         return {"A": draw(a), "B": draw(b)}
 
     def use_cache(self, cache_dir: str | None, name: str) -> None:
-        """Read the training halves from a one-time cache (``data.cache=true``) from now on."""
+        """Read the training halves from a one-time cache (``cache=true``) from now on."""
         settings = {"layout": "aligned", "load_size": self.load_size, "on_bad_file": self.reader.on_bad_file}
         self.cache = mapped_arrays(_LoadedSides(self), self.files, settings, cache_dir, name, ("left", "right"))
 
@@ -245,14 +246,14 @@ def _aligned(root: Path, split: str, direction: str, image_size: int, load_size:
              val_split: str | None, name: str, on_bad_file: OnBadFile, cache: bool = False,
              cache_dir: str | None = None) -> PairedSource:
     if direction not in DIRECTIONS:
-        raise UserError(f"data.direction={direction!r} is not a direction: use AtoB (left half -> "
-                        f"right half) or BtoA (right half -> left half)")
+        raise OptionError("direction", f"direction={direction!r} is not known: use AtoB (left half -> "
+                          f"right half) or BtoA (right half -> left half)")
     check_sizes(image_size, load_size)
     check_on_bad_file(on_bad_file)
-    train_files = split_files(root, split, "data.split", on_bad_file)
+    train_files = split_files(root, split, "split", on_bad_file)
     if val_split is None:  # the reference's held-out split, else the training images
         val_split = next((s for s in ("val", "test") if (root / s).is_dir()), split)
-    val_files = train_files if val_split == split else split_files(root, val_split, "data.val_split", on_bad_file)
+    val_files = train_files if val_split == split else split_files(root, val_split, "val_split", on_bad_file)
     check_even_widths(train_files)
     if val_files is not train_files:
         check_even_widths(val_files)
@@ -266,14 +267,15 @@ def _aligned(root: Path, split: str, direction: str, image_size: int, load_size:
     return PairedSource(dataset, validation, spec)
 
 
-def dataset_folder(path: str | None, option: str, holds: str, layout: str) -> Path:
-    """``data.path`` of a folder dataset, checked: given, and an existing folder."""
+def dataset_folder(path: str | None, kind: str, holds: str, layout: str) -> Path:
+    """``path`` of a folder dataset (``kind``: its builder), checked: given, and an existing
+    folder. (The messages use the word only for the parameter: the config layer puts its
+    key path in place of every whole-word "path".)"""
     if path is None or str(path) in ("", "???"):
-        raise UserError(f"data={option} needs a path: add data.path=/path/to/dataset (the folder "
-                        f"that holds {holds})")
+        raise OptionError("path", f"{kind} needs a path=<the folder that holds {holds}>")
     root = Path(path).expanduser()
     if not root.is_dir():
-        raise UserError(f"dataset folder {root} does not exist: set data.path to a folder laid out as {layout}")
+        raise OptionError("path", f"dataset folder {root} does not exist: set path to a folder laid out as {layout}")
     return root
 
 
@@ -283,7 +285,7 @@ def paired_folder(path: str, split: str = "train", direction: str = "AtoB", imag
     """Any dataset in the aligned layout (edges2shoes, maps, cityscapes, night2day, ...).
     ``cache``: decode the training files once into memory-mapped arrays under ``cache_dir``."""
     root = dataset_folder(path, "paired_folder", "train/, val/, ...",
-                          f"<path>/{split}/*.jpg, each image an A|B pair side by side")
+                          f"<dataset>/{split}/*.jpg, each image an A|B pair side by side")
     return _aligned(root, split, direction, image_size, load_size, flip, val_split, root.name, on_bad_file,
                     cache, cache_dir)
 
@@ -296,8 +298,10 @@ def facades(root: str = "data", split: str = "train", direction: str = "BtoA", i
     scripts) learns label map -> photo. ``cache`` as for ``paired_folder``."""
     base = Path(root).expanduser() / "facades"
     if not base.is_dir():
-        raise UserError(f"facades not found in {base}/ (expected {base}/train/*.jpg): run python "
-                        f"scripts/download_pix2pix.py facades --root {root}, or set data.root to the "
-                        f"folder that holds facades/")
+        # The download command names its folder through GANTRAIN_DATA, not --root: the config
+        # layer rewrites every whole-word "root" here into its key path.
+        raise OptionError("root", f"facades not found in {base}/ (expected {base}/train/*.jpg): run "
+                          f"GANTRAIN_DATA={root} python scripts/download_pix2pix.py facades, or set root to "
+                          f"the folder that holds facades/")
     return _aligned(base, split, direction, image_size, load_size, flip, None, "facades", on_bad_file,
                     cache, cache_dir)

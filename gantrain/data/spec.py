@@ -17,7 +17,7 @@ from typing import Iterator, Protocol
 
 import torch
 
-from gantrain.errors import UserError
+from gantrain.errors import OptionError
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,8 @@ class EpochStream:
             raise ValueError(f"shard {shard}: the rank must lie in [0, world)")
         if batch_size * world > size:
             per = f" x {world} processes" if world > 1 else ""
-            raise UserError(f"data.batch_size={batch_size}{per} is larger than the dataset "
-                            f"({size} images); lower data.batch_size")
+            raise OptionError("batch_size", f"batch_size={batch_size}{per} is larger than the dataset "
+                              f"({size} images); lower batch_size")
         self.size, self.batch_size, self.seed = size, batch_size, seed
         self.rank, self.world = rank, world
         self.device = torch.device(device)

@@ -10,7 +10,7 @@ independently (they are not pairs). Every random choice comes from the item seed
 stream hands out (``seeded_items``, see loader.py), so the B that meets a given A is
 reproducible. Items are ``{"A", "B"}``, uint8 (3, S, S).
 
-``data.cache=true`` decodes each training domain once into a memory-mapped array of
+``cache=true`` decodes each training domain once into a memory-mapped array of
 its images resized to load_size; the seeded crops and flips then run on it, giving the
 same items as decoding (see paired.py).
 """
@@ -29,7 +29,7 @@ from gantrain.data.paired import (EXTENSIONS, check_sizes, dataset_folder, draw_
                                    load_rgb, split_key, square)
 from gantrain.data.images import FallbackReader, OnBadFile, check_on_bad_file, scan
 from gantrain.data.spec import DataSpec, to_unit_range
-from gantrain.errors import UserError
+from gantrain.errors import OptionError
 
 
 class UnpairedImages(Dataset):
@@ -40,7 +40,7 @@ class UnpairedImages(Dataset):
         self.files_a, self.files_b = files_a, files_b
         self.read_a, self.read_b = FallbackReader(files_a, on_bad_file), FallbackReader(files_b, on_bad_file)
         self.image_size, self.load_size, self.flip = image_size, load_size, flip
-        self.cache: dict[str, MappedArray] | None = None  # "A", "B": each domain at load_size (data.cache)
+        self.cache: dict[str, MappedArray] | None = None  # "A", "B": each domain at load_size (with cache)
 
     def __len__(self) -> int:
         return max(len(self.files_a), len(self.files_b))
@@ -62,7 +62,7 @@ class UnpairedImages(Dataset):
         return {"A": a, "B": b}
 
     def use_cache(self, cache_dir: str | None, name: str) -> None:
-        """Read both domains from one-time caches (``data.cache=true``) from now on."""
+        """Read both domains from one-time caches (``cache=true``) from now on."""
         settings = {"layout": "unpaired", "load_size": self.load_size, "on_bad_file": self.read_a.on_bad_file}
         self.cache = {domain: mapped_arrays(_LoadedImages(reader, self.load_size), reader.files, settings,
                                             cache_dir, f"{name}{domain}", ("image",))["image"]
@@ -109,13 +109,13 @@ def _domain_files(root: Path, split: str, on_bad_file: OnBadFile) -> tuple[list[
     if missing:
         present = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         there = f"it has {', '.join(present)}" if present else "it has no subfolders"
-        raise UserError(f"{root} has no {' or '.join(missing)} ({there}): a CycleGAN dataset needs "
-                        f"{root}/{split}A/ and {root}/{split}B/; set data.path or data.split")
+        raise OptionError("path", f"{root} has no {' or '.join(missing)} ({there}): a CycleGAN dataset needs "
+                          f"{root}/{split}A/ and {root}/{split}B/; set path or split")
     files = (list_images(folders[0]), list_images(folders[1]))
     for folder, found in zip(folders, files):
         if not found:
-            raise UserError(f"no images in {folder}/ (looked for {EXTENSIONS}): put the domain's "
-                            f"images there, or set data.path to the dataset folder")
+            raise OptionError("path", f"no images in {folder}/ (looked for {EXTENSIONS}): put the domain's "
+                              f"images there, or set path to the dataset folder")
     return scan(files[0], on_bad_file, f"{folders[0]}/"), scan(files[1], on_bad_file, f"{folders[1]}/")
 
 

@@ -19,7 +19,7 @@ from typing import Literal, get_args
 import torch
 import torch.nn.functional as F
 
-from gantrain.errors import UserError
+from gantrain.errors import OptionError
 from gantrain.losses.base import AdversarialLoss
 
 Variant = Literal["non_saturating", "minimax"]
@@ -31,7 +31,7 @@ class BCELoss(AdversarialLoss):
                  r1_weight: float = 0.0) -> None:
         super().__init__(gp_weight, r1_weight)
         if variant not in VARIANTS:
-            raise UserError(f"loss.variant={variant!r} is not known: use {' or '.join(VARIANTS)}")
+            raise OptionError("variant", f"variant={variant!r} is not known: use {' or '.join(VARIANTS)}")
         self.variant = variant
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from gantrain.errors import UserError
+from gantrain.errors import OptionError
 from gantrain.losses.base import AdversarialLoss
 
 
@@ -25,12 +25,12 @@ class WassersteinLoss(AdversarialLoss):
     def __init__(self, clip: float | None = None, gp_weight: float = 0.0, r1_weight: float = 0.0) -> None:
         super().__init__(gp_weight, r1_weight)
         if clip is not None and clip <= 0:
-            raise UserError(f"loss.clip={clip} must be positive (the original WGAN uses 0.01), "
-                            f"or null for no weight clipping")
+            raise OptionError("clip", f"clip={clip} must be positive (the original WGAN uses 0.01), "
+                              f"or null for no weight clipping")
         if clip is None and not (gp_weight or r1_weight):
-            raise UserError("the Wasserstein loss needs a Lipschitz constraint on the critic: set "
-                            "loss.clip (weight clipping, e.g. 0.01) or loss.gp_weight (e.g. 10), or "
-                            "use loss=wgan or loss=wgan_gp")
+            raise OptionError("clip", "the Wasserstein loss needs a Lipschitz constraint on the critic: set "
+                              "clip (weight clipping, e.g. 0.01, as WGAN) or gp_weight (a gradient penalty, "
+                              "e.g. 10, as WGAN-GP)")
         self.clip = clip
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
