@@ -185,9 +185,7 @@ class Trainer(TrainerState):
     def compile(self) -> None:
         """``speed.compile``: compile G and D in place. Called once the EMA copy exists
         (a copy of a compiled net would call the original's compiled code)."""
-        loss = self.model.loss
-        twice = bool(getattr(loss, "gp_weight", 0) or getattr(loss, "r1_weight", 0))
-        self.compilation.start(compile_nets(self.model.G, self.model.D, differentiates_d_twice=twice))
+        self.compilation.start(compile_nets(self.model.callable_nets(), self.model.twice_differentiated()))
 
     @property
     def compiled(self) -> list[torch.nn.Module]:

@@ -131,20 +131,17 @@ class Speed:
         return {"fused": True} if takes_fused else {}
 
 
-def leaf_nets(net: nn.Module) -> list[nn.Module]:
-    """The callable nets of a model's G or D: CycleGAN keeps two of each in a ModuleDict."""
-    return list(net.values()) if isinstance(net, nn.ModuleDict) else [net]
-
-
-def compile_nets(G: nn.Module, D: nn.Module, differentiates_d_twice: bool) -> list[nn.Module]:
-    """Compile G's and D's nets in place; returns those compiled."""
-    nets = leaf_nets(G) + ([] if differentiates_d_twice else leaf_nets(D))
-    if differentiates_d_twice:
+def compile_nets(nets: list[nn.Module], twice_differentiated: list[nn.Module]) -> list[nn.Module]:
+    """Compile ``nets`` in place but those in ``twice_differentiated`` (a penalty
+    differentiates their graphs twice, which compiled graphs cannot); returns those compiled."""
+    eager = [net for net in nets if any(net is other for other in twice_differentiated)]
+    compiled = [net for net in nets if not any(net is other for other in eager)]
+    if eager:
         log.info("speed.compile: D stays eager (its gradient penalty differentiates it twice, which "
                  "compiled graphs cannot)")
-    for net in nets:
+    for net in compiled:
         net.compile(backend=COMPILE_BACKEND)
-    return nets
+    return compiled
 
 
 def uncompile(nets: list[nn.Module]) -> None:

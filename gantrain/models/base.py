@@ -13,8 +13,9 @@ A model declares, in this order of its life:
   ``built_args`` names them, so the config check refuses them in a YAML.
 * **one step** (the loop owns ``backward()`` and ``step()``): ``d_loss(batch)`` and
   ``g_loss(batch)`` return the loss and its logged parts; ``after_d_step()`` runs after
-  each D update (WGAN's clipping); ``twice_differentiated()`` lists the nets whose
-  graphs a penalty differentiates twice (the fast path leaves those uncompiled).
+  each D update (WGAN's clipping); ``callable_nets()`` lists the nets it calls, and
+  ``twice_differentiated()`` those whose graphs a penalty differentiates twice (the
+  fast path compiles the first and leaves the second eager).
 * **samples and validation**: ``fixed_inputs`` (what every sample grid is drawn from),
   ``sample_grid``, ``validation``/``validate`` (held-out metrics at each grid), and
   ``calibration_inputs`` (what an EMA copy of G recomputes BatchNorm statistics on).
@@ -134,6 +135,10 @@ class GANModel(nn.Module, ABC):
         """After every D update: the loss's constraint on D's weights (WGAN's clipping)."""
         for D in leaf_nets(self.D):
             self.loss.constrain(D)
+
+    def callable_nets(self) -> list[nn.Module]:
+        """Every net the model calls (G's, then D's): what the fast path may compile."""
+        return leaf_nets(self.G) + leaf_nets(self.D)
 
     def twice_differentiated(self) -> list[nn.Module]:
         """The nets whose graphs are differentiated twice: D's, when a gradient penalty or
