@@ -30,17 +30,17 @@ def test_no_weights_offline_is_one_user_error(offline):
     with pytest.raises(UserError) as caught:
         inc.inception_metrics([strokes(2)], [strokes(2)], metrics=["fid"])
     message = str(caught.value)
-    assert "eval.inception_weights" in message and "download" in message
+    assert "weights_path" in message and "download" in message
     assert inc.weights_filename() in message and inc.weights_url() in message
     assert "\n" not in message
 
 
 def test_missing_or_unreadable_weights_file(tmp_path, offline):
-    with pytest.raises(UserError, match="eval.inception_weights"):
+    with pytest.raises(UserError, match="weights_path"):
         inc.inception_metrics([strokes(2)], [strokes(2)], weights_path=str(tmp_path / "nope.pth"))
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match="eval.inception_weights"):
+    with pytest.raises(UserError, match="weights_path"):
         inc.inception_metrics([strokes(2)], [strokes(2)], weights_path=str(garbage))
 
 

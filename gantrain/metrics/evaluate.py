@@ -261,7 +261,7 @@ def _add_fid(report: dict, targets: dict[str, tuple[torch.Tensor, torch.Tensor]]
     if cfg.inception_weights or cached_weights_path().is_file() or "inception" in cfg.metrics:
         for name, (fake, real) in targets.items():
             scores = inception_metrics([real], [fake], metrics=("fid",), weights_path=cfg.inception_weights,
-                                       device=device)
+                                       device=device, option="inception_weights")
             report["protocol"]["inception"] = scores.pop("protocol")
             report["metrics"][name] = scores["fid"]
     else:

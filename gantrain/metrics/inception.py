@@ -46,7 +46,7 @@ N are not comparable.
 
 Without a weights path, torch-fidelity fetches its weights file through ``torch.hub`` into
 ``$TORCH_HOME/hub/checkpoints/`` (``~/.cache/torch/hub/checkpoints/`` by default); once it is there
-no network is needed. Offline machines set ``eval.inception_weights`` to a copy of that file.
+no network is needed. Offline machines pass a copy of that file as ``weights_path``.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from gantrain.errors import UserError
+from gantrain.errors import OptionError, UserError
 
 METRICS = ("fid", "kid", "is")
 KID_SUBSETS = 100  # torchmetrics' and torch-fidelity's default number of random subsets
@@ -100,11 +100,13 @@ def _reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[:160]}"
 
 
-def load_inception(weights_path: str | os.PathLike | None = None) -> nn.Module:
+def load_inception(weights_path: str | os.PathLike | None = None, option: str = "weights_path") -> nn.Module:
     """torchmetrics' ``NoTrainInceptionV3`` giving 2048-d pool features and 1008 unbiased logits.
 
     ``weights_path`` None means torch-fidelity's default weights: read from the torch.hub cache,
-    downloaded there first if absent. Any failure to get usable weights is one ``UserError``.
+    downloaded there first if absent. Any failure to get usable weights is one ``OptionError``
+    about ``option``, the name under which the caller took the path (``inception_weights`` for
+    the evaluator).
     """
     _fidelity()
     from torchmetrics.image.fid import NoTrainInceptionV3
@@ -117,14 +119,14 @@ def load_inception(weights_path: str | os.PathLike | None = None) -> nn.Module:
     if weights_path is not None:
         path = Path(weights_path).expanduser()
         if not path.is_file():
-            raise UserError(f"eval.inception_weights={weights_path}: no such file; point it at a copy of "
-                            f"torch-fidelity's InceptionV3 weights {name} (from {url})")
+            raise OptionError(option, f"{option}={weights_path}: no such file; point it at a copy of "
+                              f"torch-fidelity's InceptionV3 weights {name} (from {url})")
         try:
             return build(str(path))
         except Exception as error:  # unreadable, not a checkpoint, or the wrong network's weights
-            message = (f"eval.inception_weights={weights_path} could not be loaded as torch-fidelity's "
+            message = (f"{option}={weights_path} could not be loaded as torch-fidelity's "
                        f"InceptionV3 weights ({_reason(error)}); point it at a copy of {name} (from {url})")
-            raise UserError(message) from error
+            raise OptionError(option, message) from error
 
     cached = cached_weights_path()
     was_cached = cached.is_file()
@@ -132,13 +134,13 @@ def load_inception(weights_path: str | os.PathLike | None = None) -> nn.Module:
         return build(None)
     except Exception as error:
         if was_cached:
-            raise UserError(f"the cached Inception weights {cached} could not be loaded ({_reason(error)}); "
-                            f"delete that file to download it again, or set "
-                            f"eval.inception_weights=/path/to/{name}") from error
+            raise OptionError(option, f"the cached Inception weights {cached} could not be loaded "
+                              f"({_reason(error)}); delete that file to download it again, or set "
+                              f"{option}=/path/to/{name}") from error
         if isinstance(error, (OSError, http.client.HTTPException)):  # URLError, HTTPError, timeouts, SSL
-            raise UserError(f"could not download the Inception weights {name} from {url} ({_reason(error)}); "
-                            f"fetch that file on a machine with internet, copy it here and set "
-                            f"eval.inception_weights=/path/to/{name} (or put it at {cached})") from error
+            raise OptionError(option, f"could not download the Inception weights {name} from {url} "
+                              f"({_reason(error)}); fetch that file on a machine with internet, copy it here "
+                              f"and set {option}=/path/to/{name} (or put it at {cached})") from error
         raise
 
 
@@ -211,7 +213,7 @@ def _version(package: str) -> str:
 def inception_metrics(real: Iterable[torch.Tensor], fake: Iterable[torch.Tensor],
                       metrics: Sequence[str] = METRICS, weights_path: str | None = None,
                       device: str | torch.device = "cpu", kid_max_subset_size: int = KID_MAX_SUBSET,
-                      is_splits: int = 10, seed: int = 0) -> dict:
+                      is_splits: int = 10, seed: int = 0, option: str = "weights_path") -> dict:
     """FID, KID and/or IS between ``real`` and ``fake`` image batches.
 
     ``real`` and ``fake`` yield float batches in [-1, 1], (N, C, H, W) with C = 1 (repeated to
@@ -220,7 +222,8 @@ def inception_metrics(real: Iterable[torch.Tensor], fake: Iterable[torch.Tensor]
     recording what the numbers are comparable with. KID's subsets hold ``choose_kid_subset_size(
     n_real, n_fake, kid_max_subset_size)`` images: at most ``kid_max_subset_size``, at most half
     of N. KID subsets and IS splits are drawn with ``seed`` (the global RNG is left untouched), so
-    a rerun gives the same numbers.
+    a rerun gives the same numbers. ``option``: the caller's name for ``weights_path``, which
+    the errors about the weights name (``load_inception``).
     """
     wanted = _check_metrics(metrics)
     if kid_max_subset_size < 2:
@@ -228,7 +231,7 @@ def inception_metrics(real: Iterable[torch.Tensor], fake: Iterable[torch.Tensor]
     if is_splits < 1:
         raise UserError(f"the number of IS splits must be at least 1, got {is_splits}")
     device = torch.device(device)
-    extractor = load_inception(weights_path).to(device)
+    extractor = load_inception(weights_path, option).to(device)
 
     need_real = bool(wanted & {"fid", "kid"})
     real_pool = _extract(extractor, real, "real", device, logits=False)[0] if need_real else None
