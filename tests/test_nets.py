@@ -60,8 +60,9 @@ def test_batchnorm_and_activations_follow_dcgan():
 
 @pytest.mark.parametrize("size", [20, 48, 100])
 def test_sizes_the_generator_cannot_make_are_a_user_error(size):
-    with pytest.raises(UserError, match="data.image_size"):
+    with pytest.raises(UserError, match="set image_size to one of") as error:  # the CLI says data.image_size
         DCGANGenerator(z_dim=8, channels=1, image_size=size)
+    assert error.value.option == "image_size"
 
 
 def test_conditional_nets_take_labels():

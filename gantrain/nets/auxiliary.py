@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
 
 from gantrain.checks import at_least
 from gantrain.nets.dcgan import DCGANDiscriminator, Norm, dcgan_init
+from gantrain.nets.norms import SPECTRAL, spectrally_normalised
 
 
 class AuxiliaryClassifierDiscriminator(nn.Module):
+    norm_choices: tuple[str, ...] = DCGANDiscriminator.norm_choices
+
     def __init__(self, channels: int, image_size: int, num_classes: int, width: int = 64,
                  norm: Norm = "batch") -> None:
         super().__init__()
@@ -29,7 +31,7 @@ class AuxiliaryClassifierDiscriminator(nn.Module):
         head = nn.Conv2d(last.in_channels, num_classes, last.kernel_size, last.stride, last.padding)
         dcgan_init(head)
         # A spectrally normalised D normalises every weight layer, the class head too.
-        self.classes = spectral_norm(head) if norm == "spectral" else head
+        self.classes = spectrally_normalised(head) if norm == SPECTRAL else head
         self.num_classes = num_classes
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None,

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gantrain.errors import UserError
+from gantrain.errors import OptionError
 
 Conditioning = Literal["concat", "projection"]
 
@@ -41,8 +41,7 @@ def append_to_vector(v: torch.Tensor, y: torch.Tensor | None, num_classes: int) 
 
 def check_conditioning(conditioning: str) -> None:
     if conditioning not in ("concat", "projection"):
-        raise UserError(f"model.discriminator.conditioning={conditioning!r} is not known: "
-                        f"use concat or projection")
+        raise OptionError("conditioning", f"conditioning={conditioning!r} is not known: use concat or projection")
 
 
 def append_as_channels(x: torch.Tensor, y: torch.Tensor | None, num_classes: int) -> torch.Tensor:

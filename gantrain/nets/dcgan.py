@@ -4,7 +4,10 @@ All-convolutional: transposed convolutions upsample in G, strided convolutions
 downsample in D; BatchNorm everywhere except G's output and D's input layer; ReLU in
 G with a Tanh output, LeakyReLU(0.2) in D; weights drawn from N(0, 0.02). D's
 normalisation can be swapped (``norm``: layer, instance, none) for critics trained
-with a gradient penalty.
+with a gradient penalty, or for spectral normalisation (``norm: spectral``, Miyato et
+al., 2018; see ``nets/norms.py``): no BatchNorm, and every conv of D, the input and
+output ones included, and the projection embedding normalised by its largest
+singular value, as in SN-GAN's standard CNN and Miyato & Koyama's projection D.
 
 A transposed convolution maps H_in to (H_in - 1) * stride - 2 * padding + kernel
 (no dilation, no output padding), which gives the two stacks used here:
@@ -24,9 +27,11 @@ from typing import Literal, get_args
 import torch
 from torch import nn
 
-from gantrain.errors import UserError
+from gantrain.checks import at_least
+from gantrain.errors import OptionError
 from gantrain.nets.conditioning import (Conditioning, Projection, append_as_channels, append_to_vector,
                                         check_conditioning)
+from gantrain.nets.norms import SPECTRAL, check_norm, spectrally_normalised
 
 # (kernel, stride, padding) of each transposed convolution, from the 1x1 noise map up.
 _MNIST_STACK = [(3, 2, 0), (4, 1, 0), (3, 2, 0), (4, 2, 0)]
@@ -39,8 +44,8 @@ def upsampling_stack(image_size: int) -> list[tuple[int, int, int]]:
     if image_size in SUPPORTED_SIZES:
         doublings = (image_size // 4).bit_length() - 1
         return [(4, 1, 0)] + [(4, 2, 1)] * doublings
-    raise UserError(f"the DCGAN nets cannot make {image_size}x{image_size} images: set "
-                    f"data.image_size to one of {', '.join(map(str, SUPPORTED_SIZES))}")
+    raise OptionError("image_size", f"the DCGAN nets cannot make {image_size}x{image_size} images: set "
+                                    f"image_size to one of {', '.join(map(str, SUPPORTED_SIZES))}")
 
 
 def _widths(width: int, blocks: int) -> list[int]:
@@ -62,6 +67,7 @@ class DCGANGenerator(nn.Module):
     def __init__(self, z_dim: int, channels: int, image_size: int, num_classes: int = 0,
                  width: int = 64) -> None:
         super().__init__()
+        at_least("width", width, 1)
         self.z_dim, self.num_classes = z_dim, num_classes
         stack = upsampling_stack(image_size)
         widths = _widths(width, len(stack) - 1)
@@ -81,13 +87,14 @@ class DCGANGenerator(nn.Module):
         return self.net(z[:, :, None, None])
 
 
-Norm = Literal["batch", "layer", "instance", "none"]
-NORMS = get_args(Norm)
+Norm = Literal["batch", "layer", "instance", "none", "spectral"]
+NORMS: tuple[str, ...] = get_args(Norm)
 
 
 def norm_layer(norm: str, channels: int) -> nn.Module:
-    """D's normalisation. BatchNorm mixes samples, which breaks per-sample gradient
-    penalties; the WGAN-GP paper suggests layer normalisation for its critic."""
+    """D's normalisation layer. BatchNorm mixes samples, which breaks per-sample gradient
+    penalties; the WGAN-GP paper suggests layer normalisation for its critic. (Spectral
+    normalisation acts on the weights instead and adds no layer.)"""
     if norm == "batch":
         return nn.BatchNorm2d(channels)
     if norm == "layer":  # over (C, H, W) of each sample
@@ -96,12 +103,14 @@ def norm_layer(norm: str, channels: int) -> nn.Module:
 
 
 class DCGANDiscriminator(nn.Module):
+    norm_choices: tuple[str, ...] = NORMS
+
     def __init__(self, channels: int, image_size: int, num_classes: int = 0, width: int = 64,
                  norm: Norm = "batch", conditioning: Conditioning = "concat") -> None:
         super().__init__()
-        if norm not in NORMS:
-            raise UserError(f"model.discriminator.norm={norm!r} is not known: use {', '.join(NORMS)}")
+        check_norm(norm, choices=self.norm_choices)
         check_conditioning(conditioning)
+        at_least("width", width, 1)
         self.num_classes = num_classes
         stack = list(reversed(upsampling_stack(image_size)))
         widths = list(reversed(_widths(width, len(stack) - 1)))
@@ -109,7 +118,7 @@ class DCGANDiscriminator(nn.Module):
         concat = num_classes if conditioning == "concat" else 0
         in_ch = channels + concat
         for k, ((kernel, stride, padding), out_ch) in enumerate(zip(stack, widths)):
-            normalised = k > 0 and norm != "none"  # never on the input layer
+            normalised = k > 0 and norm not in ("none", SPECTRAL)  # never on the input layer
             layers.append(nn.Conv2d(in_ch, out_ch, kernel, stride, padding, bias=not normalised))
             if normalised:
                 layers.append(norm_layer(norm, out_ch))
@@ -120,6 +129,8 @@ class DCGANDiscriminator(nn.Module):
         self.net = nn.Sequential(*layers)
         self.projection = Projection(num_classes, in_ch) if num_classes and not concat else None
         self.apply(dcgan_init)
+        if norm == SPECTRAL:
+            spectrally_normalised(self)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.projection is None:

@@ -3,21 +3,29 @@
 G: ``blocks`` of Linear -> BatchNorm -> ReLU, doubling the width each time, then a
 Linear to all the pixels and a Tanh (images live in [-1, 1]).
 D: the flattened image through Linear -> LeakyReLU(0.2) blocks, halving the width,
-down to one logit. No normalisation in D, so any penalty applies.
+down to one logit. No normalisation layer in D, so any penalty applies; ``norm:
+spectral`` divides every linear layer's weight (and the projection embedding) by its
+largest singular value (Miyato et al., 2018; see ``nets/norms.py``).
 """
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 from torch import nn
 
+from gantrain.checks import at_least
 from gantrain.nets.conditioning import Conditioning, Projection, append_to_vector, check_conditioning
+from gantrain.nets.norms import SPECTRAL, check_norm, spectrally_normalised
 
 
 class MLPGenerator(nn.Module):
     def __init__(self, z_dim: int, channels: int, image_size: int, num_classes: int = 0,
                  hidden: int = 128, blocks: int = 4) -> None:
         super().__init__()
+        at_least("hidden", hidden, 1)
+        at_least("blocks", blocks, 0)
         self.z_dim, self.num_classes = z_dim, num_classes
         self.shape = (channels, image_size, image_size)
         layers: list[nn.Module] = []
@@ -33,11 +41,20 @@ class MLPGenerator(nn.Module):
         return self.net(append_to_vector(z, y, self.num_classes)).view(-1, *self.shape)
 
 
+MLPNorm = Literal["none", "spectral"]
+
+
 class MLPDiscriminator(nn.Module):
+    norm_choices: tuple[str, ...] = get_args(MLPNorm)
+
     def __init__(self, channels: int, image_size: int, num_classes: int = 0,
-                 hidden: int = 128, blocks: int = 3, conditioning: Conditioning = "concat") -> None:
+                 hidden: int = 128, blocks: int = 3, conditioning: Conditioning = "concat",
+                 norm: MLPNorm = "none") -> None:
         super().__init__()
+        check_norm(norm, choices=self.norm_choices)
         check_conditioning(conditioning)
+        at_least("hidden", hidden, 1)
+        at_least("blocks", blocks, 0)
         self.num_classes = num_classes
         concat = num_classes if conditioning == "concat" else 0
         layers: list[nn.Module] = []
@@ -49,6 +66,8 @@ class MLPDiscriminator(nn.Module):
         layers.append(nn.Linear(in_dim, 1))
         self.net = nn.Sequential(*layers)
         self.projection = Projection(num_classes, in_dim) if num_classes and not concat else None
+        if norm == SPECTRAL:
+            spectrally_normalised(self)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.projection is None:

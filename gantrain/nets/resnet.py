@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gantrain.errors import UserError
+from gantrain.checks import at_least
+from gantrain.errors import OptionError
 from gantrain.nets.dcgan import dcgan_init
 from gantrain.nets.norms import Norm2d, check_norm, conv_bias, norm2d
 
@@ -44,14 +45,15 @@ class ResnetGenerator(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, image_size: int, width: int = 64,
                  blocks: int | None = None, norm: Norm2d = "instance") -> None:
         super().__init__()
-        check_norm(norm, "model.generator.norm")
+        check_norm(norm)
+        at_least("width", width, 1)
         if image_size % 4 or image_size < MIN_SIZE:
-            raise UserError(f"the ResNet generator downsamples by 4, so it needs an image size that is a "
-                            f"multiple of 4 and at least {MIN_SIZE}, not {image_size}: "
-                            f"set data.image_size to e.g. 128 or 256")
+            raise OptionError("image_size", f"the ResNet generator downsamples by 4, so it needs an image size "
+                                            f"that is a multiple of 4 and at least {MIN_SIZE}, not {image_size}: "
+                                            f"set image_size to e.g. 128 or 256")
         self.blocks = default_blocks(image_size) if blocks is None else blocks
         if self.blocks < 0:
-            raise UserError(f"model.generator.blocks={self.blocks} is negative: use 6 or 9, or leave it unset")
+            raise OptionError("blocks", f"blocks={self.blocks} is negative: use 6 or 9, or leave it unset")
         bias = conv_bias(norm)
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, width, 7, bias=bias),
                                    norm2d(norm, width), nn.ReLU(inplace=True)]
