@@ -28,9 +28,11 @@ class WassersteinLoss(AdversarialLoss):
             raise OptionError("clip", f"clip={clip} must be positive (the original WGAN uses 0.01), "
                               f"or null for no weight clipping")
         if clip is None and not (gp_weight or r1_weight):
+            # The presets are named as the command line knows them: the one hint here the
+            # config layer could not add by putting key paths in place of "clip".
             raise OptionError("clip", "the Wasserstein loss needs a Lipschitz constraint on the critic: set "
-                              "clip (weight clipping, e.g. 0.01, as WGAN) or gp_weight (a gradient penalty, "
-                              "e.g. 10, as WGAN-GP)")
+                              "clip (weight clipping, e.g. 0.01) or gp_weight (e.g. 10), or use loss=wgan or "
+                              "loss=wgan_gp")
         self.clip = clip
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
