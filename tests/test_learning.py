@@ -41,6 +41,18 @@ def test_conditional_gan_draws_the_asked_for_digit(tmp_path, judge):
     assert (per_class > 0.1).sum() >= 8, per_class  # not one or two easy digits
 
 
+def test_acgan_draws_the_asked_for_digit(tmp_path, judge):
+    """AC-GAN's D reads the image alone: G learns the class only through D's class head."""
+    run_dir = tmp_path / "run"
+    train(run_dir, ["model=acgan", "data.split=train", "model.generator.width=32", "model.discriminator.width=32",
+                    "model.z_dim=64", f"trainer.steps={STEPS}", "trainer.progress=false", "trainer.log_every=100",
+                    f"trainer.sample_every={STEPS}", f"trainer.checkpoint_every={STEPS}", "device=cpu"])
+    G, _ = load_generator(run_dir)
+    per_class = conditional_accuracy(G, judge, 10, per_class=50, seed=1)
+    assert per_class.mean() > 0.4, per_class  # chance: 0.1
+    assert (per_class > 0.1).sum() >= 8, per_class
+
+
 def test_pix2pix_beats_the_identity_baseline_on_a_known_mapping(tmp_path):
     """scripts/translation_demo.py's task (two styles of random scenes, B a fixed function
     of A), small: 32x32, 300 steps. The full demo's numbers are in the README."""

@@ -213,6 +213,16 @@ PAPERS = {
     "cgan_mnist": {"optim": ADAM_DCGAN, "loss": ("BCELoss", {}), "batch_size": 128, "d_steps": 1},
     "cgan_fashion_mnist": {"optim": ADAM_DCGAN, "loss": ("BCELoss", {}), "batch_size": 128, "d_steps": 1},
     "cgan_celeba": {"optim": ADAM_DCGAN, "loss": ("BCELoss", {}), "batch_size": 128, "d_steps": 1, "z_dim": 100},
+    # Odena et al. (2017), appendix A: Adam lr 0.0002, betas (0.5, 0.999), batch 100; the source
+    # and class log-likelihoods summed with weight 1.
+    "acgan_mnist": {"optim": ADAM_DCGAN, "loss": ("BCELoss", {}), "batch_size": 100, "d_steps": 1,
+                    "model": {"class_weight": 1.0}},
+    # Miyato et al. (2018): hinge loss, spectrally normalised D, Table 1 setting C (Adam 2e-4, (0.5, 0.999),
+    # n_dis 1) as the authors' chainer-gan-lib runs its SN standard CNN; batch 64, z of 128 dims, fresh noise for G.
+    "sngan_mnist": {"optim": ADAM_DCGAN, "loss": ("HingeLoss", {}), "batch_size": 64, "d_steps": 1, "z_dim": 128,
+                    "reuse_fakes": False, "d_norm": "spectral"},
+    "sngan_celeba": {"optim": ADAM_DCGAN, "loss": ("HingeLoss", {}), "batch_size": 64, "d_steps": 1, "z_dim": 128,
+                     "reuse_fakes": False, "d_norm": "spectral", "image_size": 64},
     # Goodfellow et al. (2014), Algorithm 1: BCE, one D step (k = 1), fresh noise for G;
     # SEEDS.md's Adam, and batch 64 (the authors' code: 100; README lists both differences).
     "gan_mnist": {"optim": ADAM_DCGAN, "loss": ("BCELoss", {}), "batch_size": 64, "d_steps": 1,
