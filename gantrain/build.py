@@ -85,6 +85,32 @@ def _model(model_cfg: DictConfig) -> tuple[type[GANModel], dict]:
     return model_class(node), model_options(node)
 
 
+class KeyedStream:
+    """A data stream whose option errors name ``data.`` keys also while the loop reads it
+    (a file that cannot be decoded with ``data.on_bad_file=fail`` is met then, in a
+    DataLoader worker or here), not only while it is built."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.batch_size = stream.batch_size
+
+    def __iter__(self):
+        batches = iter(self.stream)
+        while True:
+            with keyed("data"):
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    return
+            yield batch
+
+    def state_dict(self) -> dict:
+        return self.stream.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.stream.load_state_dict(state)
+
+
 def _keyed_factory(make, prefix: str):
     """A net factory whose option errors name ``prefix``'s keys (or the data's)."""
     def keyed_make(**kwargs):
@@ -186,8 +212,8 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
     source = parallel.node_leaders_first(lambda: build_source(cfg))
     spec = source.spec
     with keyed("data"):
-        stream = source.stream(loader.batch_size, cfg.seed, device, loader.num_workers,
-                               shard=(parallel.rank, parallel.world))
+        stream = KeyedStream(source.stream(loader.batch_size, cfg.seed, device, loader.num_workers,
+                                           shard=(parallel.rank, parallel.world)))
     cls, options = _model(cfg.model)
     with keyed("model"):
         cls.check_data(spec, options)

@@ -37,19 +37,22 @@ class OptionError(UserError):
     occurrence of it as a word of its own (after a space, a bracket or a quote, before
     ``=``, a space or punctuation; not inside a path) becomes the key path under ``keyed``."""
 
-    def __init__(self, option: str, message: str) -> None:
+    def __init__(self, option: str, message: str, also: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.option = option
+        self.also = tuple(also)  # other parameters the message names (keyed alike)
 
     def under(self, prefix: str, paths: Mapping[str, str] | None = None) -> UserError:
         """The same error, its option named ``<prefix>.<option>``, or ``paths[option]``
         for an argument that the config layer fills from another key (a net's
         ``image_size`` comes from ``data.image_size``). A plain ``UserError``: the key
         path is final, an enclosing ``keyed`` leaves it alone."""
-        # The option as a word of the message, not part of a path or a value ("/tmp/root/").
-        pattern = rf"(?:^|(?<=[\s(\[`'\"])){re.escape(self.option)}(?=$|[\s=:,;)\]`'\"]|\.(?:\s|$))"
-        keyed_option = (paths or {}).get(self.option, f"{prefix}.{self.option}")
-        return UserError(re.sub(pattern, keyed_option, str(self)))
+        text = str(self)
+        for option in (self.option, *self.also):
+            # The option as a word of the message, not part of a path or a value ("/tmp/root/").
+            pattern = rf"(?:^|(?<=[\s(\[`'\"])){re.escape(option)}(?=$|[\s=:,;)\]`'\"]|\.(?:\s|$))"
+            text = re.sub(pattern, (paths or {}).get(option, f"{prefix}.{option}"), text)
+        return UserError(text)
 
 
 @contextmanager

@@ -83,7 +83,7 @@ def test_translation_data_options_name_their_keys(tmp_path):
     (tmp_path / "pairs").mkdir()
     sizes = build_error(tmp_path, [*TINY, "data=paired_folder", f"data.path={tmp_path / 'pairs'}",
                                    "data.image_size=16", "data.load_size=12"])
-    assert "data.load_size=12 is smaller than image_size=16" in sizes
+    assert "data.load_size=12 is smaller than data.image_size=16" in sizes  # both keys named
     split = build_error(tmp_path, [*TINY, "data=paired_folder", f"data.path={tmp_path / 'pairs'}",
                                    "data.image_size=16", "data.load_size=16", "data.split=nope"])
     assert split.startswith("data.split='nope' but there is no") and "set data.split to one of" in split
@@ -107,8 +107,6 @@ def test_missing_inception_weights_name_eval_inception_weights(tmp_path):
     assert message.startswith("eval.inception_weights=/nonexistent/inception.pth: no such file")
 
 
-@pytest.mark.xfail(strict=True, reason="a decode error comes while the loop reads batches, after build_trainer "
-                                       "returned: build.py must read the stream's batches under keyed('data')")
 def test_a_worker_hitting_a_bad_file_names_data_on_bad_file(tmp_path):
     root = tmp_path / "imgs"
     root.mkdir()

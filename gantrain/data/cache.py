@@ -39,7 +39,8 @@ FILE_STEMS = {"image": "images", "label": "labels"}
 def cache_folder(cache_dir: str | Path | None) -> Path:
     """``cache_dir``, checked: the cache needs somewhere to go."""
     if not cache_dir:
-        raise OptionError("cache_dir", "cache=true needs cache_dir: a folder for the decoded images")
+        raise OptionError("cache_dir", "cache=true needs cache_dir: a folder for the decoded images",
+                          also=("cache",))
     return Path(cache_dir).expanduser()
 
 

@@ -47,7 +47,7 @@ def _load_torchvision(kind: str, root: str, split: str, download: bool):
         if not download:
             raise OptionError("root", f"{cls.__name__} not found: put {', '.join(_RAW_FILES)} in {raw}/ "
                               f"(or set root to a folder holding {cls.__name__}/raw/), "
-                              f"or set download=true when online") from None
+                              f"or set download=true when online", also=("download",)) from None
     try:
         return cls(root, train=train, download=True)
     except Exception as exc:  # no network, a mirror down, a full disk...

@@ -110,7 +110,7 @@ def check_sizes(image_size: int, load_size: int) -> None:
     if load_size < image_size:
         raise OptionError("load_size", f"load_size={load_size} is smaller than image_size={image_size}: the "
                           f"random crop needs load_size >= image_size (pix2pix: 286 for 256; equal "
-                          f"sizes mean no crop)")
+                          f"sizes mean no crop)", also=("image_size",))
 
 
 def stack_items(dataset: Dataset, indices: Sequence[int]) -> dict[str, torch.Tensor]:

@@ -110,7 +110,7 @@ def _domain_files(root: Path, split: str, on_bad_file: OnBadFile) -> tuple[list[
         present = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         there = f"it has {', '.join(present)}" if present else "it has no subfolders"
         raise OptionError("path", f"{root} has no {' or '.join(missing)} ({there}): a CycleGAN dataset needs "
-                          f"{root}/{split}A/ and {root}/{split}B/; set path or split")
+                          f"{root}/{split}A/ and {root}/{split}B/; set path or split", also=("split",))
     files = (list_images(folders[0]), list_images(folders[1]))
     for folder, found in zip(folders, files):
         if not found:

@@ -32,7 +32,7 @@ class WassersteinLoss(AdversarialLoss):
             # config layer could not add by putting key paths in place of "clip".
             raise OptionError("clip", "the Wasserstein loss needs a Lipschitz constraint on the critic: set "
                               "clip (weight clipping, e.g. 0.01) or gp_weight (e.g. 10), or use loss=wgan or "
-                              "loss=wgan_gp")
+                              "loss=wgan_gp", also=("gp_weight",))
         self.clip = clip
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
