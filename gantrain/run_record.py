@@ -13,6 +13,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from gantrain.config_check import plain
+from gantrain.data.spec import PAIRING_NAMES
 
 log = logging.getLogger("gantrain")
 
@@ -56,10 +57,9 @@ def record_start(trainer, run_dir: str | Path, class_rows: int) -> None:
     counts = {name: sum(p.numel() for p in net.parameters()) for name, net in
               (("G", trainer.model.G), ("D", trainer.model.D))}
     log.info("run directory: %s", Path(run_dir).resolve())
-    log.info("data %s: %d channel(s), %dx%d, %d classes%s; G %.2fM params, D %.2fM params; device %s",
-             spec["name"], spec["channels"], spec["image_size"], spec["image_size"], spec["num_classes"],
-             f", {spec['pairing']}" if spec["pairing"] != "none" else "", counts["G"] / 1e6, counts["D"] / 1e6,
-             env["device"])
+    log.info("data %s: %s, %d channel(s), %dx%d, %d classes; G %.2fM params, D %.2fM params; device %s",
+             spec["name"], PAIRING_NAMES[spec["pairing"]], spec["channels"], spec["image_size"], spec["image_size"],
+             spec["num_classes"], counts["G"] / 1e6, counts["D"] / 1e6, env["device"])
     if trainer.step:
         log.info("resuming at step %d of %d", trainer.step, trainer.cfg.steps)
     trainer.logger.text("config", "```yaml\n" + trainer.meta["config"] + "\n```", trainer.step)

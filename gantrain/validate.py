@@ -17,7 +17,6 @@ import types
 import typing
 from typing import Any, Callable, Iterable, Union
 
-from gantrain.checks import at_least  # noqa: F401  (moved to checks.py; callers move off this import)
 from gantrain.errors import UserError, keyed
 
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}

@@ -28,7 +28,7 @@ def write_jpegs(root: Path, n: int) -> None:
 
 def epoch_rate(source, batch_size: int, workers: int) -> float:
     stream = source.stream(batch_size, seed=0, num_workers=workers)
-    batches = len(source.images if hasattr(source, "images") else source.dataset) // batch_size
+    batches = source.spec.size // batch_size
     it = iter(stream)
     start = time.perf_counter()
     for _ in range(batches):

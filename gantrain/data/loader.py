@@ -159,7 +159,9 @@ class LoaderStream(EpochStream):
 
 class DatasetSource:
     """A map-style dataset whose items are ``{"image": uint8 (C, H, W), ...}`` (or, for
-    translation data, ``{"A": uint8, "B": uint8}``)."""
+    translation data, ``{"A": uint8, "B": uint8}``): a ``DataSource`` (``data/source.py``)."""
+
+    in_memory = False
 
     def __init__(self, dataset: Dataset, spec: DataSpec, hflip: bool = False) -> None:
         self.dataset = dataset
@@ -169,3 +171,13 @@ class DatasetSource:
     def stream(self, batch_size: int, seed: int, device: torch.device | str = "cpu",
                num_workers: int = 0, shard: tuple[int, int] = (0, 1)) -> LoaderStream:
         return LoaderStream(self.dataset, batch_size, seed, device, num_workers, shard, self.hflip)
+
+    def images_at(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        items = [self.dataset[int(k)] for k in index]
+        labels = torch.stack([item["label"] for item in items]) if "label" in items[0] else None
+        return torch.stack([item["image"] for item in items]), labels
+
+    def class_labels(self) -> torch.Tensor | None:
+        # An image folder with class subfolders keeps its labels beside the file list.
+        labels = getattr(self.dataset, "labels", None)
+        return None if labels is None else torch.as_tensor(labels)

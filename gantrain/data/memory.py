@@ -61,7 +61,10 @@ class TensorStream(EpochStream):
 
 
 class InMemorySource:
-    """A dataset held as one uint8 tensor: its spec plus a way to stream it."""
+    """A dataset held as one uint8 tensor: its spec plus a way to stream it (a
+    ``DataSource``, ``data/source.py``)."""
+
+    in_memory = True
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, spec, hflip: bool = False,
                  extras: dict[str, torch.Tensor] | None = None) -> None:
@@ -75,3 +78,9 @@ class InMemorySource:
                num_workers: int = 0, shard: tuple[int, int] = (0, 1)) -> TensorStream:
         del num_workers  # nothing to parallelise: a batch is one gather
         return TensorStream(self.images, self.labels, batch_size, seed, device, shard, self.hflip, self.extras)
+
+    def images_at(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.images[index], None if self.labels is None else self.labels[index]
+
+    def class_labels(self) -> torch.Tensor | None:
+        return self.labels

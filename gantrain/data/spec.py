@@ -35,6 +35,10 @@ class DataSpec:
     extras: dict = field(default_factory=dict, compare=False)
 
 
+# What each pairing holds, in words (logs, errors).
+PAIRING_NAMES = {"none": "single images", "paired": "paired A|B images", "unpaired": "two unpaired domains"}
+
+
 class BatchStream(Protocol):
     batch_size: int
 

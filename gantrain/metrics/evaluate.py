@@ -88,13 +88,9 @@ def check_num_samples(num_samples: int, spec) -> None:
 
 
 def images_at(source, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The source's images at ``index`` in [-1, 1] (and their labels), in memory or read from its dataset."""
-    if hasattr(source, "images"):  # in memory
-        labels = None if source.labels is None else source.labels[index]
-        return to_unit_range(source.images[index]), labels
-    items = [source.dataset[int(k)] for k in index]
-    labels = torch.stack([item["label"] for item in items]) if "label" in items[0] else None
-    return to_unit_range(torch.stack([item["image"] for item in items])), labels
+    """The source's images at ``index`` in [-1, 1] (and their labels)."""
+    images, labels = source.images_at(index)
+    return to_unit_range(images), labels
 
 
 @torch.no_grad()

@@ -62,19 +62,12 @@ def parse_conditions(text: str) -> dict[str, int]:
     return conditions
 
 
-def _labels(source) -> torch.Tensor | None:
-    if hasattr(source, "images"):  # in memory (MNIST family)
-        return source.labels
-    labels = getattr(source.dataset, "labels", None)  # an image folder with class subfolders
-    return None if labels is None else torch.as_tensor(labels)
-
-
 def matching(source, conditions: dict[str, int]) -> torch.Tensor:
     """Indices of the dataset's images that meet every condition."""
     keep = torch.ones(source.spec.size, dtype=torch.bool)
     for name, value in conditions.items():
         if name in ("class", "label"):
-            labels = _labels(source)
+            labels = source.class_labels()
             if labels is None:
                 raise UserError(f"data:{name}={value}: {source.spec.name} has no class labels; "
                                 f"pick the group by seeds: instead")

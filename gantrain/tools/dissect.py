@@ -151,9 +151,11 @@ def judge(run: GeneratorRun, args: argparse.Namespace):
         source = build_source(run.config)
     except UserError as exc:
         raise UserError(f"{exc} (the judge classifier trains on the run's data; or pass --no-classifier)") from None
-    if getattr(source, "images", None) is None or getattr(source, "labels", None) is None:
+    labels = source.class_labels()
+    if not source.in_memory or labels is None:
         return None  # not an in-memory labelled source: no judge
-    model = load_or_train_judge(source.images, source.labels, 10, source.spec.name, cache_dir)
+    images, _ = source.images_at(torch.arange(source.spec.size))
+    model = load_or_train_judge(images, labels, 10, source.spec.name, cache_dir)
     return model.to(run.device).eval()
 
 
