@@ -18,6 +18,7 @@ from gantrain.tools.inputs import seeded_z
 from gantrain.tools.run import open_run
 
 from conftest import TINY, events, train
+from fixtures import write_paired
 
 FAST = ["--device", "cpu", "--steps", "3", "--starts", "1"]
 
@@ -228,13 +229,14 @@ def test_conditional_generator_takes_labels(cgan_run, tmp_path, capsys):
 
 
 def translation_run(dcgan_run, tmp_path):
-    """A run whose record says paired translation (all that require_noise reads): the
-    dcgan_run export with its data spec changed, instead of training a pix2pix model."""
-    state = torch.load(dcgan_run / "checkpoints" / "generator.pt", weights_only=True)
-    state["data_spec"]["pairing"] = "paired"
-    (tmp_path / "translator" / "checkpoints").mkdir(parents=True)
-    torch.save(state, tmp_path / "translator" / "checkpoints" / "generator.pt")
-    return tmp_path / "translator"
+    """A one-step pix2pix run: its model says it is a translator (models/base.py), and
+    require_noise asks the model, not the data spec."""
+    write_paired(tmp_path / "data" / "facades", {"train": 2, "val": 1}, size=(64, 32))
+    run_dir = tmp_path / "translator"
+    train(run_dir, ["model=pix2pix", "data=facades", f"data.root={tmp_path / 'data'}", "model.generator.width=8",
+                    "model.discriminator.width=8", "data.image_size=32", "data.load_size=32", "data.batch_size=1",
+                    "data.num_workers=0", "trainer=smoke", "trainer.steps=1", "device=cpu"])
+    return run_dir
 
 
 @pytest.mark.parametrize("case, message", [
