@@ -13,20 +13,30 @@ itself, in ``run_record.py``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
-import torch
 from torch import nn
 
-from gantrain.config_check import (LOADER_KEYS, NET_KEYS, LoaderConfig, check_config, check_penalty_norm, model_class,
-                                   model_options, plain, warn_clipping_with_momentum)
+from gantrain.config_check import (
+    LOADER_KEYS,
+    NET_KEYS,
+    LoaderConfig,
+    check_config,
+    check_penalty_norm,
+    model_class,
+    model_options,
+    plain,
+    warn_clipping_with_momentum,
+)
 from gantrain.data.spec import DataSpec
-from gantrain.engine.checkpoint import exported_generator, last_checkpoint, load_checkpoint, remove_stale_temporaries
 from gantrain.engine import distributed
+from gantrain.engine.checkpoint import exported_generator, last_checkpoint, load_checkpoint, remove_stale_temporaries
 from gantrain.engine.logger import RunLogger, SilentLogger
 from gantrain.engine.loop import Trainer, TrainerConfig
 from gantrain.engine.runtime import environment, seed_everything, select_device
@@ -40,8 +50,14 @@ from gantrain.validate import check_all_targets, resolve_target, to_dataclass
 log = logging.getLogger("gantrain")
 
 # The keys a user changes for the net arguments that come from the data.
-SHAPE_KEYS = {"channels": "data.channels", "image_size": "data.image_size", "num_classes": "model.conditional",
-              "in_channels": "data.channels", "out_channels": "data.channels", "z_dim": "model.z_dim"}
+SHAPE_KEYS = {
+    "channels": "data.channels",
+    "image_size": "data.image_size",
+    "num_classes": "model.conditional",
+    "in_channels": "data.channels",
+    "out_channels": "data.channels",
+    "z_dim": "model.z_dim",
+}
 
 
 def instantiate(node: DictConfig, **kwargs):
@@ -76,8 +92,14 @@ def as_spec(spec: DataSpec | Mapping[str, Any]) -> DataSpec:
 
 def spec_record(spec: DataSpec) -> dict:
     """What a checkpoint records of the data: enough to rebuild the nets without it."""
-    return {"channels": spec.channels, "image_size": spec.image_size, "num_classes": spec.num_classes,
-            "name": spec.name, "class_names": list(spec.class_names), "pairing": spec.pairing}
+    return {
+        "channels": spec.channels,
+        "image_size": spec.image_size,
+        "num_classes": spec.num_classes,
+        "name": spec.name,
+        "class_names": list(spec.class_names),
+        "pairing": spec.pairing,
+    }
 
 
 def _model(model_cfg: DictConfig) -> tuple[type[GANModel], dict]:
@@ -113,9 +135,11 @@ class KeyedStream:
 
 def _keyed_factory(make, prefix: str):
     """A net factory whose option errors name ``prefix``'s keys (or the data's)."""
+
     def keyed_make(**kwargs):
         with keyed(prefix, SHAPE_KEYS):
             return make(**kwargs)
+
     return keyed_make
 
 
@@ -153,8 +177,9 @@ def load_generator(run_dir: str | Path, device: str | torch.device = "cpu") -> t
     with the export's record (step, data_spec, config, ...)."""
     path = exported_generator(run_dir)
     if not path.is_file():
-        raise UserError(f"no exported generator at {path}: point at a gantrain run directory "
-                        f"that has saved a checkpoint")
+        raise UserError(
+            f"no exported generator at {path}: point at a gantrain run directory that has saved a checkpoint"
+        )
     state = load_checkpoint(path, map_location=device)
     G = build_nets(OmegaConf.create(state["config"]).model, state["data_spec"])["generator"]
     G.load_state_dict(state["generator"])
@@ -212,8 +237,11 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
     source = parallel.node_leaders_first(lambda: build_source(cfg))
     spec = source.spec
     with keyed("data"):
-        stream = KeyedStream(source.stream(loader.batch_size, cfg.seed, device, loader.num_workers,
-                                           shard=(parallel.rank, parallel.world)))
+        stream = KeyedStream(
+            source.stream(
+                loader.batch_size, cfg.seed, device, loader.num_workers, shard=(parallel.rank, parallel.world)
+            )
+        )
     cls, options = _model(cfg.model)
     with keyed("model"):
         cls.check_data(spec, options)
@@ -231,14 +259,17 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
     trainer_cfg = to_dataclass(TrainerConfig, plain(cfg.trainer), "trainer")
     checkpoint = None
     if cfg.resume:
+
         def read() -> dict:
             remove_stale_temporaries(cfg.resume)
             return load_checkpoint(last_checkpoint(cfg.resume))
 
         checkpoint = parallel.from_rank0(read)
         if checkpoint["step"] >= trainer_cfg.steps:
-            raise UserError(f"run {cfg.resume} already finished at step {checkpoint['step']}: to "
-                            f"train further, resume with trainer.steps=N, N > {checkpoint['step']}")
+            raise UserError(
+                f"run {cfg.resume} already finished at step {checkpoint['step']}: to "
+                f"train further, resume with trainer.steps=N, N > {checkpoint['step']}"
+            )
     env = environment(device)
     env["fast path"] = speed.summary()
     env["processes"] = str(parallel.world)
@@ -257,8 +288,22 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
     evaluator = build_evaluator(cfg, source, device) if cfg.eval.every and parallel.is_main else None
     if parallel.rank:  # each process its own noise
         seed_everything(cfg.seed + 1_000_003 * parallel.rank)
-    trainer = Trainer(model, opt_g, opt_d, stream, logger, trainer_cfg, device, meta, fixed, validation, evaluator,
-                      speed=speed, parallel=parallel, eval_every=cfg.eval.every)
+    trainer = Trainer(
+        model,
+        opt_g,
+        opt_d,
+        stream,
+        logger,
+        trainer_cfg,
+        device,
+        meta,
+        fixed,
+        validation,
+        evaluator,
+        speed=speed,
+        parallel=parallel,
+        eval_every=cfg.eval.every,
+    )
     if checkpoint:
         trainer.load_state_dict(checkpoint)
     if speed.compile:
@@ -278,5 +323,18 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> str:
     return status
 
 
-__all__ = ["build_evaluator", "build_model", "build_nets", "build_source", "build_trainer", "check_config",
-           "evaluate_generator", "generator_info", "hparams_of", "load_generator", "metric_tags", "run", "translator"]
+__all__ = [
+    "build_evaluator",
+    "build_model",
+    "build_nets",
+    "build_source",
+    "build_trainer",
+    "check_config",
+    "evaluate_generator",
+    "generator_info",
+    "hparams_of",
+    "load_generator",
+    "metric_tags",
+    "run",
+    "translator",
+]

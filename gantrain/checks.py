@@ -13,8 +13,9 @@ def at_least(name: str, value: float, low: float, strict: bool = False) -> None:
         raise OptionError(name, f"{name}={value} must be {relation} {low}: fix the value of {name}")
 
 
-def within(name: str, value: float, low: float, high: float, hint: str = "",
-           closed: tuple[bool, bool] = (True, False)) -> None:
+def within(
+    name: str, value: float, low: float, high: float, hint: str = "", closed: tuple[bool, bool] = (True, False)
+) -> None:
     """``value`` in the interval from ``low`` to ``high`` (``closed`` says which ends
     belong to it, default [low, high)), else an error naming ``name`` and ``hint``."""
     above = value >= low if closed[0] else value > low

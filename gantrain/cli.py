@@ -29,10 +29,31 @@ from gantrain.config import CONF_DIR, CONFIG_NAME, VERSION_BASE, compose_config
 from gantrain.errors import UserError
 
 # Flags after which Hydra does not train in this process, or trains many jobs.
-_NO_PREFLIGHT = {"-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-p", "--package",
-                 "--shell-completion", "-sc", "-m", "--multirun", "--run", "-r", "--resolve",
-                 "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
-                 "--experimental-rerun"}
+_NO_PREFLIGHT = {
+    "-h",
+    "--help",
+    "--hydra-help",
+    "-c",
+    "--cfg",
+    "-i",
+    "--info",
+    "-p",
+    "--package",
+    "--shell-completion",
+    "-sc",
+    "-m",
+    "--multirun",
+    "--run",
+    "-r",
+    "--resolve",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
+}
 # What Hydra itself writes into a run directory before our code starts.
 _HYDRA_LEFTOVERS = {".hydra", "train.log"}
 
@@ -73,16 +94,19 @@ def resume_overrides(run_dir: str, extra: list[str]) -> list[str]:
 
     path = Path(run_dir).expanduser()
     if not path.is_dir():
-        raise UserError(f"resume={run_dir}: no such directory; pass a run directory, e.g. "
-                        f"resume=outputs/2026-01-01/12-00-00")
+        raise UserError(
+            f"resume={run_dir}: no such directory; pass a run directory, e.g. resume=outputs/2026-01-01/12-00-00"
+        )
     saved = load_checkpoint(last_checkpoint(path))["overrides"]
     extra_keys = {_key(o) for o in extra}
-    kept = [o for o in saved if _key(o) not in extra_keys and _key(o) != "resume"
-            and not _key(o).startswith("hydra.")]
+    kept = [o for o in saved if _key(o) not in extra_keys and _key(o) != "resume" and not _key(o).startswith("hydra.")]
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     path = path.resolve()
-    return kept + extra + [f"resume={_quote(path)}", f"hydra.run.dir={_quote(path)}",
-                           f"hydra.output_subdir=.hydra/resume_{stamp}"]
+    return (
+        kept
+        + extra
+        + [f"resume={_quote(path)}", f"hydra.run.dir={_quote(path)}", f"hydra.output_subdir=.hydra/resume_{stamp}"]
+    )
 
 
 def compose_error(exc: Exception) -> UserError:
@@ -96,8 +120,9 @@ def compose_error(exc: Exception) -> UserError:
         return UserError(f"{lines[0]}; choose {group}= one of: {', '.join(exc.options)}")
     if lines and lines[0].startswith("Could not override"):
         key = lines[0].split("'")[1] if "'" in lines[0] else "?"
-        return UserError(f"unknown option {key}: check the spelling against `gantrain --cfg job` "
-                         f"(or add a new key with +{key}=...)")
+        return UserError(
+            f"unknown option {key}: check the spelling against `gantrain --cfg job` (or add a new key with +{key}=...)"
+        )
     return UserError(lines[0] if lines else type(exc).__name__)
 
 
@@ -137,8 +162,10 @@ def prepare_argv(args: list[str]) -> list[str]:
     run_dir = preflight(overrides)
     if not resuming:
         if run_dir.exists() and any(run_dir.iterdir()):
-            raise UserError(f"run directory {run_dir} already exists and is not empty: choose another "
-                            f"hydra.run.dir, or continue that run with resume={run_dir}")
+            raise UserError(
+                f"run directory {run_dir} already exists and is not empty: choose another "
+                f"hydra.run.dir, or continue that run with resume={run_dir}"
+            )
         _created[:] = [p for p in [run_dir, *run_dir.parents] if not p.exists()]
     # Pin the directory: Hydra would otherwise resolve ${now:...} again, a second later.
     return flags + [o for o in overrides if _key(o) != "hydra.run.dir"] + [f"hydra.run.dir={_quote(run_dir)}"]
@@ -176,9 +203,11 @@ def _train(cfg: DictConfig) -> float | None:
         try:
             status = run(cfg, run_dir, list(hydra_cfg.overrides.task))
         except torch.OutOfMemoryError:
-            raise UserError(f"out of {cfg.device} memory: lower data.batch_size, or the nets' width "
-                            f"(model.generator.width, model.discriminator.width); checkpoints written so far "
-                            f"are kept in {run_dir}") from None
+            raise UserError(
+                f"out of {cfg.device} memory: lower data.batch_size, or the nets' width "
+                f"(model.generator.width, model.discriminator.width); checkpoints written so far "
+                f"are kept in {run_dir}"
+            ) from None
     except UserError as exc:
         if _rank() != 0:
             pass  # the run directory is rank 0's to tidy (the others write none: output_subdir=null)
@@ -211,8 +240,12 @@ def _sweep_score(run_dir: Path, hydra_cfg) -> float | None:
     if best.is_file():
         return float(json.loads(best.read_text())["value"])
     if hydra_cfg.mode == RunMode.MULTIRUN and "optuna" in str(hydra_cfg.sweeper.get("_target_", "")):
-        fail(UserError("the Optuna sweeper optimises the run's evaluation score, and this run has none: "
-                       "add eval.every=N (and eval.best to choose the metric)"))
+        fail(
+            UserError(
+                "the Optuna sweeper optimises the run's evaluation score, and this run has none: "
+                "add eval.every=N (and eval.best to choose the metric)"
+            )
+        )
     return None
 
 
@@ -225,8 +258,9 @@ def prepare_argv_on_rank0(args: list[str]) -> list[str]:
 
     def checked() -> list[str]:
         if any(a in ("-m", "--multirun") for a in args):
-            raise UserError("torchrun starts one training run on several processes: drop --multirun "
-                            "(run sweeps without torchrun)")
+            raise UserError(
+                "torchrun starts one training run on several processes: drop --multirun (run sweeps without torchrun)"
+            )
         return prepare_argv(args)
 
     # A UserError is raised on every process; fail() lets rank 0 alone say it.

@@ -53,8 +53,10 @@ def model_class(node: dict) -> type[GANModel]:
     """The model class a model node's ``_target_`` names; it must follow the contract."""
     target = resolve_target(node, "model")
     if not (isinstance(target, type) and issubclass(target, GANModel)):
-        raise UserError(f"model._target_={node['_target_']} is not a gantrain model: point it at a subclass "
-                        f"of gantrain.models.base.GANModel (gantrain.models.gan.GAN, ...)")
+        raise UserError(
+            f"model._target_={node['_target_']} is not a gantrain model: point it at a subclass "
+            f"of gantrain.models.base.GANModel (gantrain.models.gan.GAN, ...)"
+        )
     return target
 
 
@@ -76,8 +78,9 @@ def check_config(cfg: DictConfig) -> None:
     model = tree["model"]
     cls = model_class(model)
     options = model_options(model)
-    check_call({k: v for k, v in options.items() if k not in cls.build_options}, "model",
-               provided=(*cls.built_args, "loss"))
+    check_call(
+        {k: v for k, v in options.items() if k not in cls.build_options}, "model", provided=(*cls.built_args, "loss")
+    )
     with keyed("model"):
         cls.check_options(options)
     check_call(model["generator"], "model.generator", provided=("z_dim",) + NET_SHAPE_ARGS)
@@ -106,14 +109,15 @@ def check_penalty_norm(loss, D: nn.Module) -> None:
     """The gradient penalty and R1 are per-sample quantities; BatchNorm makes each
     sample's score depend on the whole batch, so they would constrain the wrong thing."""
     batch_norms = [m for m in D.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    penalties = [name for name, weight in (("the gradient penalty", loss.gp_weight), ("R1", loss.r1_weight))
-                 if weight]
+    penalties = [name for name, weight in (("the gradient penalty", loss.gp_weight), ("R1", loss.r1_weight)) if weight]
     if penalties and batch_norms:
         options = " and ".join(f"loss.{o}" for o in ("gp_weight", "r1_weight") if getattr(loss, o))
         first, *rest = [kind for kind in _norm_choices(D) if kind != "batch"] or ["none"]
         norms = f"{first} (or {', '.join(rest)})" if rest else first
-        raise UserError(f"{' and '.join(penalties)} ({options} > 0) needs a discriminator without "
-                        f"BatchNorm: set model.discriminator.norm={norms}")
+        raise UserError(
+            f"{' and '.join(penalties)} ({options} > 0) needs a discriminator without "
+            f"BatchNorm: set model.discriminator.norm={norms}"
+        )
 
 
 def warn_clipping_with_momentum(loss, opt_d) -> None:
@@ -121,6 +125,9 @@ def warn_clipping_with_momentum(loss, opt_d) -> None:
     used RMSprop; it still trains, so this is a warning, not an error."""
     betas = opt_d.param_groups[0].get("betas")
     if getattr(loss, "clip", None) is not None and betas and betas[0] > 0:  # only WGAN's loss clips
-        log.warning("loss.clip with %s(betas=%s) for the critic: the WGAN paper found momentum "
-                    "unstable with weight clipping; optim=rmsprop follows the paper",
-                    type(opt_d).__name__, tuple(betas))
+        log.warning(
+            "loss.clip with %s(betas=%s) for the critic: the WGAN paper found momentum "
+            "unstable with weight clipping; optim=rmsprop follows the paper",
+            type(opt_d).__name__,
+            tuple(betas),
+        )

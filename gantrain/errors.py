@@ -14,8 +14,8 @@ re-raises the error with the key path the user must change (``model.cycle_weight
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Iterator, Mapping
 
 
 class UserError(Exception):

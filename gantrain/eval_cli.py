@@ -20,10 +20,15 @@ PROG = "gantrain-eval"
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, help="a gantrain run directory")
-    parser.add_argument("--num-samples", type=int,
-                        help="N generated and N real images (default: the run's eval.num_samples)")
-    parser.add_argument("--metrics", nargs="+", choices=["auto", "classifier", "inception"],
-                        help="metric families (default: the run's eval.metrics)")
+    parser.add_argument(
+        "--num-samples", type=int, help="N generated and N real images (default: the run's eval.num_samples)"
+    )
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        choices=["auto", "classifier", "inception"],
+        help="metric families (default: the run's eval.metrics)",
+    )
     parser.add_argument("--inception-weights", help="a local copy of the Inception weights")
     parser.add_argument("--cache-dir", help="where the judge classifiers are cached")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
@@ -42,8 +47,12 @@ def run_eval(args: argparse.Namespace) -> dict:
     device = select_device(args.device)
     G, export = load_generator(args.run_dir, device)
     cfg = OmegaConf.create(export["config"])
-    overrides = {"num_samples": args.num_samples, "metrics": args.metrics,
-                 "inception_weights": args.inception_weights, "cache_dir": args.cache_dir}
+    overrides = {
+        "num_samples": args.num_samples,
+        "metrics": args.metrics,
+        "inception_weights": args.inception_weights,
+        "cache_dir": args.cache_dir,
+    }
     if "eval" not in cfg:  # runs from before evaluation existed
         cfg.eval = OmegaConf.create({})
     for key, value in overrides.items():
@@ -74,7 +83,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     from gantrain.metrics.evaluate import protocol_lines
 
-    print(f"{args.run_dir} at step {report['step']} ({report['source']} weights), N={report['protocol']['num_samples']}:")
+    print(
+        f"{args.run_dir} at step {report['step']} ({report['source']} weights), N={report['protocol']['num_samples']}:"
+    )
     for name, value in report["metrics"].items():
         floor = report["floor"].get(name)
         against = "judge on held-out real" if name == "class_accuracy" else "real vs real"

@@ -88,12 +88,18 @@ def lower_is_better(metric: str) -> bool:
 
 def collect(root: Path) -> list[dict]:
     if not root.is_dir():
-        raise UserError(f"{root}: no such folder; point at a multirun directory, e.g. outputs/multirun/2026-11-24/12-00-00")
+        raise UserError(
+            f"{root}: no such folder; point at a multirun directory, e.g. outputs/multirun/2026-11-24/12-00-00"
+        )
     runs = find_runs(root)
     if not runs:
-        raise UserError(f"no gantrain runs under {root} (a run has .hydra/overrides.yaml): point at a multirun directory")
-    return [{"run": str(run.relative_to(root)) or ".", "overrides": _overrides(run), "numbers": run_numbers(run)}
-            for run in runs]
+        raise UserError(
+            f"no gantrain runs under {root} (a run has .hydra/overrides.yaml): point at a multirun directory"
+        )
+    return [
+        {"run": str(run.relative_to(root)) or ".", "overrides": _overrides(run), "numbers": run_numbers(run)}
+        for run in runs
+    ]
 
 
 def table(rows: list[dict], metric: str | None, ascending: bool | None) -> tuple[list[str], list[list[str]]]:
@@ -110,8 +116,10 @@ def table(rows: list[dict], metric: str | None, ascending: bool | None) -> tuple
         present = sorted((r for r in rows if r not in missing), key=lambda r: r["numbers"][metric], reverse=not up)
         rows = present + missing  # runs without the metric (failed, still running) last
     header = ["run", *varying, *names]
-    cells = [[row["run"], *(row["overrides"].get(k, "") for k in varying),
-              *(_fmt(row["numbers"].get(n)) for n in names)] for row in rows]
+    cells = [
+        [row["run"], *(row["overrides"].get(k, "") for k in varying), *(_fmt(row["numbers"].get(n)) for n in names)]
+        for row in rows
+    ]
     return header, cells
 
 

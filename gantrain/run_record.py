@@ -18,9 +18,21 @@ from gantrain.data.spec import PAIRING_NAMES
 log = logging.getLogger("gantrain")
 
 # Settings that say where things are or how they are shown, not what is trained.
-_NOT_HPARAMS = ("data.root", "data.path", "data.num_workers", "data.cache", "data.cache_dir", "trainer.progress",
-                "trainer.log_every", "trainer.sample_every", "trainer.checkpoint_every", "trainer.num_samples",
-                "eval.cache_dir", "eval.inception_weights", "eval.batch_size")
+_NOT_HPARAMS = (
+    "data.root",
+    "data.path",
+    "data.num_workers",
+    "data.cache",
+    "data.cache_dir",
+    "trainer.progress",
+    "trainer.log_every",
+    "trainer.sample_every",
+    "trainer.checkpoint_every",
+    "trainer.num_samples",
+    "eval.cache_dir",
+    "eval.inception_weights",
+    "eval.batch_size",
+)
 
 
 def hparams_of(cfg: DictConfig) -> dict[str, float | int | str | bool]:
@@ -54,12 +66,22 @@ def record_start(trainer, run_dir: str | Path, class_rows: int) -> None:
     """The log lines and tables of a starting (or resumed) run. ``class_rows``: the
     classes G is conditioned on (one per row of the sample grid), 0 for none."""
     spec, env = trainer.meta["data_spec"], trainer.meta["env"]
-    counts = {name: sum(p.numel() for p in net.parameters()) for name, net in
-              (("G", trainer.model.G), ("D", trainer.model.D))}
+    counts = {
+        name: sum(p.numel() for p in net.parameters()) for name, net in (("G", trainer.model.G), ("D", trainer.model.D))
+    }
     log.info("run directory: %s", Path(run_dir).resolve())
-    log.info("data %s: %s, %d channel(s), %dx%d, %d classes; G %.2fM params, D %.2fM params; device %s",
-             spec["name"], PAIRING_NAMES[spec["pairing"]], spec["channels"], spec["image_size"], spec["image_size"],
-             spec["num_classes"], counts["G"] / 1e6, counts["D"] / 1e6, env["device"])
+    log.info(
+        "data %s: %s, %d channel(s), %dx%d, %d classes; G %.2fM params, D %.2fM params; device %s",
+        spec["name"],
+        PAIRING_NAMES[spec["pairing"]],
+        spec["channels"],
+        spec["image_size"],
+        spec["image_size"],
+        spec["num_classes"],
+        counts["G"] / 1e6,
+        counts["D"] / 1e6,
+        env["device"],
+    )
     if trainer.step:
         log.info("resuming at step %d of %d", trainer.step, trainer.cfg.steps)
     trainer.logger.text("config", "```yaml\n" + trainer.meta["config"] + "\n```", trainer.step)

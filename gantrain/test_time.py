@@ -19,8 +19,9 @@ their outputs are the same from one call to the next.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Literal, get_args
+from typing import Literal, get_args
 
 import torch
 from torch import nn
@@ -48,8 +49,14 @@ def batch_statistics(net: nn.Module) -> Iterator[nn.Module]:
 
 
 @torch.no_grad()
-def translate(net: nn.Module, images: torch.Tensor, mode: str, batch_size: int | None = None,
-              device: torch.device | None = None, seed: int | None = None) -> torch.Tensor:
+def translate(
+    net: nn.Module,
+    images: torch.Tensor,
+    mode: str,
+    batch_size: int | None = None,
+    device: torch.device | None = None,
+    seed: int | None = None,
+) -> torch.Tensor:
     """``net`` over ``images`` as at test time (``mode``: see the module). ``batch_size``
     and ``device``: eval mode runs in batches of that size, moved to ``device``, and the
     results come back to where ``images`` are. ``seed``: train mode's dropout masks
@@ -62,8 +69,9 @@ def translate(net: nn.Module, images: torch.Tensor, mode: str, batch_size: int |
         was_training = net.training
         net.eval()
         try:
-            return torch.cat([net(images[k:k + size].to(device)).to(images.device)
-                              for k in range(0, len(images), size)])
+            return torch.cat(
+                [net(images[k : k + size].to(device)).to(images.device) for k in range(0, len(images), size)]
+            )
         finally:
             net.train(was_training)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), batch_statistics(net):
@@ -80,6 +88,8 @@ def describe(mode: str, seed: int) -> str:
 def translator(net: nn.Module, mode: str, seed: int | None = None):
     """``translate`` with ``net``, ``mode`` and ``seed`` bound: ``f(images, batch_size=None,
     device=None)``, the one shape every tool and metric calls a translator in."""
+
     def run(images: torch.Tensor, batch_size: int | None = None, device: torch.device | None = None) -> torch.Tensor:
         return translate(net, images, mode, batch_size, device, seed=seed)
+
     return run

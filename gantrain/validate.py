@@ -15,7 +15,8 @@ import importlib
 import inspect
 import types
 import typing
-from typing import Any, Callable, Iterable, Union
+from collections.abc import Callable, Iterable
+from typing import Any, Union
 
 from gantrain.errors import UserError, keyed
 
@@ -25,18 +26,30 @@ MISSING = "???"
 # and a config can arrive from anywhere (a shared experiment file, a run directory).
 ALLOWED_TARGET_PACKAGES = ("gantrain", "torch", "torchvision")
 # ... minus the parts of torch that load or fetch code (pickles, hub repos, extensions).
-DENIED_TARGETS = ("torch.hub", "torch.load", "torch.package", "torch.serialization", "torch.jit.load",
-                  "torch.utils.cpp_extension", "torch.ops", "torch.classes", "torch.utils.model_zoo",
-                  "torch.compile", "torch.export.load")
+DENIED_TARGETS = (
+    "torch.hub",
+    "torch.load",
+    "torch.package",
+    "torch.serialization",
+    "torch.jit.load",
+    "torch.utils.cpp_extension",
+    "torch.ops",
+    "torch.classes",
+    "torch.utils.model_zoo",
+    "torch.compile",
+    "torch.export.load",
+)
 
 
 def check_target_allowed(target: str, path: str) -> None:
     """Refuse a ``_target_`` outside gantrain, torch and torchvision before importing anything."""
     denied = any(target == d or target.startswith(d + ".") for d in DENIED_TARGETS)
     if target.split(".")[0] not in ALLOWED_TARGET_PACKAGES or denied:
-        raise UserError(f"{path}._target_={target} is refused: configs may only build objects from "
-                        f"{', '.join(ALLOWED_TARGET_PACKAGES)} (and not torch's code loaders); point "
-                        f"it at a gantrain, torch or torchvision class")
+        raise UserError(
+            f"{path}._target_={target} is refused: configs may only build objects from "
+            f"{', '.join(ALLOWED_TARGET_PACKAGES)} (and not torch's code loaders); point "
+            f"it at a gantrain, torch or torchvision class"
+        )
 
 
 def check_all_targets(node: Any, path: str = "") -> None:
@@ -74,7 +87,8 @@ def _describe(hint: Any) -> str:
     if origin in (list, tuple) or hint in (list, tuple):
         return "a list"
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
-        hint, getattr(hint, "__name__", str(hint)))
+        hint, getattr(hint, "__name__", str(hint))
+    )
 
 
 def fits(value: Any, hint: Any) -> bool:
@@ -113,8 +127,12 @@ def fits(value: Any, hint: Any) -> bool:
 def _expressible(hint: Any) -> bool:
     """Whether YAML can spell a value of this type."""
     origin = typing.get_origin(hint) or hint
-    return hint is type(None) or origin is typing.Literal or origin in (bool, int, float, str, list, tuple, dict) or \
-        origin is typing.get_origin(typing.Sequence[int])
+    return (
+        hint is type(None)
+        or origin is typing.Literal
+        or origin in (bool, int, float, str, list, tuple, dict)
+        or origin is typing.get_origin(typing.Sequence[int])
+    )
 
 
 def _hints(fn: Callable) -> dict[str, Any]:
@@ -142,17 +160,22 @@ def check_call(node: dict, path: str, provided: Iterable[str] = ()) -> Callable:
     params = signature.parameters
     takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
     provided = set(provided)
-    accepted = [n for n, p in params.items() if n not in provided and n != "self"
-                and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    accepted = [
+        n
+        for n, p in params.items()
+        if n not in provided and n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
     for key, value in node.items():
         if key in HYDRA_KEYS or isinstance(value, dict) and "_target_" in value:
             continue
         if key in provided:
-            raise UserError(f"{path}.{key} is set by gantrain from the data and the other "
-                            f"config groups: remove it from {path}")
+            raise UserError(
+                f"{path}.{key} is set by gantrain from the data and the other config groups: remove it from {path}"
+            )
         if key not in params and not takes_any:
-            raise UserError(f"unknown option {path}.{key}: {node['_target_']} takes "
-                            f"{', '.join(accepted) or 'no options'}")
+            raise UserError(
+                f"unknown option {path}.{key}: {node['_target_']} takes {', '.join(accepted) or 'no options'}"
+            )
         check_value(f"{path}.{key}", value, hints.get(key, params[key].annotation if key in params else Any))
     for name in accepted:
         p = params[name]

@@ -21,8 +21,8 @@ the decode cost least, the files are uncompressed BMPs at exactly 2S x S (so
 ``data.load_size`` = ``data.image_size``: no resize and no crop; the flip stays), one
 file hard-linked under as many names as the timed run consumes, so a run is one epoch
 (no refill of the workers' prefetch queue at an epoch boundary falls into the timed
-steps) and the reads come from the page cache. The plain loops get their data already normalised, in memory on the device: they
-pay nothing for input.
+steps) and the reads come from the page cache. The plain loops get their data already
+normalised, in memory on the device: they pay nothing for input.
 
 The plain loops are written the way the references write their training steps, fp32
 eager (no compile, no AMP; PyTorch's default precision flags, plus
@@ -82,10 +82,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import _checkout  # noqa: E402,F401  (the installed gantrain, else this checkout's)
 import torch
 from torch import nn
-
-import _checkout  # noqa: E402,F401  (the installed gantrain, else this checkout's)
 
 from gantrain.config import compose_config  # noqa: E402
 from gantrain.nets.dcgan import DCGANDiscriminator, DCGANGenerator  # noqa: E402
@@ -137,18 +136,20 @@ class Workload:
         return f"{self.kind}-{self.size(scale)}"
 
 
-WORKLOADS = {w.name: w for w in [
-    Workload("dcgan-64", "dcgan", "dcgan_celeba", 64, 2e-4, (0.5, 0.999)),
-    Workload("wgan_gp-64", "wgan_gp", "wgan_gp_celeba", 64, 1e-4, (0.0, 0.9), d_steps=5),
-    Workload("pix2pix-256", "pix2pix", "pix2pix_facades", 256, 2e-4, (0.5, 0.999)),
-]}
+WORKLOADS = {
+    w.name: w
+    for w in [
+        Workload("dcgan-64", "dcgan", "dcgan_celeba", 64, 2e-4, (0.5, 0.999)),
+        Workload("wgan_gp-64", "wgan_gp", "wgan_gp_celeba", 64, 1e-4, (0.0, 0.9), d_steps=5),
+        Workload("pix2pix-256", "pix2pix", "pix2pix_facades", 256, 2e-4, (0.5, 0.999)),
+    ]
+}
 
 
 def build_nets(workload: Workload, size: int, width: int) -> tuple[nn.Module, nn.Module]:
     """G and D of the workload, gantrain's classes with the experiment's settings."""
     if workload.kind == "pix2pix":
-        return (UNetGenerator(3, 3, size, width=width),
-                PatchDiscriminator(6, width=width, layers=3, image_size=size))
+        return (UNetGenerator(3, 3, size, width=width), PatchDiscriminator(6, width=width, layers=3, image_size=size))
     norm = "layer" if workload.kind == "wgan_gp" else "batch"
     return DCGANGenerator(Z_DIM, 3, size, width=width), DCGANDiscriminator(3, size, width=width, norm=norm)
 
@@ -175,7 +176,7 @@ class InMemoryImages:
         if self.k == self.per_epoch:
             self.order = torch.randperm(self.count, device=self.device)
             self.k = 0
-        index = self.order[self.k * self.batch_size:(self.k + 1) * self.batch_size]
+        index = self.order[self.k * self.batch_size : (self.k + 1) * self.batch_size]
         self.k += 1
         return tuple(tensor[index] for tensor in self.tensors)
 
@@ -183,8 +184,9 @@ class InMemoryImages:
 class PlainLoop:
     images_per_step: int
 
-    def __init__(self, workload: Workload, device: torch.device, batch_size: int, width: int,
-                 scale: float = 1.0, seed: int = 0) -> None:
+    def __init__(
+        self, workload: Workload, device: torch.device, batch_size: int, width: int, scale: float = 1.0, seed: int = 0
+    ) -> None:
         torch.manual_seed(seed)
         self.device, self.batch_size = device, batch_size
         size = workload.size(scale)
@@ -195,8 +197,10 @@ class PlainLoop:
         self.images_per_step = batch_size * workload.d_steps
         pix2pix = workload.kind == "pix2pix"
         count = max(8, 2 * batch_size) if pix2pix else max(512, 2 * batch_size)
-        self.data = InMemoryImages(tuple(torch.rand(count, 3, size, size, device=device).mul_(2).sub_(1)
-                                         for _ in range(2 if pix2pix else 1)), batch_size)
+        self.data = InMemoryImages(
+            tuple(torch.rand(count, 3, size, size, device=device).mul_(2).sub_(1) for _ in range(2 if pix2pix else 1)),
+            batch_size,
+        )
 
     def step(self) -> None:
         raise NotImplementedError
@@ -238,8 +242,9 @@ class PlainWGANGP64(PlainLoop):
         alpha = torch.rand(real.shape[0], 1, 1, 1, device=self.device)
         interpolates = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
         scores = self.D(interpolates)
-        (gradients,) = torch.autograd.grad(scores, interpolates, grad_outputs=torch.ones_like(scores),
-                                           create_graph=True, retain_graph=True)
+        (gradients,) = torch.autograd.grad(
+            scores, interpolates, grad_outputs=torch.ones_like(scores), create_graph=True, retain_graph=True
+        )
         return ((gradients.view(gradients.shape[0], -1).norm(2, dim=1) - 1) ** 2).mean()
 
     def step(self) -> None:
@@ -304,8 +309,7 @@ class PlainPix2Pix256(PlainLoop):
 PLAIN_LOOPS = {"dcgan": PlainDCGAN64, "wgan_gp": PlainWGANGP64, "pix2pix": PlainPix2Pix256}
 
 
-def make_plain(workload: Workload, device: torch.device, batch_size: int, width: int,
-               scale: float = 1.0) -> PlainLoop:
+def make_plain(workload: Workload, device: torch.device, batch_size: int, width: int, scale: float = 1.0) -> PlainLoop:
     return PLAIN_LOOPS[workload.kind](workload, device, batch_size, width, scale)
 
 
@@ -316,7 +320,7 @@ class _GlobalOnly:
 
     parents = {"Global"}
 
-    def __enter__(self) -> "_GlobalOnly":
+    def __enter__(self) -> _GlobalOnly:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -333,8 +337,10 @@ def flops_per_image(loop: PlainLoop) -> float:
         with counter:
             loop.step()
     except Exception as exc:  # FlopCounterMode's internals differ between torch releases
-        print(f"  FLOPs not counted on torch {torch.__version__} ({type(exc).__name__}: {exc}); "
-              f"the FLOP columns say n/a", flush=True)
+        print(
+            f"  FLOPs not counted on torch {torch.__version__} ({type(exc).__name__}: {exc}); the FLOP columns say n/a",
+            flush=True,
+        )
         return math.nan
     return counter.get_total_flops() / loop.images_per_step
 
@@ -363,7 +369,8 @@ def _sync(device: torch.device) -> None:
 # Read and set through the legacy API, as gantrain's speed.py sets them (mixing it with
 # torch 2.9's fp32_precision makes the legacy getters raise).
 _FLAG_PATHS = [
-    (torch.backends.cudnn, "benchmark"), (torch.backends.cudnn, "deterministic"),
+    (torch.backends.cudnn, "benchmark"),
+    (torch.backends.cudnn, "deterministic"),
     (torch.backends.cudnn, "allow_tf32"),
 ]
 
@@ -411,21 +418,44 @@ def write_pairs(root: Path, size: int, count: int) -> Path:
     return root
 
 
-def gantrain_overrides(workload: Workload, device: torch.device, batch_size: int, width: int, scale: float,
-                       warmup: int, steps: int, data_dir: Path | None, workers: int) -> list[str]:
+def gantrain_overrides(
+    workload: Workload,
+    device: torch.device,
+    batch_size: int,
+    width: int,
+    scale: float,
+    warmup: int,
+    steps: int,
+    data_dir: Path | None,
+    workers: int,
+) -> list[str]:
     size = workload.size(scale)
     if workload.kind == "pix2pix":
-        data = ["data=paired_folder", f"data.path={data_dir}", f"data.image_size={size}",
-                f"data.load_size={size}", f"data.num_workers={workers}"]
+        data = [
+            "data=paired_folder",
+            f"data.path={data_dir}",
+            f"data.image_size={size}",
+            f"data.load_size={size}",
+            f"data.num_workers={workers}",
+        ]
     else:
-        data = ["data=synthetic", f"data.image_size={size}", "data.channels=3",
-                f"data.size={max(512, 2 * batch_size)}"]
+        data = ["data=synthetic", f"data.image_size={size}", "data.channels=3", f"data.size={max(512, 2 * batch_size)}"]
     # Log points at the end of the warm-up and every `steps` after it: the last one
     # times the last `steps` steps only.
-    return [f"experiment={workload.experiment}", *data, f"device={device}", f"data.batch_size={batch_size}",
-            f"model.generator.width={width}", f"model.discriminator.width={width}",
-            f"trainer.steps={warmup + steps}", f"trainer.log_every={steps}", "trainer.progress=false",
-            f"trainer.sample_every={10 ** 9}", f"trainer.checkpoint_every={10 ** 9}", "trainer.num_samples=1"]
+    return [
+        f"experiment={workload.experiment}",
+        *data,
+        f"device={device}",
+        f"data.batch_size={batch_size}",
+        f"model.generator.width={width}",
+        f"model.discriminator.width={width}",
+        f"trainer.steps={warmup + steps}",
+        f"trainer.log_every={steps}",
+        "trainer.progress=false",
+        f"trainer.sample_every={10**9}",
+        f"trainer.checkpoint_every={10**9}",
+        "trainer.num_samples=1",
+    ]
 
 
 # gantrain's training config with the given overrides, as the CLI composes it (the name
@@ -433,9 +463,18 @@ def gantrain_overrides(workload: Workload, device: torch.device, batch_size: int
 compose_train = compose_config
 
 
-def gantrain_throughput(workload: Workload, device: torch.device, batch_size: int, width: int, scale: float,
-                        warmup: int, steps: int, data_dir: Path | None = None, workers: int = 0,
-                        extra: list[str] = ()) -> float:
+def gantrain_throughput(
+    workload: Workload,
+    device: torch.device,
+    batch_size: int,
+    width: int,
+    scale: float,
+    warmup: int,
+    steps: int,
+    data_dir: Path | None = None,
+    workers: int = 0,
+    extra: list[str] = (),
+) -> float:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from gantrain.build import build_trainer
@@ -449,8 +488,11 @@ def gantrain_throughput(workload: Workload, device: torch.device, batch_size: in
         trainer.fit()
         trainer.logger.close()
         if trainer.speed.compile and not trainer.compiled:  # the loop fell back to eager, with a warning
-            print(f"  {workload.name} {device.type}: torch.compile failed, so gantrain's row is eager "
-                  f"(the warning above says why)", flush=True)
+            print(
+                f"  {workload.name} {device.type}: torch.compile failed, so gantrain's row is eager "
+                f"(the warning above says why)",
+                flush=True,
+            )
         del trainer
         events = EventAccumulator(str(Path(run_dir) / "tb"))
         events.Reload()
@@ -464,14 +506,16 @@ def check_same_setup(trainer, workload: Workload, width: int, scale: float) -> N
     G, D = build_nets(workload, workload.size(scale), width)
     model = trainer.model
     counts = (count_parameters(model.G), count_parameters(model.D))
-    assert counts == (count_parameters(G), count_parameters(D)), \
-        f"{workload.name}: gantrain's nets have {counts} parameters, the plain loop's " \
+    assert counts == (count_parameters(G), count_parameters(D)), (
+        f"{workload.name}: gantrain's nets have {counts} parameters, the plain loop's "
         f"{(count_parameters(G), count_parameters(D))}"
+    )
     assert trainer.cfg.d_steps == workload.d_steps, f"{workload.name}: d_steps {trainer.cfg.d_steps}"
     for optimizer in (trainer.opt_g, trainer.opt_d):
         group = optimizer.param_groups[0]
-        assert math.isclose(group["lr"], workload.lr) and tuple(group["betas"]) == workload.betas, \
+        assert math.isclose(group["lr"], workload.lr) and tuple(group["betas"]) == workload.betas, (
             f"{workload.name}: optimizer {group['lr']}, {group['betas']}"
+        )
 
 
 def _release(device: torch.device) -> None:
@@ -536,21 +580,41 @@ class Row:
         return "n/a" if math.isnan(tflops) else f"{100 * tflops / peak:.1f}%"
 
     def cells(self) -> list[str]:
-        return [self.workload, self.device, str(self.batch), _number(self.gflop_per_image),
-                _number(self.plain), _number(self.gantrain), f"{self.ratio:.2f}x",
-                _number(self.tflops(self.plain)), _number(self.tflops(self.gantrain)),
-                f"{self.peak_fraction(self.plain)} / {self.peak_fraction(self.gantrain)}"]
+        return [
+            self.workload,
+            self.device,
+            str(self.batch),
+            _number(self.gflop_per_image),
+            _number(self.plain),
+            _number(self.gantrain),
+            f"{self.ratio:.2f}x",
+            _number(self.tflops(self.plain)),
+            _number(self.tflops(self.gantrain)),
+            f"{self.peak_fraction(self.plain)} / {self.peak_fraction(self.gantrain)}",
+        ]
 
 
-HEADERS = ["workload", "device", "batch", "GFLOP/img", "plain img/s", "gantrain img/s", "speed-up",
-           "plain TFLOP/s", "gantrain TFLOP/s", "bf16 peak (plain / gantrain)"]
+HEADERS = [
+    "workload",
+    "device",
+    "batch",
+    "GFLOP/img",
+    "plain img/s",
+    "gantrain img/s",
+    "speed-up",
+    "plain TFLOP/s",
+    "gantrain TFLOP/s",
+    "bf16 peak (plain / gantrain)",
+]
 
 
 def format_table(rows: list[Row]) -> str:
     table = [HEADERS] + [row.cells() for row in rows]
     widths = [max(len(line[k]) for line in table) for k in range(len(HEADERS))]
-    return "\n".join("  ".join(cell.rjust(w) if k else cell.ljust(w) for k, (cell, w) in enumerate(zip(line, widths)))
-                     for line in table)
+    return "\n".join(
+        "  ".join(cell.rjust(w) if k else cell.ljust(w) for k, (cell, w) in enumerate(zip(line, widths)))
+        for line in table
+    )
 
 
 def format_markdown(rows: list[Row]) -> str:
@@ -561,13 +625,15 @@ def format_markdown(rows: list[Row]) -> str:
 
 def measure(workload: Workload, device: torch.device, batch_size: int, args, data_root: Path) -> Row:
     scale, width = args.image_scale, args.width
-    warmup = max(args.warmup if args.warmup is not None else args.steps,
-                 COMPILE_WARMUP if device.type == "cuda" else 1)
+    warmup = max(args.warmup if args.warmup is not None else args.steps, COMPILE_WARMUP if device.type == "cuda" else 1)
     warmup = args.steps * math.ceil(warmup / args.steps)  # a log point at the warm-up's end
     data_dir, workers = None, 0
     if workload.kind == "pix2pix":
-        workers = args.pix2pix_workers if args.pix2pix_workers >= 0 else \
-            (min(8, os.cpu_count() or 1) if device.type == "cuda" else 0)
+        workers = (
+            args.pix2pix_workers
+            if args.pix2pix_workers >= 0
+            else (min(8, os.cpu_count() or 1) if device.type == "cuda" else 0)
+        )
         data_dir = data_root / f"pairs-{workload.size(scale)}-{batch_size * (warmup + args.steps + 1)}"
         if not data_dir.exists():  # one epoch covers the whole run
             write_pairs(data_dir, workload.size(scale), batch_size * (warmup + args.steps + 1))
@@ -582,17 +648,29 @@ def measure(workload: Workload, device: torch.device, batch_size: int, args, dat
             flops = counted if counted is not None else flops
             del loop
             _release(device)
-            ours = gantrain_throughput(workload, device, batch_size, width, scale, warmup, args.steps,
-                                       data_dir, workers, args.override)
+            ours = gantrain_throughput(
+                workload, device, batch_size, width, scale, warmup, args.steps, data_dir, workers, args.override
+            )
             rounds.append((plain, ours))
-            print(f"  {workload.label(scale)} {device.type} round {k + 1}: plain {plain:.1f} img/s, "
-                  f"gantrain {ours:.1f} img/s", flush=True)
+            print(
+                f"  {workload.label(scale)} {device.type} round {k + 1}: plain {plain:.1f} img/s, "
+                f"gantrain {ours:.1f} img/s",
+                flush=True,
+            )
     finally:
         restore_backend_flags(defaults)
     # Rounds alternate, so slow spells of a shared machine hit both sides.
-    return Row(workload.label(scale), device.type, device_name(device), batch_size, flops / 1e9,
-               statistics.median(p for p, _ in rounds), statistics.median(g for _, g in rounds),
-               statistics.median(g / p for p, g in rounds), rounds)
+    return Row(
+        workload.label(scale),
+        device.type,
+        device_name(device),
+        batch_size,
+        flops / 1e9,
+        statistics.median(p for p, _ in rounds),
+        statistics.median(g for _, g in rounds),
+        statistics.median(g / p for p, g in rounds),
+        rounds,
+    )
 
 
 def default_steps(workload: Workload, device: torch.device) -> int:
@@ -605,25 +683,50 @@ def default_steps(workload: Workload, device: torch.device) -> int:
 
 def main(argv: list[str] | None = None) -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                        help="auto: the CPU, then the GPU too when there is one")
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="auto: the CPU, then the GPU too when there is one",
+    )
     parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--pix2pix-batch-size", type=int, default=None,
-                        help="default: --batch-size on CUDA, 1 (the paper's) on the CPU")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="timed G steps per round; default 100 on CUDA, 10 on the CPU (wgan_gp: 1)")
-    parser.add_argument("--warmup", type=int, default=None,
-                        help="warm-up steps before them (default: as many; on CUDA at least "
-                             f"{COMPILE_WARMUP}, for torch.compile); rounded up to a multiple of --steps")
+    parser.add_argument(
+        "--pix2pix-batch-size", type=int, default=None, help="default: --batch-size on CUDA, 1 (the paper's) on the CPU"
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="timed G steps per round; default 100 on CUDA, 10 on the CPU (wgan_gp: 1)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="warm-up steps before them (default: as many; on CUDA at least "
+        f"{COMPILE_WARMUP}, for torch.compile); rounded up to a multiple of --steps",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
     parser.add_argument("--width", type=int, default=64, help="base width of G and D (the experiments': 64)")
-    parser.add_argument("--image-scale", type=float, default=1.0,
-                        help="scale the image sides (0.5: dcgan-32, pix2pix-128), for quick runs")
-    parser.add_argument("--pix2pix-workers", type=int, default=-1,
-                        help="gantrain's DataLoader workers for pix2pix (default: 8 on CUDA, 0 on the CPU)")
-    parser.add_argument("--override", action="append", default=[],
-                        help="an extra gantrain override, e.g. speed.compile=false (repeatable)")
+    parser.add_argument(
+        "--image-scale",
+        type=float,
+        default=1.0,
+        help="scale the image sides (0.5: dcgan-32, pix2pix-128), for quick runs",
+    )
+    parser.add_argument(
+        "--pix2pix-workers",
+        type=int,
+        default=-1,
+        help="gantrain's DataLoader workers for pix2pix (default: 8 on CUDA, 0 on the CPU)",
+    )
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        help="an extra gantrain override, e.g. speed.compile=false (repeatable)",
+    )
     parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown (README)")
     args = parser.parse_args(argv)
     for name in ("batch_size", "pix2pix_batch_size", "steps", "warmup", "rounds", "width"):
@@ -636,9 +739,12 @@ def main(argv: list[str] | None = None) -> list[Row]:
 
     names = " | ".join(f"{d}: {device_name(torch.device(d))}" for d in devices)
     print(f"torch {torch.__version__}; {names}")
-    print(f"width {args.width}, image scale {args.image_scale:g}, {args.rounds} round(s); "
-          f"gantrain: its experiment configs, speed settings at their defaults"
-          + (f" + {' '.join(args.override)}" if args.override else ""), flush=True)
+    print(
+        f"width {args.width}, image scale {args.image_scale:g}, {args.rounds} round(s); "
+        f"gantrain: its experiment configs, speed settings at their defaults"
+        + (f" + {' '.join(args.override)}" if args.override else ""),
+        flush=True,
+    )
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="gantrain-bench-") as data_root:
         for name in devices:
@@ -653,14 +759,19 @@ def main(argv: list[str] | None = None) -> list[Row]:
                     rows.append(measure(workload, device, batch, run_args, Path(data_root)))
                 except torch.OutOfMemoryError:
                     _release(device)
-                    print(f"  {workload.label(args.image_scale)} {device.type}: out of memory at batch {batch}: "
-                          f"not measured (a smaller --batch-size or --pix2pix-batch-size fits)", flush=True)
+                    print(
+                        f"  {workload.label(args.image_scale)} {device.type}: out of memory at batch {batch}: "
+                        f"not measured (a smaller --batch-size or --pix2pix-batch-size fits)",
+                        flush=True,
+                    )
     print()
     print(format_table(rows))
     for row in rows:
         if row.workload == "dcgan-64" and row.device == "cuda" and row.batch == 64 and args.width == 64:
-            print(f"target: dcgan-64 on the GPU at batch 64 at 3x the plain loop or more: {row.ratio:.2f}x, "
-                  f"{'met' if row.ratio >= 3 else 'not met'}")
+            print(
+                f"target: dcgan-64 on the GPU at batch 64 at 3x the plain loop or more: {row.ratio:.2f}x, "
+                f"{'met' if row.ratio >= 3 else 'not met'}"
+            )
     if not torch.cuda.is_available():
         print("no CUDA GPU here: GPU rows not measured")
     if args.markdown:

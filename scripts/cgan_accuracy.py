@@ -15,14 +15,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 import _checkout  # noqa: E402,F401  (the installed gantrain, else this checkout's)
+import torch
 
 from gantrain.build import load_generator, run  # noqa: E402
 from gantrain.config import compose_config  # noqa: E402
@@ -31,13 +29,24 @@ from gantrain.data.spec import to_unit_range  # noqa: E402
 from gantrain.metrics.classifier import accuracy, conditional_accuracy, fit_classifier  # noqa: E402
 
 
-def train_cgan(run_dir: Path, steps: int, width: int, batch_size: int, seed: int, device: str,
-               extra: list[str]) -> float:
-    overrides = ["model=cgan", "data.split=train", f"data.batch_size={batch_size}",
-                 f"model.generator.width={width}", f"model.discriminator.width={width}",
-                 f"trainer.steps={steps}", "trainer.progress=false", f"trainer.log_every={max(1, steps // 10)}",
-                 f"trainer.sample_every={steps}", f"trainer.checkpoint_every={steps}",
-                 f"seed={seed}", f"device={device}", *extra]
+def train_cgan(
+    run_dir: Path, steps: int, width: int, batch_size: int, seed: int, device: str, extra: list[str]
+) -> float:
+    overrides = [
+        "model=cgan",
+        "data.split=train",
+        f"data.batch_size={batch_size}",
+        f"model.generator.width={width}",
+        f"model.discriminator.width={width}",
+        f"trainer.steps={steps}",
+        "trainer.progress=false",
+        f"trainer.log_every={max(1, steps // 10)}",
+        f"trainer.sample_every={steps}",
+        f"trainer.checkpoint_every={steps}",
+        f"seed={seed}",
+        f"device={device}",
+        *extra,
+    ]
     start = time.perf_counter()
     run(compose_config(overrides), run_dir, overrides)
     return time.perf_counter() - start
@@ -57,18 +66,21 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = args.run_dir or Path(tmp) / "run"
-        seconds = train_cgan(run_dir, args.steps, args.width, args.batch_size, args.seed, args.device,
-                             args.overrides)
+        seconds = train_cgan(run_dir, args.steps, args.width, args.batch_size, args.seed, args.device, args.overrides)
         holdout, train = mnist_sample(split="holdout"), mnist_sample(split="train")
         judge = fit_classifier(to_unit_range(holdout.images), holdout.labels, 10, seed=args.seed)
         real = accuracy(judge, to_unit_range(train.images), train.labels)
         G, _ = load_generator(run_dir)
         per_class = conditional_accuracy(G, judge, 10, args.per_class, seed=args.seed + 1)
-    print(f"cGAN: {args.steps} steps, batch {args.batch_size}, width {args.width}, "
-          f"{seconds / 60:.1f} min on {args.device} ({torch.get_num_threads()} threads)")
+    print(
+        f"cGAN: {args.steps} steps, batch {args.batch_size}, width {args.width}, "
+        f"{seconds / 60:.1f} min on {args.device} ({torch.get_num_threads()} threads)"
+    )
     print(f"classifier accuracy on the 4,000 real train-split digits it never saw: {real:.1%}")
-    print(f"generated digits recognised as the asked-for class: {per_class.mean():.1%} "
-          f"(chance 10%); per class: " + " ".join(f"{k}:{a:.0%}" for k, a in enumerate(per_class.tolist())))
+    print(
+        f"generated digits recognised as the asked-for class: {per_class.mean():.1%} "
+        f"(chance 10%); per class: " + " ".join(f"{k}:{a:.0%}" for k, a in enumerate(per_class.tolist()))
+    )
 
 
 if __name__ == "__main__":

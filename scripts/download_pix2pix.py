@@ -43,8 +43,18 @@ BASE_URLS = {
 }
 DATASETS = {
     "pix2pix": ("facades", "cityscapes", "maps", "edges2shoes", "edges2handbags", "night2day"),
-    "cyclegan": ("horse2zebra", "apple2orange", "summer2winter_yosemite", "monet2photo", "cezanne2photo",
-                 "ukiyoe2photo", "vangogh2photo", "maps", "facades", "iphone2dslr_flower"),
+    "cyclegan": (
+        "horse2zebra",
+        "apple2orange",
+        "summer2winter_yosemite",
+        "monet2photo",
+        "cezanne2photo",
+        "ukiyoe2photo",
+        "vangogh2photo",
+        "maps",
+        "facades",
+        "iphone2dslr_flower",
+    ),
 }
 # SHA-256 of the published archives, keyed by (kind, name). Empty on purpose: this
 # script was written without network access, and a digest copied from nowhere would be
@@ -72,13 +82,23 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     names = sorted(set(DATASETS["pix2pix"]) | set(DATASETS["cyclegan"]))
-    parser = _Parser(prog=PROG, description="Download a pix2pix or CycleGAN dataset into <root>/<name>/.",
-                     epilog=f"datasets: {', '.join(names)}")
+    parser = _Parser(
+        prog=PROG,
+        description="Download a pix2pix or CycleGAN dataset into <root>/<name>/.",
+        epilog=f"datasets: {', '.join(names)}",
+    )
     parser.add_argument("name", help="dataset name, e.g. facades or horse2zebra")
-    parser.add_argument("--root", default=os.environ.get("GANTRAIN_DATA", "data"),
-                        help="folder that receives <name>/ (default: $GANTRAIN_DATA, else data)")
-    parser.add_argument("--kind", choices=sorted(BASE_URLS), default="pix2pix",
-                        help="pix2pix (paired, .tar.gz) or cyclegan (unpaired, .zip)")
+    parser.add_argument(
+        "--root",
+        default=os.environ.get("GANTRAIN_DATA", "data"),
+        help="folder that receives <name>/ (default: $GANTRAIN_DATA, else data)",
+    )
+    parser.add_argument(
+        "--kind",
+        choices=sorted(BASE_URLS),
+        default="pix2pix",
+        help="pix2pix (paired, .tar.gz) or cyclegan (unpaired, .zip)",
+    )
     parser.add_argument("--url", help="download from here instead (a mirror, or file:///path/to/archive)")
     parser.add_argument("--sha256", help="expected SHA-256 of the archive (64 hex digits)")
     args = parser.parse_args(argv)
@@ -88,8 +108,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             raise Failure(f"--sha256 {args.sha256!r} is not a SHA-256 digest: give 64 hex digits")
     if args.url is None and args.name not in DATASETS[args.kind]:
         other = [k for k in DATASETS if args.name in DATASETS[k]]
-        hint = f"it is a {other[0]} set: add --kind {other[0]}" if other else \
-            f"choose one of {', '.join(DATASETS[args.kind])}, or pass --url for another archive"
+        hint = (
+            f"it is a {other[0]} set: add --kind {other[0]}"
+            if other
+            else f"choose one of {', '.join(DATASETS[args.kind])}, or pass --url for another archive"
+        )
         raise Failure(f"unknown {args.kind} dataset {args.name!r}: {hint}")
     # The name becomes a folder name: nothing that could point elsewhere.
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.name):
@@ -119,15 +142,15 @@ def download(url: str, part: Path, hint: str) -> str:
                 try:
                     chunk = response.read(CHUNK)
                 except (OSError, http.client.HTTPException) as exc:
-                    raise Failure(f"download of {url} broke off after {_size(received)} ({exc}): "
-                                  f"{hint}") from None
+                    raise Failure(f"download of {url} broke off after {_size(received)} ({exc}): {hint}") from None
                 if not chunk:
                     break
                 try:
                     out.write(chunk)
                 except OSError as exc:
-                    raise Failure(f"cannot write {part} ({exc.strerror}): free some space or choose "
-                                  f"another --root") from None
+                    raise Failure(
+                        f"cannot write {part} ({exc.strerror}): free some space or choose another --root"
+                    ) from None
                 digest.update(chunk)
                 received += len(chunk)
     if length and received != int(length):
@@ -143,8 +166,9 @@ def _check_member(name: str, url: str) -> None:
     """Refuse names that would land outside the extraction folder."""
     posix = PurePosixPath(name.replace("\\", "/"))
     if posix.is_absolute() or PureWindowsPath(name).drive or ".." in posix.parts:
-        raise Failure(f"{url} holds an unsafe member {name!r} (absolute path or '..'): refusing to "
-                      f"unpack it; check --url")
+        raise Failure(
+            f"{url} holds an unsafe member {name!r} (absolute path or '..'): refusing to unpack it; check --url"
+        )
 
 
 def extract(archive: Path, dest: Path, url: str) -> None:
@@ -160,8 +184,9 @@ def extract(archive: Path, dest: Path, url: str) -> None:
                 for member in members:
                     _check_member(member.name, url)
                     if not (member.isfile() or member.isdir()):
-                        raise Failure(f"{url} holds {member.name!r}, a link or special file: refusing "
-                                      f"to unpack it; check --url")
+                        raise Failure(
+                            f"{url} holds {member.name!r}, a link or special file: refusing to unpack it; check --url"
+                        )
                 # The "data" filter (Python 3.12, backported to 3.8.17+) re-checks all of the above.
                 if hasattr(tarfile, "data_filter"):
                     tf.extractall(dest, members=members, filter="data")
@@ -184,6 +209,7 @@ def dataset_folder(unpacked: Path, kind: str) -> Path:
 def has_layout(folder: Path, kind: str) -> bool:
     def holds_images(sub: Path) -> bool:
         return sub.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in sub.iterdir())
+
     return all(holds_images(folder / sub) for sub in LAYOUTS[kind])
 
 
@@ -195,8 +221,7 @@ def install(args: argparse.Namespace) -> None:
         return
     url = args.url or BASE_URLS[args.kind].format(name=args.name)
     archive_name = url.rstrip("/").rsplit("/", 1)[-1] or f"{args.name}.archive"
-    hint = (f"check the connection, or download {archive_name} elsewhere and pass "
-            f"--url file:///path/to/{archive_name}")
+    hint = f"check the connection, or download {archive_name} elsewhere and pass --url file:///path/to/{archive_name}"
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -207,21 +232,24 @@ def install(args: argparse.Namespace) -> None:
         digest = download(url, part, hint)
         expected = args.sha256 or KNOWN_SHA256.get((args.kind, args.name))
         if expected and digest != expected:
-            raise Failure(f"{url} has SHA-256 {digest}, expected {expected}: the file is damaged or not "
-                          f"the published archive; download it again, or pass the right --sha256")
+            raise Failure(
+                f"{url} has SHA-256 {digest}, expected {expected}: the file is damaged or not "
+                f"the published archive; download it again, or pass the right --sha256"
+            )
         if expected:
             print(f"sha256 {digest}: matches")
         else:
-            print(f"sha256 {digest} (no known digest to compare with: record it in KNOWN_SHA256 "
-                  f"or pass --sha256 next time)")
+            print(
+                f"sha256 {digest} (no known digest to compare with: record it in KNOWN_SHA256 "
+                f"or pass --sha256 next time)"
+            )
         # Inside root, so that the final rename stays on one file system (atomic).
         unpacked = Path(tempfile.mkdtemp(prefix=f".{args.name}.", suffix=".tmp", dir=root))
         extract(part, unpacked, url)
         found = dataset_folder(unpacked, args.kind)
         if not has_layout(found, args.kind):
             layout = " and ".join(f"{args.name}/{sub}/*.jpg" for sub in LAYOUTS[args.kind])
-            raise Failure(f"{url} did not unpack to the {args.kind} layout ({layout}): check --kind "
-                          f"and --url")
+            raise Failure(f"{url} did not unpack to the {args.kind} layout ({layout}): check --kind and --url")
         if target.exists():
             raise Failure(f"{target} appeared while downloading: left as it is; remove it and run again")
         os.rename(found, target)

@@ -18,16 +18,14 @@ all three):
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 import _checkout  # noqa: E402,F401  (the installed gantrain, else this checkout's)
-
+import torch
 from bench import compose_train  # noqa: E402
+
 from gantrain.build import build_evaluator, build_nets, build_source, run  # noqa: E402
 from gantrain.engine.checkpoint import last_checkpoint, load_checkpoint  # noqa: E402
 from gantrain.engine.ema import recompute_batch_norm  # noqa: E402
@@ -45,8 +43,9 @@ def generators(run_dir: Path) -> dict[str, torch.nn.Module]:
     G_state = {k[2:]: v for k, v in state["model"].items() if k.startswith("G.")}
     raw.load_state_dict(G_state)
     own.load_state_dict(state["ema"]["module"])  # saved with its own statistics
-    averaged = {k: (G_state[k] if "running" in k or "num_batches" in k else v)
-                for k, v in state["ema"]["module"].items()}
+    averaged = {
+        k: (G_state[k] if "running" in k or "num_batches" in k else v) for k, v in state["ema"]["module"].items()
+    }
     copied.load_state_dict(averaged)
     # The saved statistics are the recomputed ones; check it, so the table means what it says.
     check = make()
@@ -71,10 +70,18 @@ def main() -> None:
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as tmp:
             run_dir = Path(tmp) / "run"
-            overrides = ["device=cpu", "trainer.progress=false", f"trainer.steps={args.steps}", f"seed={seed}",
-                         f"trainer.ema_decay={args.ema_decay}", f"trainer.checkpoint_every={args.steps}",
-                         f"trainer.sample_every={args.steps}", "eval.metrics=[classifier]",
-                         f"eval.num_samples={args.num_samples}", f"eval.cache_dir={args.cache_dir}"]
+            overrides = [
+                "device=cpu",
+                "trainer.progress=false",
+                f"trainer.steps={args.steps}",
+                f"seed={seed}",
+                f"trainer.ema_decay={args.ema_decay}",
+                f"trainer.checkpoint_every={args.steps}",
+                f"trainer.sample_every={args.steps}",
+                "eval.metrics=[classifier]",
+                f"eval.num_samples={args.num_samples}",
+                f"eval.cache_dir={args.cache_dir}",
+            ]
             start = time.perf_counter()
             cfg = compose_train(overrides)
             run(cfg, run_dir, overrides)
@@ -82,11 +89,15 @@ def main() -> None:
             evaluator = build_evaluator(cfg, build_source(cfg), torch.device("cpu"))
             scores = {name: evaluator(G)["metrics"]["classifier_fid"] for name, G in generators(run_dir).items()}
             rows.append((seed, scores, minutes))
-            print(f"seed {seed}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()) + f" ({minutes:.1f} min)",
-                  flush=True)
+            print(
+                f"seed {seed}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()) + f" ({minutes:.1f} min)",
+                flush=True,
+            )
     names = list(rows[0][1])
-    print(f"\nDCGAN, bundled MNIST sample, {args.steps} steps, EMA decay {args.ema_decay}; judge FD at "
-          f"N = {args.num_samples} (lower is better)\n")
+    print(
+        f"\nDCGAN, bundled MNIST sample, {args.steps} steps, EMA decay {args.ema_decay}; judge FD at "
+        f"N = {args.num_samples} (lower is better)\n"
+    )
     print("| seed | " + " | ".join(names) + " |")
     print("|---:|" + "---:|" * len(names))
     for seed, scores, _ in rows:

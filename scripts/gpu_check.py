@@ -49,10 +49,10 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
@@ -66,7 +66,7 @@ NO_CUDA = "skipped: no CUDA"
 class Part:
     name: str
     title: str
-    run: Callable[["Check", "Part"], tuple[str, str]]
+    run: Callable[[Check, Part], tuple[str, str]]
     cuda_only: str | None = None  # why the part is CUDA-only: shown after NO_CUDA
     after: tuple[str, ...] = ()  # parts whose results it needs
     limit: float = 240.0  # seconds on a GPU
@@ -112,8 +112,12 @@ class Check:
         self.work = Path(tempfile.mkdtemp(prefix="gantrain-gpu-check-"))
         self.device = "cuda" if self.cuda else "cpu"
         self.python = sys.executable
-        self.env = {**os.environ, "PYTHONSAFEPATH": "1", "GANTRAIN_CACHE": str(self.work / "cache"),
-                    "PYTHONUNBUFFERED": "1"}
+        self.env = {
+            **os.environ,
+            "PYTHONSAFEPATH": "1",
+            "GANTRAIN_CACHE": str(self.work / "cache"),
+            "PYTHONUNBUFFERED": "1",
+        }
         self.parts: dict[str, Part] = {}
         self.futures: dict[str, Future] = {}
         self.lock = threading.RLock()  # (also taken by the SIGTERM handler)
@@ -136,8 +140,15 @@ class Check:
         with open(self.out / part.log, "a") as log:
             log.write(text.rstrip("\n") + "\n")
 
-    def run(self, part: Part, label: str, cmd: list[str], limit: float | None = None, cwd: Path | None = None,
-            env: dict | None = None) -> Result:
+    def run(
+        self,
+        part: Part,
+        label: str,
+        cmd: list[str],
+        limit: float | None = None,
+        cwd: Path | None = None,
+        env: dict | None = None,
+    ) -> Result:
         """``cmd`` with its output in ``logs/<part>.<label>.log``, killed (its whole process
         group) at ``limit`` seconds or the part's deadline, whichever comes first."""
         timeout = min(limit or math.inf, self.left(part))
@@ -152,8 +163,14 @@ class Check:
         with open(log_path, "w") as log:
             log.write(f"$ {shown}\n")
             log.flush()
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd or self.work,
-                                    env={**self.env, **(env or {})}, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=cwd or self.work,
+                env={**self.env, **(env or {})},
+                start_new_session=True,
+            )
             with self.lock:
                 self.children.add(proc)
             try:
@@ -244,30 +261,57 @@ class Check:
         parts = list(self.parts.values())
         counts = {s: sum(p.status == s for p in parts) for s in ("pass", "fail", "skip", "pending")}
         environment = {
-            "python": platform.python_version(), "torch": torch_version(), "host": platform.node(),
-            "device": self.gpu_name if self.cuda else "cpu (no CUDA)", "gpus": self.gpus,
-            "git revision": self.revision, "quick": self.quick, "budget_s": self.budget,
+            "python": platform.python_version(),
+            "torch": torch_version(),
+            "host": platform.node(),
+            "device": self.gpu_name if self.cuda else "cpu (no CUDA)",
+            "gpus": self.gpus,
+            "git revision": self.revision,
+            "quick": self.quick,
+            "budget_s": self.budget,
         }
         report = {
-            "gpu_check": 1, "started": self.started.isoformat(timespec="seconds"),
-            "seconds": round(self.elapsed(), 1), "environment": environment, "counts": counts,
-            "parts": [{"name": p.name, "title": p.title, "status": p.status, "seconds": round(p.seconds, 1),
-                       "summary": p.summary, "log": p.log, "details": p.details} for p in parts],
+            "gpu_check": 1,
+            "started": self.started.isoformat(timespec="seconds"),
+            "seconds": round(self.elapsed(), 1),
+            "environment": environment,
+            "counts": counts,
+            "parts": [
+                {
+                    "name": p.name,
+                    "title": p.title,
+                    "status": p.status,
+                    "seconds": round(p.seconds, 1),
+                    "summary": p.summary,
+                    "log": p.log,
+                    "details": p.details,
+                }
+                for p in parts
+            ],
         }
         write_text(self.out / "report.json", json.dumps(report, indent=2) + "\n")
-        lines = ["# gantrain GPU check", "",
-                 f"{self.started:%Y-%m-%d %H:%M} UTC; {environment['device']}"
-                 + (f" ({self.gpus} GPU(s))" if self.cuda else "")
-                 + f"; torch {environment['torch']}; Python {environment['python']}; "
-                 f"git {environment['git revision']}; {'quick (toy sizes)' if self.quick else 'full size'}", "",
-                 f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped"
-                 + (f", {counts['pending']} not run yet" if counts["pending"] else "")
-                 + f"; {self.elapsed():.0f} s of a {self.budget:.0f} s budget.", "",
-                 "| part | status | seconds | result |", "|---|---|---:|---|"]
+        lines = [
+            "# gantrain GPU check",
+            "",
+            f"{self.started:%Y-%m-%d %H:%M} UTC; {environment['device']}"
+            + (f" ({self.gpus} GPU(s))" if self.cuda else "")
+            + f"; torch {environment['torch']}; Python {environment['python']}; "
+            f"git {environment['git revision']}; {'quick (toy sizes)' if self.quick else 'full size'}",
+            "",
+            f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped"
+            + (f", {counts['pending']} not run yet" if counts["pending"] else "")
+            + f"; {self.elapsed():.0f} s of a {self.budget:.0f} s budget.",
+            "",
+            "| part | status | seconds | result |",
+            "|---|---|---:|---|",
+        ]
         for p in parts:
             lines.append(f"| {p.name} | {p.status} | {p.seconds:.1f} | {p.summary.replace('|', '/')} |")
-        lines += ["", "Each part's log: `logs/<part>.log` (the commands it ran, their exit statuses), "
-                  "with each command's full output in `logs/<part>.<label>.log`."]
+        lines += [
+            "",
+            "Each part's log: `logs/<part>.log` (the commands it ran, their exit statuses), "
+            "with each command's full output in `logs/<part>.<label>.log`.",
+        ]
         for p in parts:
             if p.details.get("markdown"):
                 lines += ["", f"## {p.name}: {p.title}", "", p.details["markdown"]]
@@ -307,8 +351,16 @@ def torch_version() -> str:
 
 def git_revision() -> str:
     try:
-        return subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=REPO,
-                              capture_output=True, text=True, timeout=10).stdout.strip() or "unknown"
+        return (
+            subprocess.run(
+                ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+            or "unknown"
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -359,10 +411,17 @@ def device_tests(check: Check, part: Part) -> tuple[str, str]:
     import importlib.util
 
     if importlib.util.find_spec("pytest") is None:
-        return "fail", ("pytest is not installed here: put its wheels (pytest, pluggy, iniconfig, pygments, "
-                        "packaging) into .whl beside gantrain's (README, 'The GPU check')")
-    result = check.run(part, "pytest", [check.python, "-m", "pytest", "-m", "device", "-q", "-p", "no:cacheprovider",
-                                        str(REPO / "tests")], cwd=REPO, env={"GANTRAIN_TEST_DEVICE": check.device})
+        return "fail", (
+            "pytest is not installed here: put its wheels (pytest, pluggy, iniconfig, pygments, "
+            "packaging) into .whl beside gantrain's (README, 'The GPU check')"
+        )
+    result = check.run(
+        part,
+        "pytest",
+        [check.python, "-m", "pytest", "-m", "device", "-q", "-p", "no:cacheprovider", str(REPO / "tests")],
+        cwd=REPO,
+        env={"GANTRAIN_TEST_DEVICE": check.device},
+    )
     summary = last_line(result.output, r"\d+ (passed|failed|error|skipped|deselected)") or result.why()
     failed = [line.split()[1] for line in result.output.splitlines() if line.startswith(("FAILED ", "ERROR "))]
     if failed:
@@ -389,32 +448,56 @@ def family_overrides(check: Check, family: str) -> tuple[list[str], int]:
     data = check.work / "data"
     if check.quick:
         steps = 4
-        common = ["model.generator.width=8", "model.discriminator.width=8", f"trainer.steps={steps}",
-                  "trainer.log_every=2", "trainer.sample_every=2", "trainer.checkpoint_every=2"]
+        common = [
+            "model.generator.width=8",
+            "model.discriminator.width=8",
+            f"trainer.steps={steps}",
+            "trainer.log_every=2",
+            "trainer.sample_every=2",
+            "trainer.checkpoint_every=2",
+        ]
         small = ["data.batch_size=8"]
         translation = ["data.image_size=32", "data.load_size=36", "data.num_workers=0"]
     else:
         steps = 200 if family in ("wgan_gp", "cyclegan") else 300
-        common = [f"trainer.steps={steps}", "trainer.log_every=50", f"trainer.sample_every={steps // 2}",
-                  f"trainer.checkpoint_every={steps // 2}"]
+        common = [
+            f"trainer.steps={steps}",
+            "trainer.log_every=50",
+            f"trainer.sample_every={steps // 2}",
+            f"trainer.checkpoint_every={steps // 2}",
+        ]
         small = []
         translation = ["data.image_size=64", "data.load_size=72", "data.num_workers=4"]
     common += ["trainer.progress=false", f"device={check.device}"]
     if family == "dcgan":
         # On the CPU: random 28x28 grey digits-to-be with 10 classes, so that gantrain-eval's
         # classifier judge trains on 64 images in seconds; on the GPU the bundled MNIST sample.
-        own = ["data=synthetic", "data.channels=1", "data.image_size=28", "data.num_classes=10",
-               "data.size=64"] if check.quick else []
+        own = (
+            ["data=synthetic", "data.channels=1", "data.image_size=28", "data.num_classes=10", "data.size=64"]
+            if check.quick
+            else []
+        )
         return [*own, *small, *common], steps
     if family == "wgan_gp":
         return ["experiment=wgan_gp_mnist", "data=mnist_sample", *small, *common], steps
     if family == "cgan":
         return ["experiment=cgan_mnist", "data=mnist_sample", *small, *common], steps
     if family == "pix2pix":
-        return ["experiment=pix2pix_facades", "data=paired_folder", f"data.path={data / 'paired'}", *translation,
-                *common, f"trainer.lr_decay_start={steps // 2}"], steps
-    return ["experiment=cyclegan_horse2zebra", f"data.path={data / 'unpaired'}", *translation, *common,
-            f"trainer.lr_decay_start={steps // 2}"], steps
+        return [
+            "experiment=pix2pix_facades",
+            "data=paired_folder",
+            f"data.path={data / 'paired'}",
+            *translation,
+            *common,
+            f"trainer.lr_decay_start={steps // 2}",
+        ], steps
+    return [
+        "experiment=cyclegan_horse2zebra",
+        f"data.path={data / 'unpaired'}",
+        *translation,
+        *common,
+        f"trainer.lr_decay_start={steps // 2}",
+    ], steps
 
 
 def write_data(check: Check) -> None:
@@ -450,11 +533,19 @@ def train_family(family: str) -> Callable[[Check, Part], tuple[str, str]]:
         if grids:
             check.samples.mkdir(exist_ok=True)
             shutil.copy(grids[-1], check.samples / f"{family}.png")
-        compiled = ("compile FELL BACK to eager (the warning is in the log)" if fell_back else
-                    "compile ok" if "compile" in fast else "no compile")
+        compiled = (
+            "compile FELL BACK to eager (the warning is in the log)"
+            if fell_back
+            else "compile ok"
+            if "compile" in fast
+            else "no compile"
+        )
         verdict = "pass" if finite else "fail"
-        return verdict, (f"{steps} steps in {result.seconds:.0f} s; fast path: {fast}; {compiled}"
-                         + ("" if finite else "; NON-FINITE weights"))
+        return verdict, (
+            f"{steps} steps in {result.seconds:.0f} s; fast path: {fast}; {compiled}"
+            + ("" if finite else "; NON-FINITE weights")
+        )
+
     return run
 
 
@@ -479,8 +570,10 @@ def resume_verdict(resumed: float, rerun: float | None, exact: bool) -> tuple[bo
     if rerun == 0.0:
         return False, f"max abs diff {resumed:.3g}, while two straight runs are bit-exact"
     ok = resumed <= RESUME_FACTOR * rerun
-    return ok, (f"max abs diff {resumed:.3g} (two straight runs differ by {rerun:.3g}; tolerance "
-                f"{RESUME_FACTOR:g}x that: {'within' if ok else 'BEYOND'})")
+    return ok, (
+        f"max abs diff {resumed:.3g} (two straight runs differ by {rerun:.3g}; tolerance "
+        f"{RESUME_FACTOR:g}x that: {'within' if ok else 'BEYOND'})"
+    )
 
 
 def resume(check: Check, part: Part) -> tuple[str, str]:
@@ -495,16 +588,22 @@ def resume(check: Check, part: Part) -> tuple[str, str]:
         steps, straight = family_steps, runs / "dcgan"
     else:
         steps, straight = 40, runs / "resume-straight"
-        base = [o for o in base if not o.startswith(("trainer.steps=", "trainer.checkpoint_every=",
-                                                     "trainer.log_every=", "trainer.sample_every="))]
+        base = [
+            o
+            for o in base
+            if not o.startswith(
+                ("trainer.steps=", "trainer.checkpoint_every=", "trainer.log_every=", "trainer.sample_every=")
+            )
+        ]
         base += ["trainer.checkpoint_every=100000", f"trainer.log_every={steps // 2}", f"trainer.sample_every={steps}"]
         commands["straight"] = [*base, f"trainer.steps={steps}", f"hydra.run.dir={straight}"]
         # The GPU's own run-to-run difference: the yardstick for the resumed run.
         commands["straight-again"] = [*base, f"trainer.steps={steps}", f"hydra.run.dir={rerun}"]
     cut = steps // 2
     commands["cut"] = [*base, f"trainer.steps={cut}", f"hydra.run.dir={halved}"]
-    results = check.run_all(part, {label: [check.python, "-m", "gantrain.cli", *args]
-                                   for label, args in commands.items()})
+    results = check.run_all(
+        part, {label: [check.python, "-m", "gantrain.cli", *args] for label, args in commands.items()}
+    )
     bad = [f"{label}: {r.why()}" for label, r in results.items() if not r.ok]
     if bad:
         return "fail", "; ".join(bad)
@@ -524,8 +623,22 @@ def resume(check: Check, part: Part) -> tuple[str, str]:
 def eval_generate(check: Check, part: Part) -> tuple[str, str]:
     run_dir = check.work / "runs" / "dcgan"
     num = 16 if check.quick else 500
-    evaluated = check.run(part, "eval", [check.python, "-m", "gantrain.eval_cli", str(run_dir), "--num-samples",
-                                         str(num), "--device", check.device, "--cache-dir", str(check.work / "cache")])
+    evaluated = check.run(
+        part,
+        "eval",
+        [
+            check.python,
+            "-m",
+            "gantrain.eval_cli",
+            str(run_dir),
+            "--num-samples",
+            str(num),
+            "--device",
+            check.device,
+            "--cache-dir",
+            str(check.work / "cache"),
+        ],
+    )
     reports = sorted((run_dir / "eval").glob("step_*.json"))
     notes, ok = [], evaluated.ok and bool(reports)
     if ok:
@@ -533,13 +646,28 @@ def eval_generate(check: Check, part: Part) -> tuple[str, str]:
         metrics, floor = report["metrics"], report.get("floor", {})
         fid = metrics.get("classifier_fid", math.nan)
         ok = math.isfinite(fid)
-        notes.append(f"eval: classifier_fid {fid:.4g} (real vs real {floor.get('classifier_fid', math.nan):.4g}) "
-                     f"at N={num}")
+        notes.append(
+            f"eval: classifier_fid {fid:.4g} (real vs real {floor.get('classifier_fid', math.nan):.4g}) at N={num}"
+        )
         part.details["eval"] = report
     else:
         notes.append(f"eval: {evaluated.why() if not evaluated.ok else 'no report written'}")
-    generated = check.run(part, "generate", [check.python, "-m", "gantrain.tools.generate", str(run_dir), "--num",
-                                             "64", "--device", check.device, "--name", "gpu-check"])
+    generated = check.run(
+        part,
+        "generate",
+        [
+            check.python,
+            "-m",
+            "gantrain.tools.generate",
+            str(run_dir),
+            "--num",
+            "64",
+            "--device",
+            check.device,
+            "--name",
+            "gpu-check",
+        ],
+    )
     folder = run_dir / "generate" / "gpu-check"
     images = sorted(folder.glob("seed*.png"))
     if generated.ok and len(images) == 64 and (folder / "grid.png").is_file():
@@ -568,8 +696,7 @@ def torchrun_nccl(check: Check, part: Part) -> tuple[str, str]:
     if nproc >= 2:
         result = check.run(part, "torchrun", [*launcher, "-m", "gantrain.cli", *overrides])
     else:
-        result = check.run(part, "torchrun", [*launcher, str(Path(__file__).resolve()), "--world-of-one",
-                                              *overrides])
+        result = check.run(part, "torchrun", [*launcher, str(Path(__file__).resolve()), "--world-of-one", *overrides])
     if not result.ok:
         return "fail", f"{result.why()}: {last_line(result.output, r'[Ee]rror') or 'see the log'}"[:400]
     state = load_state(check.work / "runs" / "torchrun")
@@ -579,8 +706,10 @@ def torchrun_nccl(check: Check, part: Part) -> tuple[str, str]:
         return ("pass" if ok else "fail"), f"2 processes, 2 GPUs, NCCL: {state['step']} steps, {processes} processes"
     counted = last_line(result.output, r"^gpu_check world-of-one:")
     ok = state["step"] == steps and "over nccl" in counted
-    return ("pass" if ok else "fail"), ("1 process (one GPU), gantrain's data-parallel path forced for a world of "
-                                        f"one: {counted.split(':', 1)[-1].strip() or 'no all-reduce counted'}")
+    return ("pass" if ok else "fail"), (
+        "1 process (one GPU), gantrain's data-parallel path forced for a world of "
+        f"one: {counted.split(':', 1)[-1].strip() or 'no all-reduce counted'}"
+    )
 
 
 def bench(batch: int) -> Callable[[Check, Part], tuple[str, str]]:
@@ -591,8 +720,19 @@ def bench(batch: int) -> Callable[[Check, Part], tuple[str, str]]:
             if check.left(part) < (20 if check.quick else 60):
                 notes.append(f"{workload}: not measured (out of time)")
                 continue
-            args = ["--device", "cuda", "--workloads", workload, "--batch-size", str(batch), "--rounds", "1",
-                    "--steps", steps, "--markdown"]
+            args = [
+                "--device",
+                "cuda",
+                "--workloads",
+                workload,
+                "--batch-size",
+                str(batch),
+                "--rounds",
+                "1",
+                "--steps",
+                steps,
+                "--markdown",
+            ]
             if batch > 64:
                 args += ["--pix2pix-batch-size", "64"]
             result = check.run(part, workload, check.script("bench.py", *args))
@@ -608,45 +748,99 @@ def bench(batch: int) -> Callable[[Check, Part], tuple[str, str]]:
                 notes.append(f"{workload}: {result.why()}" + (f" ({said})" if said else ""))
             fell_back = [line.strip() for line in result.output.splitlines() if FALLBACK in line and "row" in line]
             notes += fell_back
-        header = ("| workload | device | batch | GFLOP/img | plain img/s | gantrain img/s | speed-up | plain TFLOP/s "
-                  "| gantrain TFLOP/s | bf16 peak (plain / gantrain) |")
+        header = (
+            "| workload | device | batch | GFLOP/img | plain img/s | gantrain img/s | speed-up | plain TFLOP/s "
+            "| gantrain TFLOP/s | bf16 peak (plain / gantrain) |"
+        )
         align = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         if rows:
-            part.details["markdown"] = "\n".join([f"`scripts/bench.py --device cuda --batch-size {batch} --rounds 1 "
-                                                  f"--steps {steps}`, {check.gpu_name}, torch {torch_version()}:",
-                                                  "", header, align, *rows])
+            part.details["markdown"] = "\n".join(
+                [
+                    f"`scripts/bench.py --device cuda --batch-size {batch} --rounds 1 "
+                    f"--steps {steps}`, {check.gpu_name}, torch {torch_version()}:",
+                    "",
+                    header,
+                    align,
+                    *rows,
+                ]
+            )
         part.details["rows"] = rows
         summary = f"{len(rows)} of {len(BENCH_WORKLOADS)} workloads measured" + "".join(f"; {n}" for n in notes)
         if failed:
             return "fail", summary
         return ("pass" if rows else "skip"), (summary if rows else "skipped: " + "; ".join(notes))
+
     return run
 
 
 def parts(quick: bool = False) -> list[Part]:
     found = [
-        Part("device-tests", "the tests marked `device`, on CUDA", device_tests,
-             cuda_only="CI runs these tests on the CPU", limit=240),
-        Part("sync-check", "scripts/sync_check.py: no host synchronisation inside a step", sync_check,
-             cuda_only="nothing synchronises on the CPU", limit=240),
+        Part(
+            "device-tests",
+            "the tests marked `device`, on CUDA",
+            device_tests,
+            cuda_only="CI runs these tests on the CPU",
+            limit=240,
+        ),
+        Part(
+            "sync-check",
+            "scripts/sync_check.py: no host synchronisation inside a step",
+            sync_check,
+            cuda_only="nothing synchronises on the CPU",
+            limit=240,
+        ),
     ]
-    found += [Part(f"train-{family}", f"gantrain, {family}, the default fast path", train_family(family), limit=240)
-              for family in FAMILIES]
+    found += [
+        Part(f"train-{family}", f"gantrain, {family}, the default fast path", train_family(family), limit=240)
+        for family in FAMILIES
+    ]
     # A part comes after the parts it waits for. On a GPU the resume check has runs of
     # its own and starts early; in quick mode it reuses train-dcgan's run.
-    found.insert(len(found) if quick else 2, Part(
-        "resume", "N steps straight against N/2 + resume=RUN to N", resume, limit=240,
-        after=("train-dcgan",) if quick else ()))
+    found.insert(
+        len(found) if quick else 2,
+        Part(
+            "resume",
+            "N steps straight against N/2 + resume=RUN to N",
+            resume,
+            limit=240,
+            after=("train-dcgan",) if quick else (),
+        ),
+    )
     found += [
-        Part("eval-generate", "gantrain-eval and gantrain-generate on the DCGAN run", eval_generate,
-             after=("train-dcgan",), limit=180),
-        Part("torchrun-nccl", "gantrain under torchrun, gradients over NCCL", torchrun_nccl,
-             cuda_only="NCCL needs a GPU; gloo under torchrun is in tests/test_distributed.py", limit=180),
+        Part(
+            "eval-generate",
+            "gantrain-eval and gantrain-generate on the DCGAN run",
+            eval_generate,
+            after=("train-dcgan",),
+            limit=180,
+        ),
+        Part(
+            "torchrun-nccl",
+            "gantrain under torchrun, gradients over NCCL",
+            torchrun_nccl,
+            cuda_only="NCCL needs a GPU; gloo under torchrun is in tests/test_distributed.py",
+            limit=180,
+        ),
         # bench-64 leaves 100 s to bench-512, for dcgan-64 at batch 512 at least.
-        Part("bench-64", "scripts/bench.py at batch 64", bench(64), cuda_only="CPU rows: README's Benchmark",
-             limit=math.inf, quick_limit=math.inf, late=True, reserve=100),
-        Part("bench-512", "scripts/bench.py at batch 512 (pix2pix 64)", bench(512),
-             cuda_only="CPU rows: README's Benchmark", limit=math.inf, quick_limit=math.inf, late=True),
+        Part(
+            "bench-64",
+            "scripts/bench.py at batch 64",
+            bench(64),
+            cuda_only="CPU rows: README's Benchmark",
+            limit=math.inf,
+            quick_limit=math.inf,
+            late=True,
+            reserve=100,
+        ),
+        Part(
+            "bench-512",
+            "scripts/bench.py at batch 512 (pix2pix 64)",
+            bench(512),
+            cuda_only="CPU rows: README's Benchmark",
+            limit=math.inf,
+            quick_limit=math.inf,
+            late=True,
+        ),
     ]
     return found
 
@@ -723,9 +917,12 @@ def main(argv: list[str] | None = None) -> int:
     for part in parts(check.quick):
         if chosen is None or part.name in chosen:
             check.add(part)
-    print(f"gpu_check: {check.gpu_name + f' ({check.gpus} GPU(s))' if check.cuda else 'no CUDA: the CPU'}, "
-          f"torch {torch_version()}, {'quick' if check.quick else 'full size'}, budget {args.budget:.0f} s, "
-          f"report in {check.out}", flush=True)
+    print(
+        f"gpu_check: {check.gpu_name + f' ({check.gpus} GPU(s))' if check.cuda else 'no CUDA: the CPU'}, "
+        f"torch {torch_version()}, {'quick' if check.quick else 'full size'}, budget {args.budget:.0f} s, "
+        f"report in {check.out}",
+        flush=True,
+    )
 
     def interrupted(signum, frame):
         check.stop_children()
@@ -752,8 +949,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(check.work, ignore_errors=True)
     failed = [p.name for p in check.parts.values() if p.status == "fail"]
-    print(f"gpu_check: {len(failed)} part(s) failed{': ' + ', '.join(failed) if failed else ''}; "
-          f"{check.elapsed():.0f} s; {check.out / 'report.md'}", flush=True)
+    print(
+        f"gpu_check: {len(failed)} part(s) failed{': ' + ', '.join(failed) if failed else ''}; "
+        f"{check.elapsed():.0f} s; {check.out / 'report.md'}",
+        flush=True,
+    )
     return code or (1 if failed else 0)
 
 

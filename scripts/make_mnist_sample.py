@@ -35,8 +35,9 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, images=images, labels=labels)
     counts = np.bincount(labels, minlength=10)
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB): "
-          f"{len(images)} digits, per class {counts.tolist()}")
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB): {len(images)} digits, per class {counts.tolist()}"
+    )
 
 
 if __name__ == "__main__":

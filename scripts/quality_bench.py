@@ -25,8 +25,8 @@ import _checkout  # noqa: E402,F401  (the installed gantrain, else this checkout
 from gantrain.build import load_generator, run  # noqa: E402
 from gantrain.config import compose_config  # noqa: E402
 from gantrain.data.mnist import mnist_sample  # noqa: E402
-from gantrain.nets.dcgan import DCGANDiscriminator, DCGANGenerator  # noqa: E402
 from gantrain.metrics.evaluate import EvalConfig, GeneratorEvaluator  # noqa: E402
+from gantrain.nets.dcgan import DCGANDiscriminator, DCGANGenerator  # noqa: E402
 
 # -- the plain reference: a 28x28 pytorch/examples-style DCGAN loop (nn.Sequential nets,
 # G taking (N, z, 1, 1)), trained on the bundled sample and scored beside gantrain's.
@@ -40,15 +40,29 @@ def plain_nets(z_dim: int, width: int) -> tuple[nn.Module, nn.Module]:
     """DCGAN for 28x28, pytorch/examples style: 1 -> 3 -> 6 -> 13 -> 28 and back."""
     w = width
     G = nn.Sequential(
-        nn.ConvTranspose2d(z_dim, w * 4, 3, 2, 0, bias=False), nn.BatchNorm2d(w * 4), nn.ReLU(True),
-        nn.ConvTranspose2d(w * 4, w * 2, 4, 1, 0, bias=False), nn.BatchNorm2d(w * 2), nn.ReLU(True),
-        nn.ConvTranspose2d(w * 2, w, 3, 2, 0, bias=False), nn.BatchNorm2d(w), nn.ReLU(True),
-        nn.ConvTranspose2d(w, 1, 4, 2, 0), nn.Tanh())
+        nn.ConvTranspose2d(z_dim, w * 4, 3, 2, 0, bias=False),
+        nn.BatchNorm2d(w * 4),
+        nn.ReLU(True),
+        nn.ConvTranspose2d(w * 4, w * 2, 4, 1, 0, bias=False),
+        nn.BatchNorm2d(w * 2),
+        nn.ReLU(True),
+        nn.ConvTranspose2d(w * 2, w, 3, 2, 0, bias=False),
+        nn.BatchNorm2d(w),
+        nn.ReLU(True),
+        nn.ConvTranspose2d(w, 1, 4, 2, 0),
+        nn.Tanh(),
+    )
     D = nn.Sequential(
-        nn.Conv2d(1, w, 4, 2, 0), nn.LeakyReLU(0.2, True),  # no norm follows: a bias, as gantrain
-        nn.Conv2d(w, w * 2, 3, 2, 0, bias=False), nn.BatchNorm2d(w * 2), nn.LeakyReLU(0.2, True),
-        nn.Conv2d(w * 2, w * 4, 4, 1, 0, bias=False), nn.BatchNorm2d(w * 4), nn.LeakyReLU(0.2, True),
-        nn.Conv2d(w * 4, 1, 3, 2, 0))
+        nn.Conv2d(1, w, 4, 2, 0),
+        nn.LeakyReLU(0.2, True),  # no norm follows: a bias, as gantrain
+        nn.Conv2d(w, w * 2, 3, 2, 0, bias=False),
+        nn.BatchNorm2d(w * 2),
+        nn.LeakyReLU(0.2, True),
+        nn.Conv2d(w * 2, w * 4, 4, 1, 0, bias=False),
+        nn.BatchNorm2d(w * 4),
+        nn.LeakyReLU(0.2, True),
+        nn.Conv2d(w * 4, 1, 3, 2, 0),
+    )
     G.apply(weights_init)
     D.apply(weights_init)
     return G, D
@@ -66,8 +80,7 @@ def weights_init(m: nn.Module) -> None:
 def assert_same_architecture(G: nn.Module, D: nn.Module, z_dim: int, width: int) -> None:
     ours_g = DCGANGenerator(z_dim, channels=1, image_size=28, width=width)
     ours_d = DCGANDiscriminator(channels=1, image_size=28, width=width)
-    assert _count(G) == _count(ours_g) and _count(D) == _count(ours_d), \
-        "the plain nets differ from gantrain's"
+    assert _count(G) == _count(ours_g) and _count(D) == _count(ours_d), "the plain nets differ from gantrain's"
 
 
 class PlainDCGAN:
@@ -96,7 +109,7 @@ class PlainDCGAN:
         if i % self.per_epoch == 0:
             self.order.copy_(torch.randperm(len(self.images), device=self.device))
         k = i % self.per_epoch
-        real = self.images[self.order[k * batch_size:(k + 1) * batch_size]]
+        real = self.images[self.order[k * batch_size : (k + 1) * batch_size]]
         D.zero_grad()
         err_real = criterion(D(real).view(-1), self.ones)
         err_real.backward()
@@ -112,16 +125,30 @@ class PlainDCGAN:
 
 RECIPES = {
     "gantrain dcgan": [],
-    "gantrain wgan_gp": ["loss=wgan_gp", "model.discriminator.norm=layer", "trainer.d_steps=5",
-                         "optim.g.lr=1e-4", "optim.d.lr=1e-4", "optim.g.betas=[0.0,0.9]", "optim.d.betas=[0.0,0.9]"],
+    "gantrain wgan_gp": [
+        "loss=wgan_gp",
+        "model.discriminator.norm=layer",
+        "trainer.d_steps=5",
+        "optim.g.lr=1e-4",
+        "optim.d.lr=1e-4",
+        "optim.g.betas=[0.0,0.9]",
+        "optim.d.betas=[0.0,0.9]",
+    ],
 }
 
 
 def train_gantrain(run_dir: Path, extra: list[str], args) -> torch.nn.Module:
-    overrides = [f"trainer.steps={args.steps}", f"model.generator.width={args.width}",
-                 f"model.discriminator.width={args.width}", "model.z_dim=64", "trainer.progress=false",
-                 f"trainer.sample_every={args.steps}", f"trainer.checkpoint_every={args.steps}",
-                 f"device={args.device}", *extra]
+    overrides = [
+        f"trainer.steps={args.steps}",
+        f"model.generator.width={args.width}",
+        f"model.discriminator.width={args.width}",
+        "model.z_dim=64",
+        "trainer.progress=false",
+        f"trainer.sample_every={args.steps}",
+        f"trainer.checkpoint_every={args.steps}",
+        f"device={args.device}",
+        *extra,
+    ]
     run(compose_config(overrides), run_dir, overrides)
     return load_generator(run_dir, args.device)[0]
 
@@ -138,6 +165,7 @@ def train_plain(args) -> torch.nn.Module:
 
         def forward(self, z):
             return self.G(z[:, :, None, None])
+
     return Unflatten(plain.G)
 
 
@@ -150,8 +178,13 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "gantrain"))
     args = parser.parse_args()
     source = mnist_sample()
-    evaluator = GeneratorEvaluator(EvalConfig(num_samples=args.num_samples, metrics=["classifier"],
-                                              cache_dir=args.cache_dir), source, 64, 0, args.device)
+    evaluator = GeneratorEvaluator(
+        EvalConfig(num_samples=args.num_samples, metrics=["classifier"], cache_dir=args.cache_dir),
+        source,
+        64,
+        0,
+        args.device,
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in ["plain pytorch/examples DCGAN", *RECIPES]:

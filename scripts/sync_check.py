@@ -26,14 +26,13 @@ import tempfile
 import traceback
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _checkout  # noqa: E402,F401  (the installed gantrain, else this checkout's)
-
 from bench import WORKLOADS, compose_train, gantrain_overrides, write_pairs  # noqa: E402
 
 # torch's warning under set_sync_debug_mode("warn"): "called a synchronizing CUDA operation"
@@ -49,7 +48,7 @@ class SyncRecorder:
     def __init__(self) -> None:
         self.sites: Counter[str] = Counter()
 
-    def __enter__(self) -> "SyncRecorder":
+    def __enter__(self) -> SyncRecorder:
         self._catcher = warnings.catch_warnings()
         self._catcher.__enter__()
         warnings.simplefilter("always")  # every occurrence, not the first per place only
@@ -64,10 +63,10 @@ class SyncRecorder:
         if SYNC_WARNING not in str(message):
             self._show(message, category, filename, lineno, file, line)
             return
-        frames = [f for f in traceback.extract_stack()[:-1]
-                  if f.filename != __file__ and "/warnings.py" not in f.filename]
-        self.sites[" <- ".join(f"{_short(f.filename)}:{f.lineno} {f.name}"
-                               for f in reversed(frames[-FRAMES:]))] += 1
+        frames = [
+            f for f in traceback.extract_stack()[:-1] if f.filename != __file__ and "/warnings.py" not in f.filename
+        ]
+        self.sites[" <- ".join(f"{_short(f.filename)}:{f.lineno} {f.name}" for f in reversed(frames[-FRAMES:]))] += 1
 
 
 def _short(filename: str) -> str:
@@ -78,8 +77,7 @@ def _short(filename: str) -> str:
     return filename
 
 
-def check_steps(trainer, warmup: int,
-                set_mode: Callable[[str], None] = torch.cuda.set_sync_debug_mode) -> None:
+def check_steps(trainer, warmup: int, set_mode: Callable[[str], None] = torch.cuda.set_sync_debug_mode) -> None:
     """Turns the sync debug mode on for every step of ``trainer`` after the first ``warmup``
     (and off again after each): the trainer's own step method, wrapped on the instance."""
     update, calls = trainer._update, [0]
@@ -97,17 +95,33 @@ def check_steps(trainer, warmup: int,
     trainer._update = step
 
 
-def check_workload(name: str, batch_size: int, warmup: int, steps: int, overrides: list[str],
-                   data_root: Path, device: str = "cuda",
-                   set_mode: Callable[[str], None] = torch.cuda.set_sync_debug_mode) -> Counter[str]:
+def check_workload(
+    name: str,
+    batch_size: int,
+    warmup: int,
+    steps: int,
+    overrides: list[str],
+    data_root: Path,
+    device: str = "cuda",
+    set_mode: Callable[[str], None] = torch.cuda.set_sync_debug_mode,
+) -> Counter[str]:
     from gantrain.build import build_trainer
 
     workload = WORKLOADS[name]
     data_dir = None
     if workload.kind == "pix2pix":
         data_dir = write_pairs(data_root / name, workload.size(1.0), (warmup + steps + 2) * batch_size)
-    args = gantrain_overrides(workload, torch.device(device), batch_size, 64, 1.0, warmup, steps, data_dir,
-                              workers=4 if workload.kind == "pix2pix" else 0)
+    args = gantrain_overrides(
+        workload,
+        torch.device(device),
+        batch_size,
+        64,
+        1.0,
+        warmup,
+        steps,
+        data_dir,
+        workers=4 if workload.kind == "pix2pix" else 0,
+    )
     args += ["trainer.ema_decay=0.999", *overrides]  # the EMA's update is part of the step too
     cfg = compose_train(args)
     with tempfile.TemporaryDirectory() as run_dir, SyncRecorder() as recorder:
@@ -124,17 +138,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=30, help="steps before the check (compile, autotuning)")
     parser.add_argument("--steps", type=int, default=20, help="steps checked")
-    parser.add_argument("--override", action="append", default=[],
-                        help="an extra gantrain override, e.g. speed.compile=false (repeatable)")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        help="an extra gantrain override, e.g. speed.compile=false (repeatable)",
+    )
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
-        print("sync_check.py needs a CUDA GPU (none is visible): on the CPU nothing synchronises. The CPU "
-              "stand-in is tests/test_speed.py::test_a_training_step_never_reads_a_tensor_back_to_the_host",
-              file=sys.stderr)
+        print(
+            "sync_check.py needs a CUDA GPU (none is visible): on the CPU nothing synchronises. The CPU "
+            "stand-in is tests/test_speed.py::test_a_training_step_never_reads_a_tensor_back_to_the_host",
+            file=sys.stderr,
+        )
         return 2
-    print(f"torch {torch.__version__}; {torch.cuda.get_device_name()}; batch {args.batch_size}, "
-          f"{args.warmup} warm-up steps, {args.steps} checked"
-          + (f"; {' '.join(args.override)}" if args.override else ""), flush=True)
+    print(
+        f"torch {torch.__version__}; {torch.cuda.get_device_name()}; batch {args.batch_size}, "
+        f"{args.warmup} warm-up steps, {args.steps} checked"
+        + (f"; {' '.join(args.override)}" if args.override else ""),
+        flush=True,
+    )
     found = 0
     with tempfile.TemporaryDirectory(prefix="gantrain-sync-") as data_root:
         for name in args.workloads:

@@ -21,16 +21,14 @@ pix2pix / CycleGAN layouts).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import _checkout  # noqa: E402,F401  (the installed gantrain, else this checkout's)
 import numpy as np
 import torch
 from PIL import Image
-
-import _checkout  # noqa: E402,F401  (the installed gantrain, else this checkout's)
 
 from gantrain.build import load_generator, run  # noqa: E402
 from gantrain.config import compose_config  # noqa: E402
@@ -42,7 +40,7 @@ def scene(rng: np.random.Generator, size: int) -> np.ndarray:
     for _ in range(rng.integers(2, 5)):
         x0, y0 = rng.integers(0, size - 8, 2)
         w, h = rng.integers(8, size // 2, 2)
-        image[y0:y0 + h, x0:x0 + w] = rng.integers(60, 256, 3)
+        image[y0 : y0 + h, x0 : x0 + w] = rng.integers(60, 256, 3)
     return image
 
 
@@ -82,9 +80,16 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def train(run_dir: Path, overrides: list[str], steps: int, device: str) -> float:
-    overrides = [*overrides, f"trainer.steps={steps}", "trainer.progress=false", f"device={device}",
-                 f"trainer.log_every={max(1, steps // 10)}", f"trainer.sample_every={steps}",
-                 f"trainer.checkpoint_every={steps}", "data.num_workers=0"]
+    overrides = [
+        *overrides,
+        f"trainer.steps={steps}",
+        "trainer.progress=false",
+        f"device={device}",
+        f"trainer.log_every={max(1, steps // 10)}",
+        f"trainer.sample_every={steps}",
+        f"trainer.checkpoint_every={steps}",
+        "data.num_workers=0",
+    ]
     start = time.perf_counter()
     run(compose_config(overrides), run_dir, overrides)
     return time.perf_counter() - start
@@ -101,37 +106,58 @@ def load_test_pairs(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
 def pix2pix(work: Path, args) -> None:
     data = work / "pairs"
     write_pairs(data, {"train": 400, "val": 50}, args.size, args.seed)
-    overrides = ["model=pix2pix", "data=paired_folder", f"data.path={data}", f"data.image_size={args.size}",
-                 f"data.load_size={args.size + args.size // 8}", f"data.batch_size={args.batch_size}",
-                 f"model.generator.width={args.width}", f"model.discriminator.width={args.width}"]
+    overrides = [
+        "model=pix2pix",
+        "data=paired_folder",
+        f"data.path={data}",
+        f"data.image_size={args.size}",
+        f"data.load_size={args.size + args.size // 8}",
+        f"data.batch_size={args.batch_size}",
+        f"model.generator.width={args.width}",
+        f"model.discriminator.width={args.width}",
+    ]
     seconds = train(work / "pix2pix", overrides, args.steps, args.device)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     events = EventAccumulator(str(work / "pix2pix" / "tb"))
     events.Reload()
     val = {tag: events.Scalars(tag)[-1].value for tag in ("val/psnr", "val/ssim", "val/l1")}
     pairs = np.stack([np.asarray(Image.open(p)) for p in sorted((data / "val").glob("*.png"))])
-    a, b = (torch.from_numpy(pairs[:, :, s]).permute(0, 3, 1, 2).float() / 255
-            for s in (slice(0, args.size), slice(args.size, None)))
-    print(f"pix2pix {args.size}x{args.size}: {args.steps} steps, batch {args.batch_size}, width {args.width}, "
-          f"{seconds / 60:.1f} min on {args.device}: validation PSNR {val['val/psnr']:.2f} dB "
-          f"(identity baseline {psnr(a, b):.2f} dB), SSIM {val['val/ssim']:.3f}, L1 {val['val/l1']:.4f}")
+    a, b = (
+        torch.from_numpy(pairs[:, :, s]).permute(0, 3, 1, 2).float() / 255
+        for s in (slice(0, args.size), slice(args.size, None))
+    )
+    print(
+        f"pix2pix {args.size}x{args.size}: {args.steps} steps, batch {args.batch_size}, width {args.width}, "
+        f"{seconds / 60:.1f} min on {args.device}: validation PSNR {val['val/psnr']:.2f} dB "
+        f"(identity baseline {psnr(a, b):.2f} dB), SSIM {val['val/ssim']:.3f}, L1 {val['val/l1']:.4f}"
+    )
 
 
 def cyclegan(work: Path, args) -> None:
     data = work / "domains"
     write_domains(data, {"trainA": 400, "trainB": 400, "testA": 50, "testB": 50}, args.size, args.seed)
-    overrides = ["model=cyclegan", "loss=lsgan", "data=unpaired_folder", f"data.path={data}",
-                 f"data.image_size={args.size}", f"data.load_size={args.size + args.size // 8}",
-                 f"data.batch_size={args.batch_size}", f"model.generator.width={args.width}",
-                 f"model.discriminator.width={args.width}"]
+    overrides = [
+        "model=cyclegan",
+        "loss=lsgan",
+        "data=unpaired_folder",
+        f"data.path={data}",
+        f"data.image_size={args.size}",
+        f"data.load_size={args.size + args.size // 8}",
+        f"data.batch_size={args.batch_size}",
+        f"model.generator.width={args.width}",
+        f"model.discriminator.width={args.width}",
+    ]
     seconds = train(work / "cyclegan", overrides, args.steps, args.device)
     G, _ = load_generator(work / "cyclegan")
     a, b = load_test_pairs(data / "testA")
     with torch.no_grad():
         fake_b = (G["AB"](a * 2 - 1) + 1) / 2
-    print(f"CycleGAN {args.size}x{args.size}: {args.steps} steps, batch {args.batch_size}, width {args.width}, "
-          f"{seconds / 60:.1f} min on {args.device}: PSNR of G_AB(a) against the true B {psnr(fake_b, b):.2f} dB "
-          f"(identity baseline {psnr(a, b):.2f} dB)")
+    print(
+        f"CycleGAN {args.size}x{args.size}: {args.steps} steps, batch {args.batch_size}, width {args.width}, "
+        f"{seconds / 60:.1f} min on {args.device}: PSNR of G_AB(a) against the true B {psnr(fake_b, b):.2f} dB "
+        f"(identity baseline {psnr(a, b):.2f} dB)"
+    )
 
 
 def main() -> None:

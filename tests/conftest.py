@@ -18,10 +18,15 @@ from gantrain.build import run
 from gantrain.config import compose_config  # noqa: F401  (the tests import it from here)
 
 # Tiny nets and few steps: every run in the suite takes a second or two on 2 CPU cores.
-TINY = ["model.generator.width=8", "model.discriminator.width=8", "data.batch_size=8",
-        "trainer=smoke", "device=cpu"]
-TINY_MLP = ["model=gan", "model.generator.hidden=16", "model.discriminator.hidden=16",
-            "data.batch_size=8", "trainer=smoke", "device=cpu"]
+TINY = ["model.generator.width=8", "model.discriminator.width=8", "data.batch_size=8", "trainer=smoke", "device=cpu"]
+TINY_MLP = [
+    "model=gan",
+    "model.generator.hidden=16",
+    "model.discriminator.hidden=16",
+    "data.batch_size=8",
+    "trainer=smoke",
+    "device=cpu",
+]
 
 # Tests marked `device` (pyproject.toml) train on this device: the CPU, as CI runs them,
 # or the GPU when scripts/gpu_check.sh runs `GANTRAIN_TEST_DEVICE=cuda pytest -m device`.
@@ -63,8 +68,14 @@ def checkpoint(run_dir: Path) -> dict:
 
 def gantrain(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     """The real ``gantrain`` command, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "gantrain.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "gantrain.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture

@@ -25,15 +25,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cli_worker import backend_threads  # noqa: E402
 from conftest import compose_config  # noqa: E402
+
 from gantrain import build as build_module  # noqa: E402
 from gantrain.build import build_trainer  # noqa: E402
+from gantrain.data import cache as cache_module  # noqa: E402
 from gantrain.engine import distributed  # noqa: E402
 from gantrain.engine import speed as speed_module  # noqa: E402
-from gantrain.data import cache as cache_module  # noqa: E402
 
 
 class SlowEvaluator:
     """Scores a generator by its mean output, after keeping rank 0 busy for a while."""
+
     every, best = 2, "mean_output"
 
     def __call__(self, generator) -> dict:
@@ -62,13 +64,16 @@ def main() -> None:
         build_module.build_source = slow_build_source
     trainers = []
     if os.environ.get("FAIL_COMPILE_ON_RANK") == str(parallel.rank):
+
         def backend(graph_module, example_inputs):
             if not any(p.requires_grad for p in trainers[0].model.D.parameters()):
                 raise RuntimeError(f"no compiler on rank {parallel.rank}")
             return graph_module.forward
     else:
+
         def backend(graph_module, example_inputs):
             return graph_module.forward
+
     speed_module.COMPILE_BACKEND = backend
     builds = []  # data caches this process decoded
     build_cache = cache_module._build
@@ -83,8 +88,16 @@ def main() -> None:
     trainer.stream.load_state_dict({"epoch": 0, "batch": 0})
     trainer.fit()
     trainer.logger.close()
-    torch.save({"initial": initial, "final": trainer.model.state_dict(), "first_batch": first,
-                "images_seen": trainer.images_seen, "cache_builds": len(builds)}, out / f"rank{parallel.rank}.pt")
+    torch.save(
+        {
+            "initial": initial,
+            "final": trainer.model.state_dict(),
+            "first_batch": first,
+            "images_seen": trainer.images_seen,
+            "cache_builds": len(builds),
+        },
+        out / f"rank{parallel.rank}.pt",
+    )
     distributed.stop()  # the trainer still holds the context: its groups must go all the same
     left = backend_threads()
     assert not left, f"threads of destroyed process groups still running: {left}"

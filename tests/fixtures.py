@@ -8,13 +8,48 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-CELEBA_ATTRS = ["5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
-                "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows",
-                "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup",
-                "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "No_Beard",
-                "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks", "Sideburns",
-                "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
-                "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young"]
+CELEBA_ATTRS = [
+    "5_o_Clock_Shadow",
+    "Arched_Eyebrows",
+    "Attractive",
+    "Bags_Under_Eyes",
+    "Bald",
+    "Bangs",
+    "Big_Lips",
+    "Big_Nose",
+    "Black_Hair",
+    "Blond_Hair",
+    "Blurry",
+    "Brown_Hair",
+    "Bushy_Eyebrows",
+    "Chubby",
+    "Double_Chin",
+    "Eyeglasses",
+    "Goatee",
+    "Gray_Hair",
+    "Heavy_Makeup",
+    "High_Cheekbones",
+    "Male",
+    "Mouth_Slightly_Open",
+    "Mustache",
+    "Narrow_Eyes",
+    "No_Beard",
+    "Oval_Face",
+    "Pale_Skin",
+    "Pointy_Nose",
+    "Receding_Hairline",
+    "Rosy_Cheeks",
+    "Sideburns",
+    "Smiling",
+    "Straight_Hair",
+    "Wavy_Hair",
+    "Wearing_Earrings",
+    "Wearing_Hat",
+    "Wearing_Lipstick",
+    "Wearing_Necklace",
+    "Wearing_Necktie",
+    "Young",
+]
 
 
 def write_idx_images(path: Path, images: np.ndarray) -> None:
@@ -60,10 +95,12 @@ def write_celeba(root: Path, n: int = 12, seed: int = 0) -> np.ndarray:
     (base / "list_eval_partition.txt").write_text("".join(f"{nm} {s}\n" for nm, s in zip(names, split)))
     (base / "identity_CelebA.txt").write_text("".join(f"{nm} {k + 1}\n" for k, nm in enumerate(names)))
     (base / "list_bbox_celeba.txt").write_text(
-        f"{n}\nimage_id x_1 y_1 width height\n" + "".join(f"{nm} 95 71 226 313\n" for nm in names))
+        f"{n}\nimage_id x_1 y_1 width height\n" + "".join(f"{nm} 95 71 226 313\n" for nm in names)
+    )
     (base / "list_landmarks_align_celeba.txt").write_text(
         f"{n}\nlefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x leftmouth_y "
-        f"rightmouth_x rightmouth_y\n" + "".join(f"{nm} 69 109 106 113 77 142 73 152 108 154\n" for nm in names))
+        f"rightmouth_x rightmouth_y\n" + "".join(f"{nm} 69 109 106 113 77 142 73 152 108 154\n" for nm in names)
+    )
     return attrs
 
 
@@ -86,8 +123,9 @@ def paired_target(a: np.ndarray) -> np.ndarray:
     return np.roll(a, -1, axis=-1)
 
 
-def write_paired(root: Path, split_counts: dict[str, int], size=(64, 32), seed: int = 0,
-                 ext: str = "png") -> dict[str, np.ndarray]:
+def write_paired(
+    root: Path, split_counts: dict[str, int], size=(64, 32), seed: int = 0, ext: str = "png"
+) -> dict[str, np.ndarray]:
     """pix2pix's aligned layout: ``<root>/<split>/<k>.<ext>``, each file ``size`` (width,
     height) with A (random noise) on the left half and ``paired_target(A)`` on the right.
     Returns the A halves of each split, (n, height, width // 2, 3), in file name order."""

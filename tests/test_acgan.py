@@ -6,6 +6,7 @@ is in test_learning.py."""
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import checkpoint, compose_config, events, gantrain, train
 
 from gantrain.build import build_trainer
 from gantrain.losses.bce import BCELoss
@@ -14,10 +15,14 @@ from gantrain.nets.auxiliary import AuxiliaryClassifierDiscriminator
 from gantrain.nets.dcgan import DCGANGenerator
 from gantrain.tools import dissect, generate, walk
 
-from conftest import checkpoint, compose_config, events, gantrain, train
-
-ACGAN_TINY = ["model=acgan", "model.generator.width=8", "model.discriminator.width=8", "data.batch_size=8",
-              "trainer=smoke", "device=cpu"]
+ACGAN_TINY = [
+    "model=acgan",
+    "model.generator.width=8",
+    "model.discriminator.width=8",
+    "data.batch_size=8",
+    "trainer=smoke",
+    "device=cpu",
+]
 
 
 def _model(seed: int = 0, class_weight: float = 1.0) -> ACGAN:
@@ -37,8 +42,9 @@ def test_the_losses_are_the_papers_source_and_class_log_likelihoods():
     fake = model.G(torch.randn(6, 4), y).detach()  # the fakes d_loss drew, for the batch's classes
     real_src, real_cls = model.D(real, with_classes=True)
     fake_src, fake_cls = model.D(fake, with_classes=True)
-    source = (F.binary_cross_entropy_with_logits(real_src, torch.ones(6))
-              + F.binary_cross_entropy_with_logits(fake_src, torch.zeros(6)))
+    source = F.binary_cross_entropy_with_logits(real_src, torch.ones(6)) + F.binary_cross_entropy_with_logits(
+        fake_src, torch.zeros(6)
+    )
     classes = F.cross_entropy(real_cls, y) + F.cross_entropy(fake_cls, y)
     assert loss_d.item() == pytest.approx((source + 0.5 * classes).item(), rel=1e-5)
     assert logs_d["loss/d_class"].item() == pytest.approx(classes.item(), rel=1e-5)
@@ -68,8 +74,14 @@ def test_the_acgan_yaml_holds_the_papers_optimiser_and_plain_sum():
 
 
 def test_acgan_resumes_to_the_same_weights_as_one_long_run(tmp_path):
-    base = [*ACGAN_TINY, "trainer.checkpoint_every=100", "data=synthetic", "data.size=40", "data.image_size=16",
-            "data.num_classes=4"]
+    base = [
+        *ACGAN_TINY,
+        "trainer.checkpoint_every=100",
+        "data=synthetic",
+        "data.size=40",
+        "data.image_size=16",
+        "data.num_classes=4",
+    ]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     train(straight, [*base, "trainer.steps=8"])
     train(resumed, [*base, "trainer.steps=5"])
@@ -90,16 +102,18 @@ def test_every_tool_works_on_an_acgan_run_unchanged(tmp_path, capsys):
     assert len(images) == 4
     walk.main([str(run_dir), "--seeds", "0,1", "--class", "2", "--name", "w"])
     assert (run_dir / "walk" / "w").is_dir()
-    output = dissect.run_dissect(dissect.parse([str(run_dir), "--num-samples", "8", "--top", "2",
-                                                "--no-classifier", "--name", "d"]))
+    output = dissect.run_dissect(
+        dissect.parse([str(run_dir), "--num-samples", "8", "--top", "2", "--no-classifier", "--name", "d"])
+    )
     output.close()
     assert (run_dir / "dissect" / "d").is_dir()
     done = gantrain("--help", cwd=tmp_path)  # the entry point still starts
     assert done.returncode == 0
     from gantrain import eval_cli
 
-    eval_cli.main([str(run_dir), "--num-samples", "20", "--metrics", "classifier", "--cache-dir",
-                   str(tmp_path / "cache")])
+    eval_cli.main(
+        [str(run_dir), "--num-samples", "20", "--metrics", "classifier", "--cache-dir", str(tmp_path / "cache")]
+    )
     assert "class_accuracy" in capsys.readouterr().out
 
 

@@ -9,15 +9,14 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, gantrain, train
+from fixtures import write_paired, write_unpaired
 from PIL import Image
 
 from gantrain.data.folder import folder
 from gantrain.data.paired import paired_folder
 from gantrain.data.unpaired import unpaired_folder
 from gantrain.errors import UserError
-
-from conftest import TINY, gantrain, train
-from fixtures import write_paired, write_unpaired
 
 
 def corrupt_png_data(path) -> None:
@@ -27,11 +26,11 @@ def corrupt_png_data(path) -> None:
     data = bytearray(path.read_bytes())
     pos = 8
     while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
         if kind == b"IDAT":
-            body = bytes(b ^ 0x5A for b in data[pos + 8:pos + 8 + length])
-            data[pos + 8:pos + 8 + length] = body
-            data[pos + 8 + length:pos + 12 + length] = struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+            body = bytes(b ^ 0x5A for b in data[pos + 8 : pos + 8 + length])
+            data[pos + 8 : pos + 8 + length] = body
+            data[pos + 8 + length : pos + 12 + length] = struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
         pos += 12 + length
     path.write_bytes(bytes(data))
 
@@ -97,8 +96,18 @@ def test_on_bad_file_fail_stops_at_the_first_bad_file_naming_it(tmp_path):
 
 def test_training_on_a_junk_folder_with_worker_processes_never_crashes(tmp_path):
     root = junk_folder(tmp_path / "junk")
-    status = train(tmp_path / "run", [*TINY, "data=folder", f"data.path={root}", "data.image_size=16",
-                                      "data.batch_size=4", "data.num_workers=2", "trainer.steps=6"])
+    status = train(
+        tmp_path / "run",
+        [
+            *TINY,
+            "data=folder",
+            f"data.path={root}",
+            "data.image_size=16",
+            "data.batch_size=4",
+            "data.num_workers=2",
+            "trainer.steps=6",
+        ],
+    )
     assert status == "finished"
 
 
@@ -108,9 +117,18 @@ def test_a_worker_hitting_a_bad_file_with_fail_is_one_line(tmp_path):
     for k in range(4):
         Image.new("RGB", (16, 16), (60 * k, 0, 0)).save(root / f"{k}.png")
     corrupt_png_data(root / "2.png")
-    result = gantrain(*TINY, "data=folder", f"data.path={root}", "data.image_size=16", "data.batch_size=4",
-                      "data.num_workers=1", "data.on_bad_file=fail", "trainer.steps=2",
-                      f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    result = gantrain(
+        *TINY,
+        "data=folder",
+        f"data.path={root}",
+        "data.image_size=16",
+        "data.batch_size=4",
+        "data.num_workers=1",
+        "data.on_bad_file=fail",
+        "trainer.steps=2",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("gantrain: error: cannot decode") and "2.png" in last, result.stderr

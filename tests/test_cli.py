@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import TINY, checkpoint, gantrain
 from fixtures import write_mnist
 
@@ -29,17 +28,20 @@ def no_run_left(cwd: Path) -> bool:
     return not (cwd / "outputs").exists()
 
 
-@pytest.mark.parametrize("args,fragments", [
-    (["trainer.stpes=10"], ["unknown option trainer.stpes", "gantrain --cfg job"]),
-    (["trainer.steps=abc"], ["trainer.steps='abc' is not an integer"]),
-    (["optim.g.lr=fast"], ["optim.g.lr='fast'"]),
-    (["optim.d.lr=-1e-3"], ["optim.d.lr=-0.001 must be greater than 0"]),
-    (["trainer.d_steps=0"], ["trainer.d_steps=0 must be at least 1"]),
-    (["model=stylegan9"], ["model/stylegan9", "dcgan", "gan"]),
-    (["loss.variant=wrong"], ["loss.variant='wrong'"]),
-    (["+model.generator.depth=3"], ["unknown option model.generator.depth", "width"]),
-    (["data=folder"], ["data.path is required"]),
-])
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (["trainer.stpes=10"], ["unknown option trainer.stpes", "gantrain --cfg job"]),
+        (["trainer.steps=abc"], ["trainer.steps='abc' is not an integer"]),
+        (["optim.g.lr=fast"], ["optim.g.lr='fast'"]),
+        (["optim.d.lr=-1e-3"], ["optim.d.lr=-0.001 must be greater than 0"]),
+        (["trainer.d_steps=0"], ["trainer.d_steps=0 must be at least 1"]),
+        (["model=stylegan9"], ["model/stylegan9", "dcgan", "gan"]),
+        (["loss.variant=wrong"], ["loss.variant='wrong'"]),
+        (["+model.generator.depth=3"], ["unknown option model.generator.depth", "width"]),
+        (["data=folder"], ["data.path is required"]),
+    ],
+)
 def test_config_mistakes_are_one_line_before_any_run_dir(tmp_path, args, fragments):
     result = gantrain(*args, cwd=tmp_path)
     assert_one_line_error(result, *fragments)
@@ -64,18 +66,21 @@ def test_conditional_model_on_unlabelled_data(tmp_path):
     assert no_run_left(tmp_path)
 
 
-@pytest.mark.parametrize("args,fragments", [
-    (["loss=wgan_gp"], ["needs a discriminator without BatchNorm", "model.discriminator.norm=layer"]),
-    (["loss=bce", "loss.gp_weight=1"], ["without BatchNorm"]),
-    (["loss=wgan", "loss.clip=null"], ["Lipschitz", "loss=wgan_gp"]),
-    (["model.discriminator.norm=group"], ["model.discriminator.norm='group'"]),
-    (["model=cgan"], ["needs class labels"]),
-    (["trainer.ema_decay=1"], ["trainer.ema_decay=1"]),
-    (["data.batch_size=6000"], ["data.batch_size=6000 is larger than the dataset (32 images)"]),
-    (["trainer.checkpoint_every=0"], ["trainer.checkpoint_every=0 must be at least 1"]),
-    (["trainer.on_nonfinite=ignore"], ["trainer.on_nonfinite"]),
-    (["+optim.d.eps=-1"], ["optim.d was refused by torch.optim.Adam", "epsilon"]),
-])
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (["loss=wgan_gp"], ["needs a discriminator without BatchNorm", "model.discriminator.norm=layer"]),
+        (["loss=bce", "loss.gp_weight=1"], ["without BatchNorm"]),
+        (["loss=wgan", "loss.clip=null"], ["Lipschitz", "loss=wgan_gp"]),
+        (["model.discriminator.norm=group"], ["model.discriminator.norm='group'"]),
+        (["model=cgan"], ["needs class labels"]),
+        (["trainer.ema_decay=1"], ["trainer.ema_decay=1"]),
+        (["data.batch_size=6000"], ["data.batch_size=6000 is larger than the dataset (32 images)"]),
+        (["trainer.checkpoint_every=0"], ["trainer.checkpoint_every=0 must be at least 1"]),
+        (["trainer.on_nonfinite=ignore"], ["trainer.on_nonfinite"]),
+        (["+optim.d.eps=-1"], ["optim.d was refused by torch.optim.Adam", "epsilon"]),
+    ],
+)
 def test_model_and_loss_mismatches_are_one_line(tmp_path, args, fragments):
     assert_one_line_error(gantrain(*SMOKE, *args, cwd=tmp_path), *fragments)
     assert no_run_left(tmp_path)
@@ -119,8 +124,13 @@ def test_train_then_resume_from_the_command_line(tmp_path):
 def test_ctrl_c_writes_a_checkpoint_and_resume_continues(tmp_path):
     run_dir = tmp_path / "run"
     args = [*SMOKE, "trainer.steps=100000", "trainer.checkpoint_every=100000", f"hydra.run.dir={run_dir}"]
-    proc = subprocess.Popen([sys.executable, "-m", "gantrain.cli", *args], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gantrain.cli", *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while not list((run_dir / "tb").glob("events*")) and time.time() < deadline:
         time.sleep(0.2)  # the event file appears once training is about to start
@@ -145,8 +155,15 @@ def test_a_bad_checkpoint_is_refused_in_one_line(tmp_path):
 
 def test_mnist_from_the_command_line_with_data_root(tmp_path):
     write_mnist(tmp_path / "data")
-    result = gantrain(*TINY, "data=mnist", "data.download=false", "trainer.steps=2",
-                      f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, env={"GANTRAIN_DATA": str(tmp_path / "data")})
+    result = gantrain(
+        *TINY,
+        "data=mnist",
+        "data.download=false",
+        "trainer.steps=2",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+        env={"GANTRAIN_DATA": str(tmp_path / "data")},
+    )
     assert result.returncode == 0, result.stderr
     assert checkpoint(tmp_path / "run")["data_spec"]["name"] == "mnist"
 

@@ -3,6 +3,8 @@ for CelebA attributes; a projection discriminator reads the label."""
 
 import pytest
 import torch
+from conftest import TINY, TINY_MLP, compose_config, events, train
+from fixtures import CELEBA_ATTRS, write_celeba
 
 from gantrain.build import build_trainer, load_generator
 from gantrain.data.celeba import celeba
@@ -10,9 +12,6 @@ from gantrain.data.mnist import mnist_sample
 from gantrain.errors import UserError
 from gantrain.nets.dcgan import DCGANDiscriminator
 from gantrain.nets.mlp import MLPDiscriminator
-
-from conftest import TINY, TINY_MLP, compose_config, events, train
-from fixtures import CELEBA_ATTRS, write_celeba
 
 
 @pytest.mark.parametrize("base", [TINY, TINY_MLP], ids=["dcgan", "gan"])
@@ -25,7 +24,7 @@ def test_grid_row_k_is_generated_from_class_k_code(tmp_path, base):
     hook = first.register_forward_pre_hook(lambda module, args: inputs.append(args[0].detach()))
     trainer.log_samples()
     hook.remove()
-    codes = inputs[0].flatten(1)[:, G.z_dim:]  # [z, onehot(y)]: the one-hot part
+    codes = inputs[0].flatten(1)[:, G.z_dim :]  # [z, onehot(y)]: the one-hot part
     assert trainer.fixed["y"].tolist() == [k for k in range(10) for _ in range(3)]
     assert torch.equal(codes, torch.nn.functional.one_hot(trainer.fixed["y"], 10).float())
     trainer.logger.close()
@@ -41,9 +40,14 @@ def test_sample_for_class_k_differs_from_other_classes_and_matches_g(tmp_path):
     assert all(not torch.allclose(images[k], images[j]) for k in range(10) for j in range(k))
 
 
-@pytest.mark.parametrize("D", [DCGANDiscriminator(1, 28, 10, width=8, conditioning="projection"),
-                               MLPDiscriminator(1, 28, 10, hidden=16, conditioning="projection")],
-                         ids=["dcgan", "mlp"])
+@pytest.mark.parametrize(
+    "D",
+    [
+        DCGANDiscriminator(1, 28, 10, width=8, conditioning="projection"),
+        MLPDiscriminator(1, 28, 10, hidden=16, conditioning="projection"),
+    ],
+    ids=["dcgan", "mlp"],
+)
 def test_projection_discriminator_reads_the_label_through_an_embedding(D):
     torch.manual_seed(0)
     x = torch.randn(4, 1, 28, 28)
@@ -76,8 +80,20 @@ def test_celeba_attributes_become_classes(tmp_path):
 def test_conditional_celeba_trains_with_one_row_per_attribute_combination(tmp_path):
     write_celeba(tmp_path / "data", n=12)
     run_dir = tmp_path / "run"
-    train(run_dir, [*TINY, "model=cgan", "data=celeba", f"data.root={tmp_path / 'data'}", "data.num_workers=0",
-                    "data.image_size=16", "data.label_attrs=[Smiling]", "trainer.num_samples=8", "trainer.steps=2"])
+    train(
+        run_dir,
+        [
+            *TINY,
+            "model=cgan",
+            "data=celeba",
+            f"data.root={tmp_path / 'data'}",
+            "data.num_workers=0",
+            "data.image_size=16",
+            "data.label_attrs=[Smiling]",
+            "trainer.num_samples=8",
+            "trainer.steps=2",
+        ],
+    )
     G, export = load_generator(run_dir)
     assert G.num_classes == 2 and export["step"] == 2
     assert export["data_spec"]["class_names"] == ["-Smiling", "+Smiling"]

@@ -3,11 +3,10 @@
 from pathlib import Path
 
 import pytest
+from conftest import compose_config
 
 from gantrain.build import check_config
 from gantrain.config import CONF_DIR
-
-from conftest import compose_config
 
 GROUPS = ["data", "model", "loss", "optim", "trainer"]
 OPTIONS = [(group, path.stem) for group in GROUPS for path in sorted((Path(CONF_DIR) / group).glob("*.yaml"))]
@@ -15,8 +14,14 @@ EXPERIMENTS = sorted(path.stem for path in (Path(CONF_DIR) / "experiment").glob(
 
 
 def test_the_tree_has_what_the_readme_promises():
-    assert {o for g, o in OPTIONS if g == "data"} >= {"mnist", "fashion_mnist", "mnist_sample", "celeba",
-                                                      "folder", "synthetic"}
+    assert {o for g, o in OPTIONS if g == "data"} >= {
+        "mnist",
+        "fashion_mnist",
+        "mnist_sample",
+        "celeba",
+        "folder",
+        "synthetic",
+    }
     assert {o for g, o in OPTIONS if g == "model"} >= {"dcgan", "gan"}
     assert EXPERIMENTS
 

@@ -5,14 +5,13 @@ from itertools import islice
 import numpy as np
 import pytest
 import torch
+from fixtures import write_celeba, write_folder, write_mnist
 
 from gantrain.data.celeba import celeba
 from gantrain.data.folder import folder
 from gantrain.data.mnist import fashion_mnist, mnist, mnist_sample
 from gantrain.data.synthetic import synthetic
 from gantrain.errors import UserError
-
-from fixtures import write_celeba, write_folder, write_mnist
 
 
 def first_batch(source, batch_size=4):
@@ -147,8 +146,11 @@ class _WhoLoads(torch.utils.data.Dataset):
     def __getitem__(self, index):
         import os
 
-        return {"image": torch.full((1, 2, 2), index, dtype=torch.uint8), "index": torch.tensor(index),
-                "pid": torch.tensor(os.getpid())}
+        return {
+            "image": torch.full((1, 2, 2), index, dtype=torch.uint8),
+            "index": torch.tensor(index),
+            "pid": torch.tensor(os.getpid()),
+        }
 
 
 def test_worker_processes_persist_across_epochs_and_change_no_batch():
@@ -228,5 +230,7 @@ def test_the_loader_stream_flips_like_the_in_memory_stream():
     for workers in (0, 2):
         from_loader = list(islice(iter(loader.stream(8, seed=5, num_workers=workers)), 12))
         from_memory = list(islice(iter(source.stream(8, seed=5)), 12))
-        assert all(torch.equal(x["image"], y["image"]) and torch.equal(x["label"], y["label"])
-                   for x, y in zip(from_loader, from_memory))
+        assert all(
+            torch.equal(x["image"], y["image"]) and torch.equal(x["label"], y["label"])
+            for x, y in zip(from_loader, from_memory)
+        )

@@ -7,14 +7,13 @@ import os
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, train
 from PIL import Image
 
 from gantrain.data import folder as folder_module
 from gantrain.data.folder import folder
 from gantrain.data.memory import InMemorySource
 from gantrain.errors import UserError
-
-from conftest import TINY, train
 
 
 def _classes(root):
@@ -69,8 +68,18 @@ def test_a_second_build_decodes_nothing_and_a_changed_file_rebuilds(tmp_path, mo
 
 def test_training_from_the_cache(tmp_path):
     root = _classes(tmp_path / "pets")
-    status = train(tmp_path / "run", [*TINY, "data=folder", f"data.path={root}", "data.image_size=16",
-                                      "data.cache=true", f"data.cache_dir={tmp_path / 'cache'}", "trainer.steps=3"])
+    status = train(
+        tmp_path / "run",
+        [
+            *TINY,
+            "data=folder",
+            f"data.path={root}",
+            "data.image_size=16",
+            "data.cache=true",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "trainer.steps=3",
+        ],
+    )
     assert status == "finished" and list((tmp_path / "cache").glob("*_images.npy"))
 
 
@@ -141,7 +150,19 @@ def test_training_from_a_cached_celeba(tmp_path):
     from fixtures import write_celeba
 
     write_celeba(tmp_path / "data", n=12)
-    status = train(tmp_path / "run", [*TINY, "data=celeba", f"data.root={tmp_path / 'data'}", "data.image_size=16",
-                                      "data.batch_size=4", "data.num_workers=0", "data.cache=true", "data.hflip=true",
-                                      f"data.cache_dir={tmp_path / 'cache'}", "trainer.steps=3"])
+    status = train(
+        tmp_path / "run",
+        [
+            *TINY,
+            "data=celeba",
+            f"data.root={tmp_path / 'data'}",
+            "data.image_size=16",
+            "data.batch_size=4",
+            "data.num_workers=0",
+            "data.cache=true",
+            "data.hflip=true",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "trainer.steps=3",
+        ],
+    )
     assert status == "finished" and list((tmp_path / "cache").glob("celeba-*_images.npy"))

@@ -6,13 +6,12 @@ import os
 
 import pytest
 import torch
+from conftest import TINY, compose_config
 
 from gantrain.build import build_trainer
 from gantrain.engine import checkpoint as checkpoint_module
 from gantrain.engine.checkpoint import load_checkpoint
 from gantrain.errors import UserError
-
-from conftest import TINY, compose_config
 
 BASE = [*TINY, "trainer.steps=6", "trainer.log_every=2", "trainer.checkpoint_every=2"]
 
@@ -36,12 +35,14 @@ def _fail_after(monkeypatch, saves: int, error: OSError, partial: bool) -> None:
     monkeypatch.setattr(checkpoint_module.torch, "save", save)
 
 
-@pytest.mark.parametrize("error, partial, words", [
-    (OSError(errno.ENOSPC, "No space left on device"), True, "No space left on device"),
-    (PermissionError(errno.EACCES, "Permission denied"), False, "Permission denied"),
-])
-def test_a_failed_checkpoint_write_is_one_line_and_keeps_the_previous_one(tmp_path, monkeypatch, error,
-                                                                          partial, words):
+@pytest.mark.parametrize(
+    "error, partial, words",
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), True, "No space left on device"),
+        (PermissionError(errno.EACCES, "Permission denied"), False, "Permission denied"),
+    ],
+)
+def test_a_failed_checkpoint_write_is_one_line_and_keeps_the_previous_one(tmp_path, monkeypatch, error, partial, words):
     run_dir = tmp_path / "run"
     trainer = _trainer(run_dir)
     _fail_after(monkeypatch, saves=2, error=error, partial=partial)  # step 2: last.pt + generator.pt

@@ -11,13 +11,20 @@ import math
 
 import pytest
 import torch
-
 from conftest import events
+
 from gantrain.tools.dissect import main, parse, run_dissect
 from gantrain.tools.inputs import seeded_z
 from gantrain.tools.run import open_run
-from gantrain.tools.units import (activations, candidate_layers, default_layer, generate, intervene,
-                                  unit_masks, unit_thresholds)
+from gantrain.tools.units import (
+    activations,
+    candidate_layers,
+    default_layer,
+    generate,
+    intervene,
+    unit_masks,
+    unit_thresholds,
+)
 
 LAYER = "net.5"  # the middle ReLU of the 28x28 stack: 16 channels at 6x6 with width 8
 
@@ -67,8 +74,22 @@ def read_ranking(path):
 
 
 def test_ranking_csv_pictures_and_tensorboard(dcgan_run, capsys):
-    output = run_dissect(parse([str(dcgan_run), "--num-samples", "12", "--top", "3", "--no-classifier",
-                                "--name", "rank", "--batch-size", "40"]))
+    output = run_dissect(
+        parse(
+            [
+                str(dcgan_run),
+                "--num-samples",
+                "12",
+                "--top",
+                "3",
+                "--no-classifier",
+                "--name",
+                "rank",
+                "--batch-size",
+                "40",
+            ]
+        )
+    )
     output.close()
     rows = read_ranking(output.path / "ranking.csv")
     assert list(rows[0]) == ["unit", "mean_activation", "output_change", "d_score_change", "class_flip_rate"]
@@ -102,6 +123,7 @@ def test_the_shortcuts_agree_with_the_full_forward(dcgan, monkeypatch, layer):
 
     def effects():
         return units.ablation_effects(G, layer, z, None, D, batch_size=7)
+
     results = [effects()]
     monkeypatch.setattr(units, "_linear_conv", lambda module: False)
     results.append(effects())
@@ -121,12 +143,26 @@ def test_class_flip_rate_with_the_judge(cgan_run, tmp_path, monkeypatch):
     fit = classifier.fit_classifier
 
     def quick_fit(images, labels, num_classes, **kwargs):
-        return fit(images[::10], labels[::10], num_classes, epochs=1, seed=kwargs.get("seed", 0),
-                   device=kwargs.get("device"))
+        return fit(
+            images[::10], labels[::10], num_classes, epochs=1, seed=kwargs.get("seed", 0), device=kwargs.get("device")
+        )
 
     monkeypatch.setattr(classifier, "fit_classifier", quick_fit)
-    output = run_dissect(parse([str(cgan_run), "--num-samples", "10", "--top", "2", "--cache-dir",
-                                str(tmp_path / "cache"), "--name", "judged"]))
+    output = run_dissect(
+        parse(
+            [
+                str(cgan_run),
+                "--num-samples",
+                "10",
+                "--top",
+                "2",
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--name",
+                "judged",
+            ]
+        )
+    )
     output.close()
     assert list((tmp_path / "cache").glob("judge_mnist_sample_*.pt"))
     rates = [float(row["class_flip_rate"]) for row in read_ranking(output.path / "ranking.csv")]
@@ -135,8 +171,9 @@ def test_class_flip_rate_with_the_judge(cgan_run, tmp_path, monkeypatch):
 
 
 def test_ablate_and_boost_write_before_and_after(cgan_run):
-    output = run_dissect(parse([str(cgan_run), "--ablate", "0-7", "--boost", "9:4", "--seeds", "0-5",
-                                "--class", "3", "--name", "edit"]))
+    output = run_dissect(
+        parse([str(cgan_run), "--ablate", "0-7", "--boost", "9:4", "--seeds", "0-5", "--class", "3", "--name", "edit"])
+    )
     output.close()
     for name in ("before", "after", "before_after"):
         assert (output.path / f"{name}.png").is_file()
@@ -151,13 +188,16 @@ def test_ablate_and_boost_write_before_and_after(cgan_run):
     assert not torch.allclose(after, generate(run.G, z, y))
 
 
-@pytest.mark.parametrize("options, message", [
-    (["--layer", "net.99"], "net.0, net.1"),
-    (["--ablate", "3,16"], "unit 16 is out of range: layer net.5 has 16 channels"),
-    (["--boost", "40:2"], "unit 40 is out of range"),
-    (["--quantile", "1.5"], "--quantile 1.5"),
-    (["--class", "10"], "class 10 is out of range"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--layer", "net.99"], "net.0, net.1"),
+        (["--ablate", "3,16"], "unit 16 is out of range: layer net.5 has 16 channels"),
+        (["--boost", "40:2"], "unit 40 is out of range"),
+        (["--quantile", "1.5"], "--quantile 1.5"),
+        (["--class", "10"], "class 10 is out of range"),
+    ],
+)
 def test_bad_input_is_one_line_and_leaves_nothing(cgan_run, capsys, options, message):
     with pytest.raises(SystemExit) as exit_info:
         main([str(cgan_run), "--no-classifier", "--name", "bad", *options])

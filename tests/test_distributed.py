@@ -10,15 +10,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY, checkpoint, events
 
 from gantrain.data.memory import TensorStream
 
-from conftest import TINY, checkpoint, events
-
 HERE = Path(__file__).resolve().parent
 TWO = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-NETS = [*TINY, "trainer.progress=false", "trainer.log_every=2", "trainer.sample_every=100",
-        "trainer.checkpoint_every=100"]
+NETS = [
+    *TINY,
+    "trainer.progress=false",
+    "trainer.log_every=2",
+    "trainer.sample_every=100",
+    "trainer.checkpoint_every=100",
+]
 
 
 CLI = str(HERE / "cli_worker.py")  # the gantrain command, reporting the threads it leaves
@@ -43,8 +47,14 @@ def launch(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Complet
     """torchrun with two processes: ``cli_worker.py`` (the gantrain command) when the
     arguments start with CLI, and then each process's leftover threads are checked."""
     threads_dir = Path(tempfile.mkdtemp(dir=cwd, prefix="threads_"))
-    done = subprocess.run([*TWO, *args], cwd=cwd, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "THREADS_DIR": str(threads_dir), **(env or {})})
+    done = subprocess.run(
+        [*TWO, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "THREADS_DIR": str(threads_dir), **(env or {})},
+    )
     assert_no_abort(done.stderr)
     if args and args[0] == CLI:
         assert_process_groups_gone(threads_dir)
@@ -58,9 +68,18 @@ def torchrun(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Compl
 
 
 def test_two_processes_keep_identical_weights_while_seeing_different_images(tmp_path):
-    torchrun(str(HERE / "ddp_worker.py"), str(tmp_path), str(tmp_path / "run"), *NETS, "trainer.steps=5",
-             "loss=wgan_gp", "model.discriminator.norm=layer", "trainer.d_steps=2", "trainer.ema_decay=0.9",
-             cwd=tmp_path)
+    torchrun(
+        str(HERE / "ddp_worker.py"),
+        str(tmp_path),
+        str(tmp_path / "run"),
+        *NETS,
+        "trainer.steps=5",
+        "loss=wgan_gp",
+        "model.discriminator.norm=layer",
+        "trainer.d_steps=2",
+        "trainer.ema_decay=0.9",
+        cwd=tmp_path,
+    )
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     assert not torch.equal(ranks[0]["first_batch"], ranks[1]["first_batch"])  # disjoint shards
     assert ranks[0]["images_seen"] == ranks[1]["images_seen"] == 5 * 2 * 8 * 2  # steps x d_steps x batch x ranks
@@ -68,7 +87,9 @@ def test_two_processes_keep_identical_weights_while_seeing_different_images(tmp_
         if "running_" in key or "num_batches" in key:
             continue  # BatchNorm statistics are per process; rank 0's are saved
         assert torch.equal(value, ranks[1]["final"][key]), key
-    changed = [k for k, v in ranks[0]["final"].items() if v.is_floating_point() and not torch.equal(v, ranks[0]["initial"][k])]
+    changed = [
+        k for k, v in ranks[0]["final"].items() if v.is_floating_point() and not torch.equal(v, ranks[0]["initial"][k])
+    ]
     assert any(k.startswith("G.") for k in changed) and any(k.startswith("D.") for k in changed)
     # Rank 0 evaluated (the others waited for it), and only rank 0 wrote.
     reports = sorted(p.name for p in (tmp_path / "run" / "eval").glob("step_*.json"))
@@ -77,8 +98,16 @@ def test_two_processes_keep_identical_weights_while_seeing_different_images(tmp_
 
 
 def test_a_compile_failing_on_one_process_alone_sends_every_process_back_to_eager(tmp_path):
-    done = torchrun(str(HERE / "ddp_worker.py"), str(tmp_path), str(tmp_path / "run"), *NETS, "trainer.steps=3",
-                    "speed.compile=true", cwd=tmp_path, env={"FAIL_COMPILE_ON_RANK": "1"})
+    done = torchrun(
+        str(HERE / "ddp_worker.py"),
+        str(tmp_path),
+        str(tmp_path / "run"),
+        *NETS,
+        "trainer.steps=3",
+        "speed.compile=true",
+        cwd=tmp_path,
+        env={"FAIL_COMPILE_ON_RANK": "1"},
+    )
     warnings = [line for line in done.stderr.splitlines() if "torch.compile failed" in line]
     assert len(warnings) == 2 and sum("no compiler on rank 1" in w for w in warnings) == 1  # one per process
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
@@ -92,9 +121,20 @@ def test_one_process_per_node_decodes_the_data_cache_and_the_others_read_it(tmp_
     from fixtures import write_folder
 
     write_folder(tmp_path / "pets", {"cats": 10, "dogs": 10}, size=(20, 20))
-    torchrun(str(HERE / "ddp_worker.py"), str(tmp_path), str(tmp_path / "run"), *NETS, "trainer.steps=2",
-             "data=folder", f"data.path={tmp_path / 'pets'}", "data.image_size=16", "data.cache=true",
-             f"data.cache_dir={tmp_path / 'cache'}", "data.batch_size=4", cwd=tmp_path)
+    torchrun(
+        str(HERE / "ddp_worker.py"),
+        str(tmp_path),
+        str(tmp_path / "run"),
+        *NETS,
+        "trainer.steps=2",
+        "data=folder",
+        f"data.path={tmp_path / 'pets'}",
+        "data.image_size=16",
+        "data.cache=true",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "data.batch_size=4",
+        cwd=tmp_path,
+    )
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     assert [r["cache_builds"] for r in ranks] == [1, 0]
     assert len(list((tmp_path / "cache").glob("pets_*_images.npy"))) == 1
@@ -103,8 +143,15 @@ def test_one_process_per_node_decodes_the_data_cache_and_the_others_read_it(tmp_
 def test_waiting_for_a_node_to_build_its_data_may_outlast_the_collective_timeout(tmp_path):
     """Decoding a large folder into the cache can take longer than a collective may
     wait; the others wait for it on a group of their own with a long timeout."""
-    torchrun(str(HERE / "ddp_worker.py"), str(tmp_path), str(tmp_path / "run"), *NETS, "trainer.steps=2",
-             cwd=tmp_path, env={"SLOW_DATA_SECONDS": "20", "COLLECTIVE_TIMEOUT_SECONDS": "10"})
+    torchrun(
+        str(HERE / "ddp_worker.py"),
+        str(tmp_path),
+        str(tmp_path / "run"),
+        *NETS,
+        "trainer.steps=2",
+        cwd=tmp_path,
+        env={"SLOW_DATA_SECONDS": "20", "COLLECTIVE_TIMEOUT_SECONDS": "10"},
+    )
     assert checkpoint(tmp_path / "run")["step"] == 2
 
 
@@ -128,8 +175,10 @@ def test_a_bad_option_under_torchrun_is_one_line_from_rank_0(tmp_path):
     done = launch(CLI, *TINY, "trainer.stepz=3", cwd=tmp_path)
     assert done.returncode != 0
     errors = [line for line in done.stderr.splitlines() if line.startswith("gantrain: error:")]
-    assert errors == ["gantrain: error: unknown option trainer.stepz: check the spelling against "
-                      "`gantrain --cfg job` (or add a new key with +trainer.stepz=...)"]
+    assert errors == [
+        "gantrain: error: unknown option trainer.stepz: check the spelling against "
+        "`gantrain --cfg job` (or add a new key with +trainer.stepz=...)"
+    ]
     assert not (tmp_path / "outputs").exists()
 
 
@@ -152,11 +201,32 @@ def test_the_multi_node_launch_of_the_readme_with_two_nodes_on_one_machine(tmp_p
     with socket.socket() as probe:  # a free port for the rendezvous
         probe.bind(("localhost", 0))
         port = probe.getsockname()[1]
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",
-              "--rdzv-backend=c10d", f"--rdzv-endpoint=localhost:{port}", "--rdzv-id=gantrain-test", "--no-python",
-              str(Path(sys.executable).parent / "gantrain"), *NETS, "trainer.steps=4", f"hydra.run.dir={tmp_path / 'run'}"]
-    nodes = [subprocess.Popen(launch, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"}) for _ in range(2)]
+    launch = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=2",
+        "--nproc-per-node=1",
+        "--rdzv-backend=c10d",
+        f"--rdzv-endpoint=localhost:{port}",
+        "--rdzv-id=gantrain-test",
+        "--no-python",
+        str(Path(sys.executable).parent / "gantrain"),
+        *NETS,
+        "trainer.steps=4",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    nodes = [
+        subprocess.Popen(
+            launch,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        for _ in range(2)
+    ]
     outputs = [node.communicate(timeout=300) for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
     for _, stderr in outputs:
@@ -220,10 +290,14 @@ def test_sigterm_to_torchrun_stops_every_process_at_one_step_with_a_checkpoint(t
     import time
 
     run = tmp_path / "run"
-    launcher = subprocess.Popen([*TWO, CLI, *NETS, "trainer.steps=1000000",
-                                 "trainer.checkpoint_every=1000000", f"hydra.run.dir={run}"],
-                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "OMP_NUM_THREADS": "1", "THREADS_DIR": str(tmp_path / "threads")})
+    launcher = subprocess.Popen(
+        [*TWO, CLI, *NETS, "trainer.steps=1000000", "trainer.checkpoint_every=1000000", f"hydra.run.dir={run}"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "THREADS_DIR": str(tmp_path / "threads")},
+    )
     deadline = time.time() + 120
     while not (run / "tb").is_dir() and time.time() < deadline:  # rank 0 has built everything
         time.sleep(0.5)

@@ -2,12 +2,11 @@
 
 import pytest
 import torch
+from conftest import TINY, checkpoint, compose_config, on_device, train
 from torch import nn
 
 from gantrain.build import build_trainer, load_generator
 from gantrain.engine.ema import EMA
-
-from conftest import TINY, checkpoint, compose_config, on_device, train
 
 
 def test_ema_follows_the_warmed_up_average_and_copies_buffers():

@@ -7,15 +7,22 @@ import sys
 
 import pytest
 import torch
-
 from conftest import TINY, checkpoint, events, train
 from fixtures import write_mnist
 
 
 def mnist_run(tmp_path, *extra):
     write_mnist(tmp_path / "data", n_train=60)
-    return [*TINY, "data=mnist", f"data.root={tmp_path / 'data'}", "data.download=false", "trainer.steps=4",
-            "eval.num_samples=20", f"eval.cache_dir={tmp_path / 'cache'}", *extra]
+    return [
+        *TINY,
+        "data=mnist",
+        f"data.root={tmp_path / 'data'}",
+        "data.download=false",
+        "trainer.steps=4",
+        "eval.num_samples=20",
+        f"eval.cache_dir={tmp_path / 'cache'}",
+        *extra,
+    ]
 
 
 def test_periodic_eval_logs_writes_json_and_keeps_the_best_checkpoint(tmp_path):
@@ -24,16 +31,22 @@ def test_periodic_eval_logs_writes_json_and_keeps_the_best_checkpoint(tmp_path):
     reports = sorted((run_dir / "eval").glob("step_*.json"))
     assert [p.name for p in reports] == ["step_00000002.json", "step_00000004.json"]
     report = json.loads(reports[-1].read_text())
-    assert {"classifier_fid", "classifier_score"} <= set(report["metrics"]) <= set(report["metrics"]) | {"class_accuracy"}
+    assert (
+        {"classifier_fid", "classifier_score"} <= set(report["metrics"]) <= set(report["metrics"]) | {"class_accuracy"}
+    )
     assert set(report["floor"]) >= {"classifier_fid"} and report["protocol"]["num_samples"] == 20
     assert report["floor"]["classifier_fid"] < report["metrics"]["classifier_fid"]  # untrained G vs real digits
     scalars = set(events(run_dir).Tags()["scalars"])
     assert {"eval/classifier_fid", "eval_floor/classifier_fid"} <= scalars
     best = json.loads((run_dir / "eval" / "best.json").read_text())
-    values = {json.loads(p.read_text())["step"]: json.loads(p.read_text())["metrics"]["classifier_fid"] for p in reports}
+    values = {
+        json.loads(p.read_text())["step"]: json.loads(p.read_text())["metrics"]["classifier_fid"] for p in reports
+    }
     assert best["metric"] == "classifier_fid" and best["value"] == min(values.values())
     state = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)
-    assert state["step"] == best["step"] and checkpoint(run_dir)["best"] == {k: best[k] for k in ("metric", "value", "step")}
+    assert state["step"] == best["step"] and checkpoint(run_dir)["best"] == {
+        k: best[k] for k in ("metric", "value", "step")
+    }
     assert len(list((tmp_path / "cache").glob("judge_*.pt"))) == 1  # trained once, then reused
 
 
@@ -98,8 +111,21 @@ def test_gantrain_eval_scores_a_run_and_saves_its_report(tmp_path):
     run_dir = tmp_path / "run"
     train(run_dir, mnist_run(tmp_path))
     assert not (run_dir / "eval").exists()  # eval.every=0: nothing during training
-    result = subprocess.run([sys.executable, "-m", "gantrain.eval_cli", str(run_dir), "--num-samples", "16",
-                             "--cache-dir", str(tmp_path / "cache")], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gantrain.eval_cli",
+            str(run_dir),
+            "--num-samples",
+            "16",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "classifier_fid" in result.stdout and "real vs real" in result.stdout
     assert "protocol: classifier judge: trained on 50 real images, 10 held out" in result.stdout
@@ -109,10 +135,13 @@ def test_gantrain_eval_scores_a_run_and_saves_its_report(tmp_path):
 
 
 def test_gantrain_eval_mistakes_are_one_line(tmp_path):
-    for args, fragment in [([str(tmp_path / "nothing")], "no exported generator"),
-                           ([str(tmp_path), "--num-samples", "1"], "no exported generator")]:
-        result = subprocess.run([sys.executable, "-m", "gantrain.eval_cli", *args], capture_output=True, text=True,
-                                timeout=120)
+    for args, fragment in [
+        ([str(tmp_path / "nothing")], "no exported generator"),
+        ([str(tmp_path), "--num-samples", "1"], "no exported generator"),
+    ]:
+        result = subprocess.run(
+            [sys.executable, "-m", "gantrain.eval_cli", *args], capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 2 and fragment in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
 
@@ -120,8 +149,21 @@ def test_gantrain_eval_mistakes_are_one_line(tmp_path):
 def test_too_many_samples_for_the_data_is_one_line(tmp_path):
     run_dir = tmp_path / "run"
     train(run_dir, mnist_run(tmp_path))
-    result = subprocess.run([sys.executable, "-m", "gantrain.eval_cli", str(run_dir), "--num-samples", "500",
-                             "--cache-dir", str(tmp_path / "cache")], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gantrain.eval_cli",
+            str(run_dir),
+            "--num-samples",
+            "500",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2 and "eval.num_samples" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
@@ -137,8 +179,19 @@ def test_gantrain_eval_inception_metrics_with_a_weights_file(tmp_path, random_we
 
     run_dir = tmp_path / "run"
     train(run_dir, mnist_run(tmp_path))
-    report = run_eval(_eval_args(run_dir, "--metrics", "inception", "--num-samples", "4",
-                                 "--inception-weights", str(random_weights), "--device", "cpu"))
+    report = run_eval(
+        _eval_args(
+            run_dir,
+            "--metrics",
+            "inception",
+            "--num-samples",
+            "4",
+            "--inception-weights",
+            str(random_weights),
+            "--device",
+            "cpu",
+        )
+    )
     assert {"fid", "kid_mean", "kid_std", "is_mean", "is_std"} <= set(report["metrics"])
     assert {"fid", "kid_mean"} <= set(report["floor"])
     assert report["protocol"]["inception"]["weights"] == str(random_weights)
@@ -158,11 +211,19 @@ def test_gantrain_eval_inception_offline_without_weights_names_the_option(tmp_pa
 
 
 def test_gantrain_eval_on_translation_runs(tmp_path, offline, random_weights):
-    from gantrain.eval_cli import run_eval
     from fixtures import write_paired, write_unpaired
 
-    nets = ["model.generator.width=8", "model.discriminator.width=8", "device=cpu", "trainer=smoke",
-            "data.image_size=32", "data.load_size=36", "data.num_workers=0"]
+    from gantrain.eval_cli import run_eval
+
+    nets = [
+        "model.generator.width=8",
+        "model.discriminator.width=8",
+        "device=cpu",
+        "trainer=smoke",
+        "data.image_size=32",
+        "data.load_size=36",
+        "data.num_workers=0",
+    ]
     write_paired(tmp_path / "data" / "facades", {"train": 4, "val": 3}, size=(80, 40))
     train(tmp_path / "p2p", ["model=pix2pix", "data=facades", f"data.root={tmp_path / 'data'}", *nets])
     report = run_eval(_eval_args(tmp_path / "p2p", "--device", "cpu"))
@@ -173,8 +234,9 @@ def test_gantrain_eval_on_translation_runs(tmp_path, offline, random_weights):
     assert json.loads((tmp_path / "p2p" / "eval" / "step_00000004.json").read_text())["metrics"]["fid"]
 
     write_unpaired(tmp_path / "u", {"trainA": 4, "trainB": 4, "testA": 2, "testB": 2}, size=(40, 40))
-    train(tmp_path / "cyc", ["model=cyclegan", "loss=lsgan", "data=unpaired_folder", f"data.path={tmp_path / 'u'}",
-                             *nets])
+    train(
+        tmp_path / "cyc", ["model=cyclegan", "loss=lsgan", "data=unpaired_folder", f"data.path={tmp_path / 'u'}", *nets]
+    )
     report = run_eval(_eval_args(tmp_path / "cyc", "--device", "cpu"))
     assert {"cycle_l1_A", "cycle_l1_B"} <= set(report["metrics"])
     assert all(0 <= report["metrics"][k] <= 1 for k in ("cycle_l1_A", "cycle_l1_B"))

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from gantrain.config import CONF_DIR
-
 from conftest import checkpoint, compose_config, events, train
 from fixtures import write_celeba, write_mnist, write_paired, write_unpaired
+
+from gantrain.config import CONF_DIR
 
 EXPERIMENTS = sorted(path.stem for path in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
 
@@ -37,14 +36,32 @@ def tiny_overrides(experiment: str, root: Path) -> list[str]:
     else:
         nets = ["model.generator.width=8", "model.discriminator.width=8"]
     batch = 1 if cfg.data.batch_size == 1 else 8
-    return [f"experiment={experiment}", *data_overrides, *nets, f"data.batch_size={batch}", "device=cpu",
-            "trainer.progress=false", "trainer.log_every=1", "trainer.num_samples=8"]
+    return [
+        f"experiment={experiment}",
+        *data_overrides,
+        *nets,
+        f"data.batch_size={batch}",
+        "device=cpu",
+        "trainer.progress=false",
+        "trainer.log_every=1",
+        "trainer.num_samples=8",
+    ]
 
 
 def test_the_promised_experiments_exist():
-    assert set(EXPERIMENTS) >= {"gan_mnist", "dcgan_mnist", "dcgan_celeba", "wgan_gp_mnist", "wgan_gp_celeba",
-                                "cgan_mnist", "cgan_fashion_mnist", "cgan_celeba", "wgan_mnist",
-                                "pix2pix_facades", "cyclegan_horse2zebra"}
+    assert set(EXPERIMENTS) >= {
+        "gan_mnist",
+        "dcgan_mnist",
+        "dcgan_celeba",
+        "wgan_gp_mnist",
+        "wgan_gp_celeba",
+        "cgan_mnist",
+        "cgan_fashion_mnist",
+        "cgan_celeba",
+        "wgan_mnist",
+        "pix2pix_facades",
+        "cyclegan_horse2zebra",
+    }
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

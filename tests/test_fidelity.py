@@ -3,6 +3,8 @@ copy's BatchNorm statistics, and the penalties on PatchGAN discriminators."""
 
 import pytest
 import torch
+from conftest import TINY, checkpoint, gantrain, train
+from test_translation import cyclegan, pix2pix
 from torch import nn
 
 from gantrain.engine.ema import EMA, recompute_batch_norm
@@ -11,9 +13,6 @@ from gantrain.models.gan import GAN
 from gantrain.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gantrain.nets.unet import UNetGenerator
 from gantrain.test_time import translate
-
-from conftest import TINY, checkpoint, gantrain, train
-from test_translation import cyclegan, pix2pix
 
 
 def unet() -> UNetGenerator:
@@ -84,8 +83,9 @@ def test_the_test_mode_is_one_setting_and_a_bad_value_is_one_line(tmp_path):
     done = gantrain(*pix2pix(tmp_path), "trainer=smoke", "model.test_mode=inference", cwd=tmp_path)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert lines == ["gantrain: error: model.test_mode='inference' is not one of train, eval: "
-                     "fix the value of model.test_mode"], done.stderr
+    assert lines == [
+        "gantrain: error: model.test_mode='inference' is not one of train, eval: fix the value of model.test_mode"
+    ], done.stderr
 
 
 def test_the_instance_norm_generator_of_the_authors_code_trains(tmp_path):
@@ -126,8 +126,9 @@ def test_the_ema_copy_recomputes_its_own_batch_norm_statistics():
     # normalised activation has mean about 0 and variance about 1 over fresh noise.
     first_norm = next(m for m in averaged.modules() if isinstance(m, nn.BatchNorm2d))
     seen = []
-    handle = first_norm.register_forward_hook(lambda m, i, o: seen.append((o - m.bias.view(1, -1, 1, 1))
-                                                                           / m.weight.view(1, -1, 1, 1)))
+    handle = first_norm.register_forward_hook(
+        lambda m, i, o: seen.append((o - m.bias.view(1, -1, 1, 1)) / m.weight.view(1, -1, 1, 1))
+    )
     with torch.no_grad():
         averaged(torch.randn(512, 8))
     handle.remove()
@@ -148,9 +149,16 @@ def test_an_ema_run_resumes_exactly_with_recomputed_statistics(tmp_path):
 
 
 # -- penalties on every discriminator ------------------------------------------------
-@pytest.mark.parametrize("setup,penalty", [(pix2pix, "loss.gp_weight=10"), (pix2pix, "loss.r1_weight=1"),
-                                           (cyclegan, "loss.gp_weight=10"), (cyclegan, "loss.r1_weight=1")],
-                         ids=["pix2pix-gp", "pix2pix-r1", "cyclegan-gp", "cyclegan-r1"])
+@pytest.mark.parametrize(
+    "setup,penalty",
+    [
+        (pix2pix, "loss.gp_weight=10"),
+        (pix2pix, "loss.r1_weight=1"),
+        (cyclegan, "loss.gp_weight=10"),
+        (cyclegan, "loss.r1_weight=1"),
+    ],
+    ids=["pix2pix-gp", "pix2pix-r1", "cyclegan-gp", "cyclegan-r1"],
+)
 def test_penalties_train_patchgan_discriminators(tmp_path, setup, penalty):
     from conftest import events
 
@@ -162,26 +170,28 @@ def test_penalties_train_patchgan_discriminators(tmp_path, setup, penalty):
     assert values and all(v == v and v >= 0 for v in values)
 
 
-@pytest.mark.parametrize("extra,norms", [([], "layer (or instance, none)"),
-                                         (["model=pix2pix"], "instance (or none)")])
+@pytest.mark.parametrize("extra,norms", [([], "layer (or instance, none)"), (["model=pix2pix"], "instance (or none)")])
 def test_r1_on_a_batch_norm_discriminator_is_refused_like_the_gradient_penalty(tmp_path, extra, norms):
     args = [*TINY, "loss.r1_weight=1", "trainer.steps=1"]
     if extra:
         args = [*pix2pix(tmp_path), "trainer=smoke", "loss.r1_weight=1"]
     done = gantrain(*args, cwd=tmp_path)
     assert done.returncode == 2
-    assert done.stderr.strip() == ("gantrain: error: R1 (loss.r1_weight > 0) needs a discriminator without "
-                                   f"BatchNorm: set model.discriminator.norm={norms}")
+    assert done.stderr.strip() == (
+        "gantrain: error: R1 (loss.r1_weight > 0) needs a discriminator without "
+        f"BatchNorm: set model.discriminator.norm={norms}"
+    )
 
 
 def test_gantrain_eval_translates_in_the_runs_test_mode(tmp_path, offline):
     """The evaluation's G(A) is the paper's test-time G (one image at a time, batch
     statistics), as the grids' are; ``model.test_mode=eval`` switches every use at once.
     (No dropout here, so that the two computations draw nothing at random.)"""
+    from omegaconf import OmegaConf
+
     from gantrain.build import build_source, load_generator
     from gantrain.eval_cli import parse, run_eval
     from gantrain.metrics.evaluate import protocol_lines
-    from omegaconf import OmegaConf
 
     for mode in ("train", "eval"):
         run = tmp_path / mode

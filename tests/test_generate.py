@@ -4,16 +4,15 @@ their inputs, arithmetic combines the group means, and mistakes are one line."""
 
 import pytest
 import torch
+from conftest import events, train
+from fixtures import write_paired
 from PIL import Image, ImageSequence
 from torchvision.transforms.functional import pil_to_tensor
 
 from gantrain.tools import arithmetic, generate, walk
-from gantrain.tools.latent import interpolate, lerp, slerp
 from gantrain.tools.inputs import seeded_z
+from gantrain.tools.latent import interpolate, lerp, slerp
 from gantrain.tools.run import open_run
-
-from conftest import events, train
-from fixtures import write_paired
 
 
 def _png(path):
@@ -57,9 +56,21 @@ def test_truncation_bounds_z_and_is_reproducible():
 def test_pix2pix_translates_a_folder_of_inputs(tmp_path):
     write_paired(tmp_path / "data" / "facades", {"train": 4, "val": 2}, size=(64, 32))
     run_dir = tmp_path / "run"
-    train(run_dir, ["model=pix2pix", "data=facades", f"data.root={tmp_path / 'data'}", "model.generator.width=8",
-                    "model.discriminator.width=8", "device=cpu", "trainer=smoke", "data.image_size=32",
-                    "data.load_size=32", "data.num_workers=0"])
+    train(
+        run_dir,
+        [
+            "model=pix2pix",
+            "data=facades",
+            f"data.root={tmp_path / 'data'}",
+            "model.generator.width=8",
+            "model.discriminator.width=8",
+            "device=cpu",
+            "trainer=smoke",
+            "data.image_size=32",
+            "data.load_size=32",
+            "data.num_workers=0",
+        ],
+    )
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     for k in range(3):
@@ -100,8 +111,9 @@ def test_walks_write_a_grid_a_gif_and_the_path(dcgan_run, cgan_run):
     assert torch.allclose(saved[0], z[0]) and torch.allclose(saved[3], z[1]) and torch.allclose(saved[-1], z[2])
     assert "walk/w/grid" in events(dcgan_run).Tags()["images"]
 
-    out = walk.run_walk(walk.parse([str(cgan_run), "--classes", "2,6", "--seeds", "0-2", "--steps", "5",
-                                    "--name", "c"]))
+    out = walk.run_walk(
+        walk.parse([str(cgan_run), "--classes", "2,6", "--seeds", "0-2", "--steps", "5", "--name", "c"])
+    )
     weights = torch.load(out.path / "path.pt", weights_only=True)["path"]
     assert weights[0].argmax() == 2 and weights[-1].argmax() == 6 and torch.allclose(weights.sum(1), torch.ones(5))
     run = open_run(cgan_run)
@@ -112,9 +124,25 @@ def test_walks_write_a_grid_a_gif_and_the_path(dcgan_run, cgan_run):
 
 def test_arithmetic_combines_the_means_of_the_groups(dcgan_run, tmp_path):
     torch.save(seeded_z([10, 11, 12], 64), tmp_path / "z.pt")
-    out = arithmetic.run_arithmetic(arithmetic.parse(
-        [str(dcgan_run), "--a", "1,2,3", "--b", "seeds:4,5", "--c", "z:0,2", "--z", str(tmp_path / "z.pt"),
-         "--variations", "3", "--name", "ar"]))
+    out = arithmetic.run_arithmetic(
+        arithmetic.parse(
+            [
+                str(dcgan_run),
+                "--a",
+                "1,2,3",
+                "--b",
+                "seeds:4,5",
+                "--c",
+                "z:0,2",
+                "--z",
+                str(tmp_path / "z.pt"),
+                "--variations",
+                "3",
+                "--name",
+                "ar",
+            ]
+        )
+    )
     out.close()  # as the command does: the TensorBoard writer flushes its events then
     saved = torch.load(out.path / "vectors.pt", weights_only=True)
     a, b, c = seeded_z([1, 2, 3], 64).mean(0), seeded_z([4, 5], 64).mean(0), seeded_z([10, 12], 64).mean(0)
@@ -124,17 +152,20 @@ def test_arithmetic_combines_the_means_of_the_groups(dcgan_run, tmp_path):
     assert "arithmetic/ar/grid" in events(dcgan_run).Tags()["images"]
 
 
-@pytest.mark.parametrize("tool, args, fragment", [
-    (generate, ["--class", "3"], "unconditional"),
-    (generate, ["--num", "0"], "--num 0"),
-    (generate, ["--name", "six"], "already exists"),
-    (generate, ["--inputs", "."], "noise generator"),
-    (walk, ["--seeds", "4"], "at least two"),
-    (walk, ["--classes", "1,2"], "unconditional"),
-    (walk, ["--z", "missing.pt", "--index", "0,1"], "no such file"),
-    (arithmetic, ["--a", "1", "--b", "2", "--c", "data:class=3", "--per-group", "0"], "--per-group 0"),
-    (arithmetic, ["--a", "1", "--b", "2", "--c", "data:Smiling=1"], "has no 'Smiling'"),
-])
+@pytest.mark.parametrize(
+    "tool, args, fragment",
+    [
+        (generate, ["--class", "3"], "unconditional"),
+        (generate, ["--num", "0"], "--num 0"),
+        (generate, ["--name", "six"], "already exists"),
+        (generate, ["--inputs", "."], "noise generator"),
+        (walk, ["--seeds", "4"], "at least two"),
+        (walk, ["--classes", "1,2"], "unconditional"),
+        (walk, ["--z", "missing.pt", "--index", "0,1"], "no such file"),
+        (arithmetic, ["--a", "1", "--b", "2", "--c", "data:class=3", "--per-group", "0"], "--per-group 0"),
+        (arithmetic, ["--a", "1", "--b", "2", "--c", "data:Smiling=1"], "has no 'Smiling'"),
+    ],
+)
 def test_mistakes_are_one_line_and_write_nothing(dcgan_run, capsys, tool, args, fragment):
     if "six" in args and not (dcgan_run / "generate" / "six").exists():
         generate.run_generate(generate.parse([str(dcgan_run), "--num", "2", "--name", "six"]))
@@ -157,9 +188,27 @@ def test_arithmetic_groups_of_real_images_are_inverted_into_z(dcgan_run):
     from gantrain.build import build_source
     from gantrain.tools.arithmetic import real_group
 
-    out = arithmetic.run_arithmetic(arithmetic.parse(
-        [str(dcgan_run), "--a", "data:class=3", "--b", "1,2", "--c", "data:class=7", "--per-group", "2",
-         "--invert-steps", "5", "--variations", "0", "--name", "real"]))
+    out = arithmetic.run_arithmetic(
+        arithmetic.parse(
+            [
+                str(dcgan_run),
+                "--a",
+                "data:class=3",
+                "--b",
+                "1,2",
+                "--c",
+                "data:class=7",
+                "--per-group",
+                "2",
+                "--invert-steps",
+                "5",
+                "--variations",
+                "0",
+                "--name",
+                "real",
+            ]
+        )
+    )
     saved = torch.load(out.path / "vectors.pt", weights_only=True)
     assert saved["means"]["a"].shape == (64,) and not torch.allclose(saved["means"]["a"], saved["means"]["c"])
     images, labels = real_group(build_source(open_run(dcgan_run).config), {"class": 7}, 3, seed=0)

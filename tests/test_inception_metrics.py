@@ -22,7 +22,7 @@ def strokes(n: int) -> torch.Tensor:
     """Grey 28x28 'digits': a bright bar on black, shifted from image to image."""
     images = torch.full((n, 1, 28, 28), -1.0)
     for k in range(n):
-        images[k, 0, 6 + k % 3:22, 9 + 2 * (k % 5):13 + 2 * (k % 5)] = 1.0
+        images[k, 0, 6 + k % 3 : 22, 9 + 2 * (k % 5) : 13 + 2 * (k % 5)] = 1.0
     return images
 
 
@@ -52,7 +52,7 @@ def test_bad_arguments_fail_before_loading_anything(offline):
 def test_metrics_run_on_a_weights_file(random_weights):
     real = strokes(N)
     noise = torch.rand(N, 3, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1  # RGB path too
-    same = inc.inception_metrics([real[:N // 2], real[N // 2:]], [real], weights_path=str(random_weights))
+    same = inc.inception_metrics([real[: N // 2], real[N // 2 :]], [real], weights_path=str(random_weights))
     apart = inc.inception_metrics([real], [noise], weights_path=str(random_weights))
 
     for result in (same, apart):
@@ -125,4 +125,4 @@ def test_uint8_conversion_rounds():
     expected = torch.round((x.clamp(-1, 1) + 1) / 2 * 255).to(torch.uint8)
     rgb = inc._to_uint8_rgb(x, "generated")
     assert rgb.dtype == torch.uint8 and rgb.shape == (2, 3, 9, 9)
-    assert all(torch.equal(rgb[:, c:c + 1], expected) for c in range(3))
+    assert all(torch.equal(rgb[:, c : c + 1], expected) for c in range(3))

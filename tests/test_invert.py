@@ -8,17 +8,16 @@ import json
 
 import pytest
 import torch
+from conftest import TINY, events, train
+from fixtures import write_paired
 from PIL import Image
 from torch import nn
 
 from gantrain.tools.degrade import center_mask, file_mask, make_degradation, random_mask
 from gantrain.tools.encoder import encoder_path, load_or_train_encoder
-from gantrain.tools.invert import invert, main, parse, run_invert
 from gantrain.tools.inputs import seeded_z
+from gantrain.tools.invert import invert, main, parse, run_invert
 from gantrain.tools.run import open_run
-
-from conftest import TINY, events, train
-from fixtures import write_paired
 
 FAST = ["--device", "cpu", "--steps", "3", "--starts", "1"]
 
@@ -131,11 +130,13 @@ def test_degradations(tmp_path):
     assert mask.shape == (1, 1, 28, 28) and mask[..., :14, :].max() == 0 and mask[..., 14:, :].min() == 1
 
 
-@pytest.mark.parametrize("task", [["superres", "--scale", "4"], ["denoise", "--noise-std", "0.3"]],
-                         ids=["superres", "denoise"])
+@pytest.mark.parametrize(
+    "task", [["superres", "--scale", "4"], ["denoise", "--noise-std", "0.3"]], ids=["superres", "denoise"]
+)
 def test_tasks_run_end_to_end(dcgan_run, task):
-    output = run_invert(parse([str(dcgan_run), "--from-generator", "2", "--task", *task, *FAST,
-                               "--name", f"task-{task[0]}"]))
+    output = run_invert(
+        parse([str(dcgan_run), "--from-generator", "2", "--task", *task, *FAST, "--name", f"task-{task[0]}"])
+    )
     rows = list(csv.DictReader(open(output.path / "scores.csv")))
     assert len(rows) == 2 and all(float(row["psnr_input"]) > 0 for row in rows)
     summary = json.loads((output.path / "summary.json").read_text())
@@ -154,8 +155,20 @@ def test_colorize_runs_on_rgb_and_is_refused_on_grey(rgb_run, dcgan_run, capsys)
 
 
 def test_encoder_is_trained_once_cached_and_its_guess_is_start_zero(dcgan_run):
-    args = [str(dcgan_run), "--from-generator", "3", "--encoder", "--encoder-steps", "5", "--device", "cpu",
-            "--steps", "1", "--starts", "1"]
+    args = [
+        str(dcgan_run),
+        "--from-generator",
+        "3",
+        "--encoder",
+        "--encoder-steps",
+        "5",
+        "--device",
+        "cpu",
+        "--steps",
+        "1",
+        "--starts",
+        "1",
+    ]
     first = run_invert(parse([*args, "--name", "enc1"]))
     cache = encoder_path(open_run(dcgan_run))
     assert cache.name == "encoder_raw_step4.pt" and cache.is_file()
@@ -182,8 +195,23 @@ def generated(run_dir):
 
 
 def test_cli_writes_pictures_tables_and_a_tensorboard_grid(dcgan_run, capsys):
-    main([str(dcgan_run), "--from-generator", "3", "--task", "inpaint", "--device", "cpu", "--steps", "5",
-          "--starts", "2", "--name", "files"])
+    main(
+        [
+            str(dcgan_run),
+            "--from-generator",
+            "3",
+            "--task",
+            "inpaint",
+            "--device",
+            "cpu",
+            "--steps",
+            "5",
+            "--starts",
+            "2",
+            "--name",
+            "files",
+        ]
+    )
     out = capsys.readouterr().out
     folder = dcgan_run / "invert" / "files"
     assert "mean PSNR" in out and "unknown region" in out and str(folder) in out
@@ -192,14 +220,26 @@ def test_cli_writes_pictures_tables_and_a_tensorboard_grid(dcgan_run, capsys):
     # Rows truth | input | reconstruction, 3 images each: 3 rows of 28 px + 2 px padding.
     assert Image.open(folder / "comparison.png").size == (3 * 30 + 2, 3 * 30 + 2)
     rows = list(csv.DictReader(open(folder / "scores.csv")))
-    assert list(rows[0]) == ["index", "psnr_input", "psnr_reconstruction", "psnr_masked_input",
-                             "psnr_masked_reconstruction", "start", "loss"]
+    assert list(rows[0]) == [
+        "index",
+        "psnr_input",
+        "psnr_reconstruction",
+        "psnr_masked_input",
+        "psnr_masked_reconstruction",
+        "start",
+        "loss",
+    ]
     saved = torch.load(folder / "z.pt", weights_only=True)
     assert saved["z"].shape == (3, 64) and saved["labels"] is None and saved["args"]["task"] == "inpaint"
     assert torch.equal(saved["z_truth"], seeded_z([0, 1, 2], 64))
     summary = json.loads((folder / "summary.json").read_text())
-    assert set(summary["mean"]) == {"psnr_input", "psnr_reconstruction", "psnr_masked_input",
-                                    "psnr_masked_reconstruction", "loss"}
+    assert set(summary["mean"]) == {
+        "psnr_input",
+        "psnr_reconstruction",
+        "psnr_masked_input",
+        "psnr_masked_reconstruction",
+        "loss",
+    }
     assert summary["settings"]["mask"] == "center" and sum(summary["wins"]) == 3
     assert "invert/files/comparison" in events(dcgan_run).Tags()["images"]
 
@@ -233,20 +273,37 @@ def translation_run(dcgan_run, tmp_path):
     require_noise asks the model, not the data spec."""
     write_paired(tmp_path / "data" / "facades", {"train": 2, "val": 1}, size=(64, 32))
     run_dir = tmp_path / "translator"
-    train(run_dir, ["model=pix2pix", "data=facades", f"data.root={tmp_path / 'data'}", "model.generator.width=8",
-                    "model.discriminator.width=8", "data.image_size=32", "data.load_size=32", "data.batch_size=1",
-                    "data.num_workers=0", "trainer=smoke", "trainer.steps=1", "device=cpu"])
+    train(
+        run_dir,
+        [
+            "model=pix2pix",
+            "data=facades",
+            f"data.root={tmp_path / 'data'}",
+            "model.generator.width=8",
+            "model.discriminator.width=8",
+            "data.image_size=32",
+            "data.load_size=32",
+            "data.batch_size=1",
+            "data.num_workers=0",
+            "trainer=smoke",
+            "trainer.steps=1",
+            "device=cpu",
+        ],
+    )
     return run_dir
 
 
-@pytest.mark.parametrize("case, message", [
-    ("no-generator", "holds no trained generator"),
-    ("empty-folder", "holds no image files"),
-    ("translation", "works on noise-to-image generators"),
-    ("steps", "--steps 0: use a whole number of at least 1"),
-    ("lr", "--lr -1.0: use a positive number"),
-    ("mask-without-inpaint", "--mask applies to --task inpaint"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("no-generator", "holds no trained generator"),
+        ("empty-folder", "holds no image files"),
+        ("translation", "works on noise-to-image generators"),
+        ("steps", "--steps 0: use a whole number of at least 1"),
+        ("lr", "--lr -1.0: use a positive number"),
+        ("mask-without-inpaint", "--mask applies to --task inpaint"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(dcgan_run, tmp_path, capsys, case, message):
     (tmp_path / "empty").mkdir()
     run, extra = str(dcgan_run), ["--from-generator", "2"]

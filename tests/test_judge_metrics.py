@@ -14,8 +14,16 @@ from gantrain.data.mnist import mnist_sample
 from gantrain.data.spec import to_unit_range
 from gantrain.metrics import classifier
 from gantrain.metrics.classifier import SmallCNN
-from gantrain.metrics.judge import (classifier_score, frechet_distance, held_out_accuracy, judge_cache_key,
-                                    judge_metrics, judge_split, load_or_train_judge, real_floor)
+from gantrain.metrics.judge import (
+    classifier_score,
+    frechet_distance,
+    held_out_accuracy,
+    judge_cache_key,
+    judge_metrics,
+    judge_split,
+    load_or_train_judge,
+    real_floor,
+)
 
 N = 500
 
@@ -72,7 +80,7 @@ def holdout():
     data = mnist_sample(split="holdout")
     order = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(1))
     images, labels = to_unit_range(data.images[order]), data.labels[order]
-    return images[:N], images[N:2 * N], labels[N:2 * N]
+    return images[:N], images[N : 2 * N], labels[N : 2 * N]
 
 
 def test_real_digits_score_far_better_than_noise(trained, holdout):

@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import events, train
 from PIL import Image
 
 from gantrain.build import load_generator
 from gantrain.data.mnist import mnist_sample
 from gantrain.data.spec import to_unit_range
 from gantrain.metrics.classifier import accuracy, conditional_accuracy, fit_classifier
-
-from conftest import events, train
 
 STEPS = 800
 
@@ -32,9 +31,21 @@ def judge():
 
 def test_conditional_gan_draws_the_asked_for_digit(tmp_path, judge):
     run_dir = tmp_path / "run"
-    train(run_dir, ["model=cgan", "data.split=train", "model.generator.width=32", "model.discriminator.width=32",
-                    f"trainer.steps={STEPS}", "trainer.progress=false", "trainer.log_every=100",
-                    f"trainer.sample_every={STEPS}", f"trainer.checkpoint_every={STEPS}", "device=cpu"])
+    train(
+        run_dir,
+        [
+            "model=cgan",
+            "data.split=train",
+            "model.generator.width=32",
+            "model.discriminator.width=32",
+            f"trainer.steps={STEPS}",
+            "trainer.progress=false",
+            "trainer.log_every=100",
+            f"trainer.sample_every={STEPS}",
+            f"trainer.checkpoint_every={STEPS}",
+            "device=cpu",
+        ],
+    )
     G, _ = load_generator(run_dir)
     per_class = conditional_accuracy(G, judge, 10, per_class=50, seed=1)
     assert per_class.mean() > 0.4, per_class  # chance: 0.1
@@ -44,9 +55,22 @@ def test_conditional_gan_draws_the_asked_for_digit(tmp_path, judge):
 def test_acgan_draws_the_asked_for_digit(tmp_path, judge):
     """AC-GAN's D reads the image alone: G learns the class only through D's class head."""
     run_dir = tmp_path / "run"
-    train(run_dir, ["model=acgan", "data.split=train", "model.generator.width=32", "model.discriminator.width=32",
-                    "model.z_dim=64", f"trainer.steps={STEPS}", "trainer.progress=false", "trainer.log_every=100",
-                    f"trainer.sample_every={STEPS}", f"trainer.checkpoint_every={STEPS}", "device=cpu"])
+    train(
+        run_dir,
+        [
+            "model=acgan",
+            "data.split=train",
+            "model.generator.width=32",
+            "model.discriminator.width=32",
+            "model.z_dim=64",
+            f"trainer.steps={STEPS}",
+            "trainer.progress=false",
+            "trainer.log_every=100",
+            f"trainer.sample_every={STEPS}",
+            f"trainer.checkpoint_every={STEPS}",
+            "device=cpu",
+        ],
+    )
     G, _ = load_generator(run_dir)
     per_class = conditional_accuracy(G, judge, 10, per_class=50, seed=1)
     assert per_class.mean() > 0.4, per_class  # chance: 0.1
@@ -61,14 +85,31 @@ def test_pix2pix_beats_the_identity_baseline_on_a_known_mapping(tmp_path):
 
     write_pairs(tmp_path / "pairs", {"train": 200, "val": 20}, size=32, seed=0)
     run_dir = tmp_path / "run"
-    train(run_dir, ["model=pix2pix", "data=paired_folder", f"data.path={tmp_path / 'pairs'}", "data.image_size=32",
-                    "data.load_size=36", "data.batch_size=4", "data.num_workers=0", "model.generator.width=16",
-                    "model.discriminator.width=16", "trainer.steps=300", "trainer.progress=false",
-                    "trainer.sample_every=300", "trainer.checkpoint_every=300", "device=cpu"])
+    train(
+        run_dir,
+        [
+            "model=pix2pix",
+            "data=paired_folder",
+            f"data.path={tmp_path / 'pairs'}",
+            "data.image_size=32",
+            "data.load_size=36",
+            "data.batch_size=4",
+            "data.num_workers=0",
+            "model.generator.width=16",
+            "model.discriminator.width=16",
+            "trainer.steps=300",
+            "trainer.progress=false",
+            "trainer.sample_every=300",
+            "trainer.checkpoint_every=300",
+            "device=cpu",
+        ],
+    )
     val_psnr = events(run_dir).Scalars("val/psnr")[-1].value
     pairs = np.stack([np.asarray(Image.open(path)) for path in sorted((tmp_path / "pairs" / "val").glob("*.png"))])
-    a, b = (torch.from_numpy(pairs[:, :, half]).permute(0, 3, 1, 2).float() / 255
-            for half in (slice(0, 32), slice(32, None)))
+    a, b = (
+        torch.from_numpy(pairs[:, :, half]).permute(0, 3, 1, 2).float() / 255
+        for half in (slice(0, 32), slice(32, None))
+    )
     identity = psnr(a, b)  # the validation pairs' own A against B
     print(f"pix2pix validation PSNR {val_psnr:.2f} dB, identity baseline {identity:.2f} dB")
     assert val_psnr > identity + 3, (val_psnr, identity)

@@ -20,17 +20,18 @@ def test_d_loss_at_known_logits():
     assert loss.d_loss(zero, zero).item() == pytest.approx(2 * math.log(2))
     # A confident, correct D: real logits +10, fake logits -10.
     assert loss.d_loss(torch.full((4,), 10.0), torch.full((4,), -10.0)).item() == pytest.approx(
-        2 * math.log1p(math.exp(-10)), rel=1e-4)
+        2 * math.log1p(math.exp(-10)), rel=1e-4
+    )
     # -[log sigmoid(2) + log(1 - sigmoid(-1))]
     expected = -(math.log(1 / (1 + math.exp(-2))) + math.log(1 - 1 / (1 + math.exp(1))))
     assert loss.d_loss(torch.tensor([2.0]), torch.tensor([-1.0])).item() == pytest.approx(expected)
 
 
 def test_g_loss_variants_at_known_logits():
-    l = torch.tensor([-3.0])
+    logits = torch.tensor([-3.0])
     d = 1 / (1 + math.exp(3))  # D(G(z))
-    assert BCELoss("non_saturating").g_loss(l).item() == pytest.approx(-math.log(d))
-    assert BCELoss("minimax").g_loss(l).item() == pytest.approx(math.log(1 - d))
+    assert BCELoss("non_saturating").g_loss(logits).item() == pytest.approx(-math.log(d))
+    assert BCELoss("minimax").g_loss(logits).item() == pytest.approx(math.log(1 - d))
 
 
 def test_non_saturating_has_the_stronger_gradient_when_d_wins():
@@ -50,14 +51,18 @@ def test_unknown_variant_is_a_user_error():
 REAL, FAKE = torch.tensor([2.0, 0.5]), torch.tensor([-1.0, 0.25])
 
 
-@pytest.mark.parametrize("loss,d_value,g_value", [
-    # LSGAN: mean((r - 1)^2) + mean(f^2); G: mean((f - 1)^2), the MSE of pix2pix/CycleGAN's code
-    (LSGANLoss(), (1.0 + 0.25) / 2 + (1.0 + 0.0625) / 2, (4.0 + 0.5625) / 2),
-    # hinge: mean(relu(1 - r)) + mean(relu(1 + f)); G: -mean(f)
-    (HingeLoss(), (0.0 + 0.5) / 2 + (0.0 + 1.25) / 2, -(-1.0 + 0.25) / 2),
-    # Wasserstein: mean(f) - mean(r); G: -mean(f)
-    (WassersteinLoss(clip=0.01), (-1.0 + 0.25) / 2 - (2.0 + 0.5) / 2, -(-1.0 + 0.25) / 2),
-], ids=["lsgan", "hinge", "wasserstein"])
+@pytest.mark.parametrize(
+    "loss,d_value,g_value",
+    [
+        # LSGAN: mean((r - 1)^2) + mean(f^2); G: mean((f - 1)^2), the MSE of pix2pix/CycleGAN's code
+        (LSGANLoss(), (1.0 + 0.25) / 2 + (1.0 + 0.0625) / 2, (4.0 + 0.5625) / 2),
+        # hinge: mean(relu(1 - r)) + mean(relu(1 + f)); G: -mean(f)
+        (HingeLoss(), (0.0 + 0.5) / 2 + (0.0 + 1.25) / 2, -(-1.0 + 0.25) / 2),
+        # Wasserstein: mean(f) - mean(r); G: -mean(f)
+        (WassersteinLoss(clip=0.01), (-1.0 + 0.25) / 2 - (2.0 + 0.5) / 2, -(-1.0 + 0.25) / 2),
+    ],
+    ids=["lsgan", "hinge", "wasserstein"],
+)
 def test_losses_at_known_logits(loss, d_value, g_value):
     assert loss.d_loss(REAL, FAKE).item() == pytest.approx(d_value)
     assert loss.g_loss(FAKE).item() == pytest.approx(g_value)
@@ -65,8 +70,12 @@ def test_losses_at_known_logits(loss, d_value, g_value):
 
 
 LOSSES = {
-    "bce": BCELoss(), "bce_r1": BCELoss(r1_weight=10.0), "lsgan": LSGANLoss(), "hinge": HingeLoss(),
-    "wgan": WassersteinLoss(clip=0.01), "wgan_gp": WassersteinLoss(gp_weight=10.0),
+    "bce": BCELoss(),
+    "bce_r1": BCELoss(r1_weight=10.0),
+    "lsgan": LSGANLoss(),
+    "hinge": HingeLoss(),
+    "wgan": WassersteinLoss(clip=0.01),
+    "wgan_gp": WassersteinLoss(gp_weight=10.0),
 }
 
 

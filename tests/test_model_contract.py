@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 import gantrain
 from gantrain.config import CONF_DIR, compose_config
 from gantrain.config_check import model_class
@@ -40,26 +41,53 @@ def _outside_models() -> list[Path]:
     return [p for p in PACKAGE.rglob("*.py") if p.relative_to(PACKAGE).parts[0] not in ("models", "data")]
 
 
-@pytest.mark.parametrize("pattern,what", [
-    (r"pairing\W{0,3}\s*[!=]=|[!=]=\s*\S*pairing", "a branch on the data's pairing"),
-    (r"\bhasattr\(", "a hasattr probe"),
-    (r"getattr\((self\.)?(model|trainer\.model|run\.G|self\.G|G)\b", "a getattr probe of a model or its G"),
-])
+@pytest.mark.parametrize(
+    "pattern,what",
+    [
+        (r"pairing\W{0,3}\s*[!=]=|[!=]=\s*\S*pairing", "a branch on the data's pairing"),
+        (r"\bhasattr\(", "a hasattr probe"),
+        (r"getattr\((self\.)?(model|trainer\.model|run\.G|self\.G|G)\b", "a getattr probe of a model or its G"),
+    ],
+)
 def test_nothing_outside_models_asks_which_model_it_has(pattern, what):
-    found = [f"{path.relative_to(PACKAGE)}:{n}: {line.strip()}"
-             for path in _outside_models()
-             for n, line in enumerate(path.read_text().splitlines(), 1)
-             if re.search(pattern, line) and not line.lstrip().startswith("#")]
+    found = [
+        f"{path.relative_to(PACKAGE)}:{n}: {line.strip()}"
+        for path in _outside_models()
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(pattern, line) and not line.lstrip().startswith("#")
+    ]
     assert not found, f"{what} outside models/: {found}"
 
 
 def test_the_contract_declares_every_part_the_issue_lists():
     declared = {name for name in [*dir(GANModel), *GANModel.__annotations__] if not name.startswith("_")}
-    assert {"data_kind", "check_data", "check_options", "build_nets", "built_args",  # data and construction
-            "d_loss", "g_loss", "after_d_step",  # one step
-            "fixed_inputs", "sample_grid", "validation", "validate", "calibration_inputs",  # samples
-            "evaluator", "evaluate",  # quality
-            "generator_info", "translator",  # what the tools use
-            "callable_nets", "twice_differentiated"} <= declared  # the fast path
-    assert {"build_nets", "d_loss", "g_loss", "fixed_inputs", "sample_grid", "evaluate",
-            "generator_info"} == GANModel.__abstractmethods__
+    assert {
+        "data_kind",
+        "check_data",
+        "check_options",
+        "build_nets",
+        "built_args",  # data and construction
+        "d_loss",
+        "g_loss",
+        "after_d_step",  # one step
+        "fixed_inputs",
+        "sample_grid",
+        "validation",
+        "validate",
+        "calibration_inputs",  # samples
+        "evaluator",
+        "evaluate",  # quality
+        "generator_info",
+        "translator",  # what the tools use
+        "callable_nets",
+        "twice_differentiated",
+    } <= declared  # the fast path
+    assert {
+        "build_nets",
+        "d_loss",
+        "g_loss",
+        "fixed_inputs",
+        "sample_grid",
+        "evaluate",
+        "generator_info",
+    } == GANModel.__abstractmethods__

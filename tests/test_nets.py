@@ -11,8 +11,11 @@ from gantrain.nets.mlp import MLPDiscriminator, MLPGenerator
 
 def _spatial_sizes(net: nn.Module, x: torch.Tensor, kinds) -> list[int]:
     sizes = []
-    hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(o.shape[-1]))
-             for m in net.modules() if isinstance(m, kinds)]
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: sizes.append(o.shape[-1]))
+        for m in net.modules()
+        if isinstance(m, kinds)
+    ]
     net(x)
     for hook in hooks:
         hook.remove()

@@ -5,12 +5,11 @@ rates and carries on."""
 
 import pytest
 import torch
+from conftest import TINY, compose_config, events, on_device
 
 from gantrain.build import build_trainer
 from gantrain.engine.checkpoint import load_checkpoint
 from gantrain.errors import UserError
-
-from conftest import TINY, compose_config, events, on_device
 
 BASE = [*TINY, "trainer.steps=12", "trainer.log_every=2", "trainer.checkpoint_every=4", "trainer.sample_every=100"]
 
@@ -43,8 +42,7 @@ def _all_finite(state: dict) -> bool:
 
 @pytest.mark.parametrize("log_every, caught_at", [(2, 8), (3, 8)])
 @pytest.mark.device
-def test_a_nan_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, log_every, caught_at,
-                                                                                 device):
+def test_a_nan_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, log_every, caught_at, device):
     # log_every=3: the checkpoint at step 8 comes before the next logging step (9), and
     # is refused because G's weights are NaN.
     trainer = _trainer(tmp_path / "run", f"trainer.log_every={log_every}", device=device)
@@ -101,9 +99,14 @@ def test_a_nonfinite_weight_alone_is_caught(tmp_path, device):
         trainer.fit()
 
 
-@pytest.mark.parametrize("override, fragment", [("trainer.rollback_lr_scale=0", "(0, 1]"),
-                                                ("trainer.on_nonfinite=retry", "trainer.on_nonfinite"),
-                                                ("trainer.max_rollbacks=-1", "at least 0")])
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("trainer.rollback_lr_scale=0", "(0, 1]"),
+        ("trainer.on_nonfinite=retry", "trainer.on_nonfinite"),
+        ("trainer.max_rollbacks=-1", "at least 0"),
+    ],
+)
 def test_bad_rollback_settings_are_refused(tmp_path, override, fragment):
     with pytest.raises(UserError, match=fragment.replace("(", r"\(").replace("]", r"\]")):
         _trainer(tmp_path / "run", override)

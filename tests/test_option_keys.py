@@ -11,13 +11,12 @@ the same ``build_trainer`` the command calls.
 from __future__ import annotations
 
 import pytest
+from conftest import TINY, compose_config, gantrain
 from PIL import Image
+from test_bad_data import corrupt_png_data
 
 from gantrain.build import build_trainer
 from gantrain.errors import UserError
-
-from conftest import TINY, compose_config, gantrain
-from test_bad_data import corrupt_png_data
 
 
 def one_line_error(result) -> str:
@@ -38,9 +37,11 @@ def build_error(tmp_path, overrides: list[str]) -> str:
 
 # --- the real command ------------------------------------------------------------------
 
+
 def test_a_missing_data_root_names_data_root(tmp_path):
-    line = one_line_error(gantrain("data=mnist", "data.root=/nonexistent/gantrain-data", "data.download=false",
-                                   cwd=tmp_path))
+    line = one_line_error(
+        gantrain("data=mnist", "data.root=/nonexistent/gantrain-data", "data.download=false", cwd=tmp_path)
+    )
     assert "/nonexistent/gantrain-data/MNIST/raw/" in line and "set data.root to" in line
     assert "set download=true" in line or "data.download" in line
 
@@ -57,21 +58,27 @@ def test_too_many_evaluation_samples_names_eval_num_samples(tmp_path):
 
 # --- through build_trainer ---------------------------------------------------------------
 
-@pytest.mark.parametrize("overrides,fragment", [
-    (["data=synthetic", "data.size=8", "data.batch_size=16"], "data.batch_size=16 is larger than the dataset"),
-    (["data.split=test"], "data.split='test'"),
-    (["data=folder", "data.path=/nonexistent/images"], "set data.path to a folder of images"),
-    (["data=folder", "data.path="], "folder needs a data.path=<"),
-    (["data=folder", "data.path={images}", "data.channels=2"], "data.channels=2 is not supported"),
-    (["data=folder", "data.path={images}", "data.on_bad_file=maybe"], "data.on_bad_file='maybe'"),
-    (["data=mnist", "data.split=valid", "data.download=false"], "data.split='valid'"),
-    (["loss.variant=bogus"], "loss.variant='bogus'"),
-    (["loss=wgan", "loss.clip=-1"], "loss.clip=-1 must be positive"),
-    (["loss=wgan", "loss.clip=null"], "set loss.clip (weight clipping"),
-    (["loss.r1_weight=-0.5"], "loss.r1_weight=-0.5"),
-    (["data=synthetic", "eval.every=1", "eval.num_samples=4", "eval.metrics=[classifier]"],
-     "eval.metrics=[classifier] needs MNIST-family data"),
-])
+
+@pytest.mark.parametrize(
+    "overrides,fragment",
+    [
+        (["data=synthetic", "data.size=8", "data.batch_size=16"], "data.batch_size=16 is larger than the dataset"),
+        (["data.split=test"], "data.split='test'"),
+        (["data=folder", "data.path=/nonexistent/images"], "set data.path to a folder of images"),
+        (["data=folder", "data.path="], "folder needs a data.path=<"),
+        (["data=folder", "data.path={images}", "data.channels=2"], "data.channels=2 is not supported"),
+        (["data=folder", "data.path={images}", "data.on_bad_file=maybe"], "data.on_bad_file='maybe'"),
+        (["data=mnist", "data.split=valid", "data.download=false"], "data.split='valid'"),
+        (["loss.variant=bogus"], "loss.variant='bogus'"),
+        (["loss=wgan", "loss.clip=-1"], "loss.clip=-1 must be positive"),
+        (["loss=wgan", "loss.clip=null"], "set loss.clip (weight clipping"),
+        (["loss.r1_weight=-0.5"], "loss.r1_weight=-0.5"),
+        (
+            ["data=synthetic", "eval.every=1", "eval.num_samples=4", "eval.metrics=[classifier]"],
+            "eval.metrics=[classifier] needs MNIST-family data",
+        ),
+    ],
+)
 def test_option_errors_name_the_key(tmp_path, overrides, fragment):
     (tmp_path / "images").mkdir()
     Image.new("RGB", (16, 16)).save(tmp_path / "images" / "a.png")
@@ -81,14 +88,26 @@ def test_option_errors_name_the_key(tmp_path, overrides, fragment):
 
 def test_translation_data_options_name_their_keys(tmp_path):
     (tmp_path / "pairs").mkdir()
-    sizes = build_error(tmp_path, [*TINY, "data=paired_folder", f"data.path={tmp_path / 'pairs'}",
-                                   "data.image_size=16", "data.load_size=12"])
+    sizes = build_error(
+        tmp_path,
+        [*TINY, "data=paired_folder", f"data.path={tmp_path / 'pairs'}", "data.image_size=16", "data.load_size=12"],
+    )
     assert "data.load_size=12 is smaller than data.image_size=16" in sizes  # both keys named
-    split = build_error(tmp_path, [*TINY, "data=paired_folder", f"data.path={tmp_path / 'pairs'}",
-                                   "data.image_size=16", "data.load_size=16", "data.split=nope"])
+    split = build_error(
+        tmp_path,
+        [
+            *TINY,
+            "data=paired_folder",
+            f"data.path={tmp_path / 'pairs'}",
+            "data.image_size=16",
+            "data.load_size=16",
+            "data.split=nope",
+        ],
+    )
     assert split.startswith("data.split='nope' but there is no") and "set data.split to one of" in split
-    direction = build_error(tmp_path, [*TINY, "data=paired_folder", f"data.path={tmp_path / 'pairs'}",
-                                       "data.direction=AB"])
+    direction = build_error(
+        tmp_path, [*TINY, "data=paired_folder", f"data.path={tmp_path / 'pairs'}", "data.direction=AB"]
+    )
     assert direction.startswith("data.direction='AB' is not known")
     missing = build_error(tmp_path, [*TINY, "data=facades", f"data.root={tmp_path / 'elsewhere'}"])
     assert "set data.root to the folder that holds facades/" in missing
@@ -96,14 +115,24 @@ def test_translation_data_options_name_their_keys(tmp_path):
 
 def test_a_cache_without_a_folder_names_data_cache_dir(tmp_path):
     Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
-    message = build_error(tmp_path, [*TINY, "data=folder", f"data.path={tmp_path}", "data.cache=true",
-                                     "data.cache_dir="])
+    message = build_error(
+        tmp_path, [*TINY, "data=folder", f"data.path={tmp_path}", "data.cache=true", "data.cache_dir="]
+    )
     assert "needs data.cache_dir: a folder for the decoded images" in message
 
 
 def test_missing_inception_weights_name_eval_inception_weights(tmp_path):
-    message = build_error(tmp_path, [*TINY, "data=synthetic", "eval.every=1", "eval.num_samples=4",
-                                     "eval.metrics=[inception]", "eval.inception_weights=/nonexistent/inception.pth"])
+    message = build_error(
+        tmp_path,
+        [
+            *TINY,
+            "data=synthetic",
+            "eval.every=1",
+            "eval.num_samples=4",
+            "eval.metrics=[inception]",
+            "eval.inception_weights=/nonexistent/inception.pth",
+        ],
+    )
     assert message.startswith("eval.inception_weights=/nonexistent/inception.pth: no such file")
 
 
@@ -113,9 +142,18 @@ def test_a_worker_hitting_a_bad_file_names_data_on_bad_file(tmp_path):
     for k in range(4):
         Image.new("RGB", (16, 16), (60 * k, 0, 0)).save(root / f"{k}.png")
     corrupt_png_data(root / "2.png")
-    result = gantrain(*TINY, "data=folder", f"data.path={root}", "data.image_size=16", "data.batch_size=4",
-                      "data.num_workers=1", "data.on_bad_file=fail", "trainer.steps=2",
-                      f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    result = gantrain(
+        *TINY,
+        "data=folder",
+        f"data.path={root}",
+        "data.image_size=16",
+        "data.batch_size=4",
+        "data.num_workers=1",
+        "data.on_bad_file=fail",
+        "trainer.steps=2",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("gantrain: error: cannot decode") and "2.png" in last, result.stderr
     assert last.endswith("or set data.on_bad_file=skip"), result.stderr

@@ -29,19 +29,36 @@ def test_wheel_installs_and_trains_from_another_directory(tmp_path):
     wheels, site, elsewhere = tmp_path / "wheels", tmp_path / "site", tmp_path / "elsewhere"
     elsewhere.mkdir()
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     wheel = next(wheels.glob("gantrain-*.whl"))
-    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True, capture_output=True, timeout=300
+    )
     env = {**os.environ, "PYTHONPATH": str(site)}
-    where = subprocess.run([sys.executable, "-c", "import gantrain, gantrain.cli as c; print(gantrain.__file__); print(c.CONF_DIR)"],
-                           cwd=elsewhere, env=env, capture_output=True, text=True, check=True)
+    where = subprocess.run(
+        [sys.executable, "-c", "import gantrain, gantrain.cli as c; print(gantrain.__file__); print(c.CONF_DIR)"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     module_file, conf_dir = where.stdout.split()
     assert module_file.startswith(str(site)) and conf_dir.startswith(str(site))
     assert (Path(conf_dir) / "train.yaml").is_file() and (Path(conf_dir) / "data" / "mnist_sample.yaml").is_file()
     assert (Path(conf_dir) / "hydra" / "launcher" / "slurm.yaml").is_file()
-    result = subprocess.run([sys.executable, "-m", "gantrain.cli", *TINY, "trainer.steps=2"], cwd=elsewhere,
-                            env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "gantrain.cli", *TINY, "trainer.steps=2"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert list((elsewhere / "outputs").glob("*/*/checkpoints/last.pt"))  # trained on the bundled sample

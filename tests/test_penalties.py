@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import TINY, compose_config
 from torch import nn
 
 from gantrain.build import build_trainer
@@ -11,8 +12,6 @@ from gantrain.losses.bce import BCELoss
 from gantrain.losses.wasserstein import WassersteinLoss
 from gantrain.models.gan import GAN
 from gantrain.nets.mlp import MLPGenerator
-
-from conftest import TINY, compose_config
 
 
 class LinearCritic(nn.Module):

@@ -9,6 +9,7 @@ global RNG; each reference replays the same seed and draws in the same order."""
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import compose_config
 
 from gantrain.losses.bce import BCELoss
 from gantrain.losses.lsgan import LSGANLoss
@@ -21,8 +22,6 @@ from gantrain.nets.mlp import MLPDiscriminator, MLPGenerator
 from gantrain.nets.patchgan import PatchDiscriminator
 from gantrain.nets.resnet import ResnetGenerator
 from gantrain.nets.unet import UNetGenerator
-
-from conftest import compose_config
 
 SEED, N, Z = 7, 6, 8
 
@@ -180,8 +179,7 @@ def test_cyclegan_is_zhu_et_al_with_the_authors_weights():
     (MSE(D(real), 1) + MSE(D(fake), 0)) / 2 on fakes through the history pool."""
     torch.manual_seed(0)
     G = torch.nn.ModuleDict({d: ResnetGenerator(3, 3, 16, width=4, blocks=1) for d in ("AB", "BA")})
-    D = torch.nn.ModuleDict({d: PatchDiscriminator(3, width=4, layers=1, norm="instance", image_size=16)
-                             for d in "AB"})
+    D = torch.nn.ModuleDict({d: PatchDiscriminator(3, width=4, layers=1, norm="instance", image_size=16) for d in "AB"})
     model = CycleGAN(G, D, LSGANLoss(), (3, 16, 16))
     batch = paired_batch()
     a, b = batch["A"], batch["B"]
@@ -191,8 +189,9 @@ def test_cyclegan_is_zhu_et_al_with_the_authors_weights():
 
     fake_b, fake_a = G["AB"](a), G["BA"](b)  # no randomness in the ResNet generators
     # The pool is filling (50 slots), so it hands back the current fakes.
-    expected_d = (0.5 * (mse(D["B"](b), 1.0) + mse(D["B"](fake_b), 0.0))
-                  + 0.5 * (mse(D["A"](a), 1.0) + mse(D["A"](fake_a), 0.0)))
+    expected_d = 0.5 * (mse(D["B"](b), 1.0) + mse(D["B"](fake_b), 0.0)) + 0.5 * (
+        mse(D["A"](a), 1.0) + mse(D["A"](fake_a), 0.0)
+    )
     cycle = F.l1_loss(G["BA"](fake_b), a) + F.l1_loss(G["AB"](fake_a), b)
     identity = F.l1_loss(G["AB"](b), b) + F.l1_loss(G["BA"](a), a)
     expected_g = mse(D["B"](fake_b), 1.0) + mse(D["A"](fake_a), 1.0) + 10 * cycle + 5 * identity
@@ -207,58 +206,114 @@ ADAM_DCGAN = {"_target_": "torch.optim.Adam", "lr": 2e-4, "betas": [0.5, 0.999]}
 PAPERS = {
     # Radford et al. (2016), section 4: Adam lr 0.0002, beta1 0.5, batch 128, z of 100 dims.
     "dcgan_mnist": {"optim": ADAM_DCGAN, "loss": ("BCELoss", {}), "batch_size": 128, "d_steps": 1},
-    "dcgan_celeba": {"optim": ADAM_DCGAN, "loss": ("BCELoss", {}), "batch_size": 128, "d_steps": 1, "z_dim": 100,
-                     "image_size": 64},
+    "dcgan_celeba": {
+        "optim": ADAM_DCGAN,
+        "loss": ("BCELoss", {}),
+        "batch_size": 128,
+        "d_steps": 1,
+        "z_dim": 100,
+        "image_size": 64,
+    },
     # Conditional DCGAN: DCGAN's settings with labels (Mirza & Osindero, 2014, for the conditioning).
     "cgan_mnist": {"optim": ADAM_DCGAN, "loss": ("BCELoss", {}), "batch_size": 128, "d_steps": 1},
     "cgan_fashion_mnist": {"optim": ADAM_DCGAN, "loss": ("BCELoss", {}), "batch_size": 128, "d_steps": 1},
     "cgan_celeba": {"optim": ADAM_DCGAN, "loss": ("BCELoss", {}), "batch_size": 128, "d_steps": 1, "z_dim": 100},
     # Odena et al. (2017), appendix A: Adam lr 0.0002, betas (0.5, 0.999), batch 100; the source
     # and class log-likelihoods summed with weight 1.
-    "acgan_mnist": {"optim": ADAM_DCGAN, "loss": ("BCELoss", {}), "batch_size": 100, "d_steps": 1,
-                    "model": {"class_weight": 1.0}},
+    "acgan_mnist": {
+        "optim": ADAM_DCGAN,
+        "loss": ("BCELoss", {}),
+        "batch_size": 100,
+        "d_steps": 1,
+        "model": {"class_weight": 1.0},
+    },
     # Miyato et al. (2018): hinge loss, spectrally normalised D, Table 1 setting C (Adam 2e-4, (0.5, 0.999),
     # n_dis 1) as the authors' chainer-gan-lib runs its SN standard CNN; batch 64, z of 128 dims, fresh noise for G.
-    "sngan_mnist": {"optim": ADAM_DCGAN, "loss": ("HingeLoss", {}), "batch_size": 64, "d_steps": 1, "z_dim": 128,
-                    "reuse_fakes": False, "d_norm": "spectral"},
-    "sngan_celeba": {"optim": ADAM_DCGAN, "loss": ("HingeLoss", {}), "batch_size": 64, "d_steps": 1, "z_dim": 128,
-                     "reuse_fakes": False, "d_norm": "spectral", "image_size": 64},
+    "sngan_mnist": {
+        "optim": ADAM_DCGAN,
+        "loss": ("HingeLoss", {}),
+        "batch_size": 64,
+        "d_steps": 1,
+        "z_dim": 128,
+        "reuse_fakes": False,
+        "d_norm": "spectral",
+    },
+    "sngan_celeba": {
+        "optim": ADAM_DCGAN,
+        "loss": ("HingeLoss", {}),
+        "batch_size": 64,
+        "d_steps": 1,
+        "z_dim": 128,
+        "reuse_fakes": False,
+        "d_norm": "spectral",
+        "image_size": 64,
+    },
     # Goodfellow et al. (2014), Algorithm 1: BCE, one D step (k = 1), fresh noise for G;
     # SEEDS.md's Adam, and batch 64 (the authors' code: 100; README lists both differences).
-    "gan_mnist": {"optim": ADAM_DCGAN, "loss": ("BCELoss", {}), "batch_size": 64, "d_steps": 1,
-                  "reuse_fakes": False},
+    "gan_mnist": {"optim": ADAM_DCGAN, "loss": ("BCELoss", {}), "batch_size": 64, "d_steps": 1, "reuse_fakes": False},
     # Arjovsky et al. (2017), Algorithm 1: alpha = 5e-5 (RMSProp), c = 0.01, m = 64, n_critic = 5.
-    "wgan_mnist": {"optim": {"_target_": "torch.optim.RMSprop", "lr": 5e-5},
-                   "loss": ("WassersteinLoss", {"clip": 0.01, "gp_weight": 0.0}),
-                   "batch_size": 64, "d_steps": 5, "reuse_fakes": False},
+    "wgan_mnist": {
+        "optim": {"_target_": "torch.optim.RMSprop", "lr": 5e-5},
+        "loss": ("WassersteinLoss", {"clip": 0.01, "gp_weight": 0.0}),
+        "batch_size": 64,
+        "d_steps": 5,
+        "reuse_fakes": False,
+    },
     # Gulrajani et al. (2017), Algorithm 1: lambda = 10, n_critic = 5, Adam alpha = 1e-4,
     # beta1 = 0, beta2 = 0.9; m = 64 as the authors' gan_64x64.py; no BatchNorm in the
     # critic (layer norm, section 4).
-    "wgan_gp_mnist": {"optim": {"_target_": "torch.optim.Adam", "lr": 1e-4, "betas": [0.0, 0.9]},
-                      "loss": ("WassersteinLoss", {"clip": None, "gp_weight": 10.0}),
-                      "batch_size": 64, "d_steps": 5, "reuse_fakes": False, "d_norm": "layer"},
-    "wgan_gp_celeba": {"optim": {"_target_": "torch.optim.Adam", "lr": 1e-4, "betas": [0.0, 0.9]},
-                       "loss": ("WassersteinLoss", {"clip": None, "gp_weight": 10.0}),
-                       "batch_size": 64, "d_steps": 5, "reuse_fakes": False, "d_norm": "layer", "image_size": 64},
+    "wgan_gp_mnist": {
+        "optim": {"_target_": "torch.optim.Adam", "lr": 1e-4, "betas": [0.0, 0.9]},
+        "loss": ("WassersteinLoss", {"clip": None, "gp_weight": 10.0}),
+        "batch_size": 64,
+        "d_steps": 5,
+        "reuse_fakes": False,
+        "d_norm": "layer",
+    },
+    "wgan_gp_celeba": {
+        "optim": {"_target_": "torch.optim.Adam", "lr": 1e-4, "betas": [0.0, 0.9]},
+        "loss": ("WassersteinLoss", {"clip": None, "gp_weight": 10.0}),
+        "batch_size": 64,
+        "d_steps": 5,
+        "reuse_fakes": False,
+        "d_norm": "layer",
+        "image_size": 64,
+    },
     # Isola et al. (2017), section 3.3 and appendix 6.2: Adam lr 0.0002, beta1 0.5, batch 1,
     # lambda = 100, 200 epochs of the 400 facades; the authors' PyTorch code (train_options:
     # n_epochs 100, n_epochs_decay 100) keeps the rate for 100 and decays it linearly to 0.
-    "pix2pix_facades": {"optim": ADAM_DCGAN, "loss": ("BCELoss", {}), "batch_size": 1, "d_steps": 1,
-                        "model": {"l1_weight": 100.0, "test_mode": "train"}, "steps": 200 * 400,
-                        "lr_decay_start": 100 * 400, "g_norm": "batch", "d_layers": 3},
+    "pix2pix_facades": {
+        "optim": ADAM_DCGAN,
+        "loss": ("BCELoss", {}),
+        "batch_size": 1,
+        "d_steps": 1,
+        "model": {"l1_weight": 100.0, "test_mode": "train"},
+        "steps": 200 * 400,
+        "lr_decay_start": 100 * 400,
+        "g_norm": "batch",
+        "d_layers": 3,
+    },
     # Zhu et al. (2017), section 4 and 7: LSGAN, lambda = 10, pool of 50, Adam lr 0.0002,
     # batch 1, 200 epochs (100 + 100 decaying) of the larger domain (1,334); identity 0.5 * lambda
     # and beta1 0.5 are the authors' code defaults (the paper uses identity for paintings only).
-    "cyclegan_horse2zebra": {"optim": ADAM_DCGAN, "loss": ("LSGANLoss", {}), "batch_size": 1, "d_steps": 1,
-                             "model": {"cycle_weight": 10.0, "identity_weight": 0.5, "pool_size": 50,
-                                       "test_mode": "train"},
-                             "steps": 200 * 1334, "lr_decay_start": 100 * 1334, "g_norm": "instance", "d_layers": 3},
+    "cyclegan_horse2zebra": {
+        "optim": ADAM_DCGAN,
+        "loss": ("LSGANLoss", {}),
+        "batch_size": 1,
+        "d_steps": 1,
+        "model": {"cycle_weight": 10.0, "identity_weight": 0.5, "pool_size": 50, "test_mode": "train"},
+        "steps": 200 * 1334,
+        "lr_decay_start": 100 * 1334,
+        "g_norm": "instance",
+        "d_layers": 3,
+    },
 }
 
 
 def test_every_experiment_is_pinned():
-    from gantrain.config import CONF_DIR
     from pathlib import Path
+
+    from gantrain.config import CONF_DIR
 
     assert sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml")) == sorted(PAPERS)
 

@@ -10,19 +10,29 @@ import sys
 import time
 
 import torch
+from conftest import TINY
 
 from gantrain.engine.checkpoint import load_checkpoint
 
-from conftest import TINY
-
 INTERVAL = 5
-ARGS = [*TINY, "trainer.steps=100000", f"trainer.checkpoint_every={INTERVAL}", f"trainer.log_every={INTERVAL}",
-        "trainer.sample_every=1000", "trainer.progress=true"]
+ARGS = [
+    *TINY,
+    "trainer.steps=100000",
+    f"trainer.checkpoint_every={INTERVAL}",
+    f"trainer.log_every={INTERVAL}",
+    "trainer.sample_every=1000",
+    "trainer.progress=true",
+]
 
 
 def _start(tmp_path, *args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "gantrain.cli", *args], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "gantrain.cli", *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for(path, proc, deadline=180):
@@ -61,9 +71,13 @@ def test_sigkill_at_random_moments_never_corrupts_a_checkpoint(tmp_path):
         assert step % INTERVAL == 0 and step >= previous, (step, previous)
         assert _steps_shown(stderr) - step <= INTERVAL, "more than one checkpoint interval was lost"
         previous = step
-    done = subprocess.run([sys.executable, "-m", "gantrain.cli", f"resume={run_dir}",
-                           f"trainer.steps={previous + INTERVAL}"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "gantrain.cli", f"resume={run_dir}", f"trainer.steps={previous + INTERVAL}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert load_checkpoint(last)["step"] == previous + INTERVAL
     assert not list((run_dir / "checkpoints").glob(".*.tmp")), "a killed write's temporary was left behind"
@@ -82,9 +96,19 @@ def test_sigterm_checkpoints_and_exits_cleanly_then_resume_continues(tmp_path):
     assert f"gantrain resume={run_dir}" in stderr
     step = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["step"]
     assert step > 0  # the checkpoint was written on the way out, not at an interval
-    more = subprocess.run([sys.executable, "-m", "gantrain.cli", f"resume={run_dir}", f"trainer.steps={step + 1}"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    more = subprocess.run(
+        [sys.executable, "-m", "gantrain.cli", f"resume={run_dir}", f"trainer.steps={step + 1}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert more.returncode == 0, more.stderr
-    again = subprocess.run([sys.executable, "-m", "gantrain.cli", f"resume={run_dir}"], cwd=tmp_path,
-                           capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        [sys.executable, "-m", "gantrain.cli", f"resume={run_dir}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert again.returncode == 2 and "already finished" in again.stderr

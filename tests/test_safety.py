@@ -6,12 +6,11 @@ import pickle
 
 import pytest
 import torch
-
-from gantrain.errors import UserError
-from gantrain.engine.checkpoint import load_checkpoint
-from gantrain.validate import check_all_targets
-
 from conftest import TINY, compose_config, gantrain, train
+
+from gantrain.engine.checkpoint import load_checkpoint
+from gantrain.errors import UserError
+from gantrain.validate import check_all_targets
 
 
 class _Payload:
@@ -57,12 +56,15 @@ def test_resume_and_the_tools_refuse_a_malicious_checkpoint(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("override", [
-    "loss._target_=os.system",
-    "+data.extra._target_=os.system",  # nested: Hydra would instantiate it recursively
-    "optim.g._target_=torch.hub.load",
-    "optim.d._target_=builtins.eval",
-])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "loss._target_=os.system",
+        "+data.extra._target_=os.system",  # nested: Hydra would instantiate it recursively
+        "optim.g._target_=torch.hub.load",
+        "optim.d._target_=builtins.eval",
+    ],
+)
 def test_targets_outside_gantrain_torch_and_torchvision_are_refused_before_a_run_dir(tmp_path, override):
     result = gantrain(*TINY, override, cwd=tmp_path)
     assert result.returncode == 2 and "is refused" in result.stderr and len(result.stderr.splitlines()) == 1

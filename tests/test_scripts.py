@@ -16,9 +16,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from bench import WORKLOADS, bf16_peak_tflops, flops_per_image, make_plain  # noqa: E402
-from quality_bench import assert_same_architecture, plain_nets  # noqa: E402
-
 from conftest import TINY, checkpoint  # noqa: E402
+from quality_bench import assert_same_architecture, plain_nets  # noqa: E402
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -58,8 +57,25 @@ def test_bench_bf16_peaks_by_device_name():
 def test_bench_runs_every_workload(capsys):
     import bench
 
-    rows = bench.main(["--device", "cpu", "--steps", "1", "--rounds", "1", "--batch-size", "2",
-                       "--pix2pix-batch-size", "2", "--width", "4", "--image-scale", "0.25", "--markdown"])
+    rows = bench.main(
+        [
+            "--device",
+            "cpu",
+            "--steps",
+            "1",
+            "--rounds",
+            "1",
+            "--batch-size",
+            "2",
+            "--pix2pix-batch-size",
+            "2",
+            "--width",
+            "4",
+            "--image-scale",
+            "0.25",
+            "--markdown",
+        ]
+    )
     out = capsys.readouterr().out
     assert [row.workload for row in rows] == ["dcgan-16", "wgan_gp-16", "pix2pix-64"]
     for row in rows:
@@ -84,6 +100,7 @@ def test_sync_check_reports_the_synchronising_calls_of_checked_steps_only(monkey
     import warnings
 
     import sync_check
+
     from gantrain.models.gan import GAN
 
     mode = ["default"]
@@ -91,13 +108,20 @@ def test_sync_check_reports_the_synchronising_calls_of_checked_steps_only(monkey
 
     def synchronising_d_loss(self, batch):
         if mode[0] == "warn":
-            warnings.warn("called a synchronizing CUDA operation")
+            warnings.warn("called a synchronizing CUDA operation", stacklevel=2)
         return d_loss(self, batch)
 
     monkeypatch.setattr(GAN, "d_loss", synchronising_d_loss)
-    sites = sync_check.check_workload("dcgan-64", batch_size=2, warmup=2, steps=3, overrides=[
-        "model.generator.width=4", "model.discriminator.width=4", "data.image_size=16"], data_root=tmp_path,
-        device="cpu", set_mode=lambda m: mode.__setitem__(0, m))
+    sites = sync_check.check_workload(
+        "dcgan-64",
+        batch_size=2,
+        warmup=2,
+        steps=3,
+        overrides=["model.generator.width=4", "model.discriminator.width=4", "data.image_size=16"],
+        data_root=tmp_path,
+        device="cpu",
+        set_mode=lambda m: mode.__setitem__(0, m),
+    )
     assert mode == ["default"]
     assert list(sites.values()) == [3]  # the checked steps, not the warm-up ones
     assert "synchronising_d_loss" in next(iter(sites)) and "gantrain/engine/loop.py" in next(iter(sites))
@@ -129,8 +153,15 @@ def test_bench_reports_na_when_flops_cannot_be_counted(monkeypatch, capsys):
 
 
 GPU_CHECK_CUDA_ONLY = ["device-tests", "sync-check", "torchrun-nccl", "bench-64", "bench-512"]
-GPU_CHECK_ON_THE_CPU = ["train-dcgan", "train-wgan_gp", "train-cgan", "train-pix2pix", "train-cyclegan", "resume",
-                        "eval-generate"]
+GPU_CHECK_ON_THE_CPU = [
+    "train-dcgan",
+    "train-wgan_gp",
+    "train-cgan",
+    "train-pix2pix",
+    "train-cyclegan",
+    "resume",
+    "eval-generate",
+]
 
 
 def test_gpu_check_without_cuda_runs_the_rest_at_toy_size_and_reports_every_part(tmp_path):
@@ -139,13 +170,16 @@ def test_gpu_check_without_cuda_runs_the_rest_at_toy_size_and_reports_every_part
     with its log, and the exit status is 0."""
     out = tmp_path / "report"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable}
-    result = subprocess.run(["bash", str(SCRIPTS / "gpu_check.sh"), str(out)], capture_output=True, text=True,
-                            timeout=900, env=env)
+    result = subprocess.run(
+        ["bash", str(SCRIPTS / "gpu_check.sh"), str(out)], capture_output=True, text=True, timeout=900, env=env
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((out / "report.json").read_text())
     parts = {part["name"]: part for part in report["parts"]}
-    assert {name: part["status"] for name, part in parts.items()} == \
-        {**{name: "skip" for name in GPU_CHECK_CUDA_ONLY}, **{name: "pass" for name in GPU_CHECK_ON_THE_CPU}}
+    assert {name: part["status"] for name, part in parts.items()} == {
+        **{name: "skip" for name in GPU_CHECK_CUDA_ONLY},
+        **{name: "pass" for name in GPU_CHECK_ON_THE_CPU},
+    }
     lines = result.stdout.splitlines()
     for name, part in parts.items():
         assert (out / part["log"]).is_file(), name
@@ -182,12 +216,33 @@ def test_gpu_check_world_of_one_takes_gantrains_data_parallel_path(tmp_path):
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-           "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1", "PYTHONSAFEPATH": "1"}
+    env = {
+        **os.environ,
+        "CUDA_VISIBLE_DEVICES": "",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_WORLD_SIZE": "1",
+        "PYTHONSAFEPATH": "1",
+    }
     run_dir = tmp_path / "run"
-    result = subprocess.run([sys.executable, str(SCRIPTS / "gpu_check.py"), "--world-of-one", *TINY,
-                             "trainer.steps=2", f"hydra.run.dir={run_dir}"], capture_output=True, text=True,
-                            timeout=300, env=env, cwd=tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPTS / "gpu_check.py"),
+            "--world-of-one",
+            *TINY,
+            "trainer.steps=2",
+            f"hydra.run.dir={run_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"^gpu_check world-of-one: [1-9]\d* gradient all-reduce\(s\) over gloo$", result.stdout, re.M)
     assert checkpoint(run_dir)["step"] == 2

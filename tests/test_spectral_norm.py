@@ -5,7 +5,8 @@ numbers and trains from the command line, and bad norms name the config key."""
 
 import pytest
 import torch
-from omegaconf import OmegaConf
+from conftest import TINY, checkpoint, compose_config, gantrain, train
+from fixtures import write_mnist
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -15,9 +16,6 @@ from gantrain.nets.auxiliary import AuxiliaryClassifierDiscriminator
 from gantrain.nets.dcgan import DCGANDiscriminator
 from gantrain.nets.mlp import MLPDiscriminator
 from gantrain.nets.patchgan import PatchDiscriminator
-
-from conftest import TINY, checkpoint, compose_config, gantrain, train
-from fixtures import write_mnist
 
 SMOKE = [*TINY, "data=synthetic", "data.size=40", "data.image_size=16"]
 WEIGHTED = (nn.Conv2d, nn.Linear, nn.Embedding)
@@ -49,8 +47,9 @@ def test_every_weight_of_d_has_largest_singular_value_one(name):
     D = DISCRIMINATORS[name]()
     weighted = [m for m in D.modules() if isinstance(m, WEIGHTED)]
     assert weighted and all(parametrize.is_parametrized(m, "weight") for m in weighted)
-    assert not any(isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.InstanceNorm2d))
-                   for m in D.modules())
+    assert not any(
+        isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.InstanceNorm2d)) for m in D.modules()
+    )
     with torch.no_grad():  # the weights as learnt, far from 1: W_SN does not depend on the scale of W
         for module in weighted:
             original = module.parametrizations.weight.original
@@ -100,8 +99,15 @@ def test_spectral_norm_keeps_conv_biases_and_adds_no_layers():
     assert len([m for m in batch.net if not isinstance(m, nn.BatchNorm2d)]) == len(spectral.net)
 
 
-@pytest.mark.parametrize("cls,args", [(DCGANDiscriminator, (1, 28)), (MLPDiscriminator, (1, 28)),
-                                      (PatchDiscriminator, (6,)), (AuxiliaryClassifierDiscriminator, (1, 28, 10))])
+@pytest.mark.parametrize(
+    "cls,args",
+    [
+        (DCGANDiscriminator, (1, 28)),
+        (MLPDiscriminator, (1, 28)),
+        (PatchDiscriminator, (6,)),
+        (AuxiliaryClassifierDiscriminator, (1, 28, 10)),
+    ],
+)
 def test_each_discriminator_declares_its_norm_choices(cls, args):
     assert "spectral" in cls.norm_choices and "none" in cls.norm_choices
     for kind in cls.norm_choices:
@@ -131,8 +137,15 @@ def test_the_experiment_holds_the_papers_numbers(name):
 def test_sngan_mnist_trains_from_the_command_line(tmp_path):
     write_mnist(tmp_path / "data")
     run_dir = tmp_path / "run"
-    result = gantrain("experiment=sngan_mnist", f"data.root={tmp_path / 'data'}", "data.download=false", *TINY,
-                      "trainer.steps=3", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    result = gantrain(
+        "experiment=sngan_mnist",
+        f"data.root={tmp_path / 'data'}",
+        "data.download=false",
+        *TINY,
+        "trainer.steps=3",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     state = checkpoint(run_dir)
     assert state["step"] == 3
@@ -142,8 +155,14 @@ def test_sngan_mnist_trains_from_the_command_line(tmp_path):
 
 def test_resume_with_spectral_norm_gives_the_same_weights_as_one_long_run(tmp_path):
     write_mnist(tmp_path / "data")
-    base = ["experiment=sngan_mnist", f"data.root={tmp_path / 'data'}", "data.download=false", *TINY,
-            "data.batch_size=8", "trainer.checkpoint_every=100"]
+    base = [
+        "experiment=sngan_mnist",
+        f"data.root={tmp_path / 'data'}",
+        "data.download=false",
+        *TINY,
+        "data.batch_size=8",
+        "trainer.checkpoint_every=100",
+    ]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     train(straight, [*base, "trainer.steps=8"])  # 8 steps of batch 8 over 40 images: across an epoch
     train(resumed, [*base, "trainer.steps=3"])
@@ -181,19 +200,39 @@ def test_a_bogus_norm_on_the_command_line_names_the_key_and_lists_spectral(tmp_p
 SPEC = {"channels": 1, "image_size": 28, "num_classes": 10}
 
 
-@pytest.mark.parametrize("overrides,spec,fragment", [
-    (["model.discriminator.norm=bogus"], SPEC,
-     "model.discriminator.norm='bogus' is not known: use batch, layer, instance, none, spectral"),
-    (["model=gan", "model.discriminator.norm=batch"], SPEC, "model.discriminator.norm='batch' is not known: use none"),
-    (["model.discriminator.conditioning=add", "model.conditional=true"], SPEC,
-     "model.discriminator.conditioning='add'"),
-    (["model.discriminator.width=0"], SPEC, "model.discriminator.width=0 must be at least 1"),
-    ([], {**SPEC, "image_size": 48}, "set data.image_size to one of"),
-    (["model=pix2pix", "model.discriminator.layers=0"], {**SPEC, "image_size": 64}, "set model.discriminator.layers"),
-    (["model=pix2pix", "model.generator.norm=spectral"], {**SPEC, "image_size": 64},
-     "model.generator.norm='spectral' is not known: use batch, instance, none"),
-    (["model=cyclegan", "model.generator.blocks=-1"], {**SPEC, "image_size": 64}, "model.generator.blocks=-1"),
-])
+@pytest.mark.parametrize(
+    "overrides,spec,fragment",
+    [
+        (
+            ["model.discriminator.norm=bogus"],
+            SPEC,
+            "model.discriminator.norm='bogus' is not known: use batch, layer, instance, none, spectral",
+        ),
+        (
+            ["model=gan", "model.discriminator.norm=batch"],
+            SPEC,
+            "model.discriminator.norm='batch' is not known: use none",
+        ),
+        (
+            ["model.discriminator.conditioning=add", "model.conditional=true"],
+            SPEC,
+            "model.discriminator.conditioning='add'",
+        ),
+        (["model.discriminator.width=0"], SPEC, "model.discriminator.width=0 must be at least 1"),
+        ([], {**SPEC, "image_size": 48}, "set data.image_size to one of"),
+        (
+            ["model=pix2pix", "model.discriminator.layers=0"],
+            {**SPEC, "image_size": 64},
+            "set model.discriminator.layers",
+        ),
+        (
+            ["model=pix2pix", "model.generator.norm=spectral"],
+            {**SPEC, "image_size": 64},
+            "model.generator.norm='spectral' is not known: use batch, instance, none",
+        ),
+        (["model=cyclegan", "model.generator.blocks=-1"], {**SPEC, "image_size": 64}, "model.generator.blocks=-1"),
+    ],
+)
 def test_net_errors_reach_the_user_with_their_key_path(overrides, spec, fragment):
     cfg = compose_config(overrides)
     with pytest.raises(UserError) as error:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY, TINY_MLP, checkpoint, compose_config, on_device, train
+from fixtures import write_folder, write_paired, write_unpaired
 from torch import nn
 
 import gantrain.engine.speed as speed_module
@@ -16,17 +18,20 @@ from gantrain.engine.speed import Speed, SpeedConfig
 from gantrain.errors import UserError
 from gantrain.losses.base import gradient_penalty
 
-from conftest import TINY, TINY_MLP, checkpoint, compose_config, on_device, train
-from fixtures import write_folder, write_paired, write_unpaired
-
 FAST = ["speed.amp=true", "speed.channels_last=true", "speed.fused_optim=true"]
 
 
 def test_auto_is_off_on_the_cpu_and_on_for_cuda():
     assert Speed(device=torch.device("cpu")) == SpeedConfig().resolve(torch.device("cpu"))
     cuda = SpeedConfig(amp=False).resolve(torch.device("cuda"))
-    assert (cuda.channels_last, cuda.compile, cuda.fused_optim, cuda.cudnn_benchmark, cuda.tf32, cuda.amp) == \
-        (True, True, True, True, True, False)
+    assert (cuda.channels_last, cuda.compile, cuda.fused_optim, cuda.cudnn_benchmark, cuda.tf32, cuda.amp) == (
+        True,
+        True,
+        True,
+        True,
+        True,
+        False,
+    )
 
 
 @pytest.mark.parametrize("native,expected", [(True, True), (False, False)], ids=["ampere", "volta"])
@@ -49,8 +54,14 @@ def test_a_switch_that_is_not_auto_true_or_false_is_one_line(tmp_path, value):
 class SmallCritic(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(3, 16, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(16, 32, 4, 2, 1),
-                                 nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(32 * 4 * 4, 1))
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 16, 4, 2, 1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(16, 32, 4, 2, 1),
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),
+            nn.Linear(32 * 4 * 4, 1),
+        )
 
     def forward(self, x, y=None):
         return self.net(x)
@@ -69,8 +80,10 @@ def test_the_gradient_penalty_under_bf16_autocast_matches_float32():
     assert mixed.item() == pytest.approx(exact.item(), rel=0.03)
     # And it still trains D: its gradient under autocast points the same way.
     grads = []
-    for context in (torch.autocast("cpu", dtype=torch.bfloat16, enabled=False),
-                    torch.autocast("cpu", dtype=torch.bfloat16)):
+    for context in (
+        torch.autocast("cpu", dtype=torch.bfloat16, enabled=False),
+        torch.autocast("cpu", dtype=torch.bfloat16),
+    ):
         D.zero_grad()
         with torch.random.fork_rng(), context:
             gradient_penalty(D, real, fake.float(), None).backward()
@@ -79,10 +92,16 @@ def test_the_gradient_penalty_under_bf16_autocast_matches_float32():
     assert torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0) > 0.98
 
 
-@pytest.mark.parametrize("extra", [[], ["loss=wgan_gp", "model.discriminator.norm=layer"],
-                                   ["loss=bce", "loss.r1_weight=1", "model.discriminator.norm=layer"],
-                                   TINY_MLP],
-                         ids=["dcgan", "wgan_gp", "r1", "mlp"])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        ["loss=wgan_gp", "model.discriminator.norm=layer"],
+        ["loss=bce", "loss.r1_weight=1", "model.discriminator.norm=layer"],
+        TINY_MLP,
+    ],
+    ids=["dcgan", "wgan_gp", "r1", "mlp"],
+)
 @pytest.mark.device
 def test_training_with_every_cpu_switch_on(tmp_path, extra, device):
     base = [] if extra is TINY_MLP else TINY
@@ -96,15 +115,28 @@ def test_training_with_every_cpu_switch_on(tmp_path, extra, device):
 @pytest.mark.parametrize("setup", ["pix2pix", "cyclegan"])
 @pytest.mark.device
 def test_translation_models_train_under_autocast(tmp_path, setup, device):
-    nets = ["model.generator.width=8", "model.discriminator.width=8", "device=cpu", "trainer.progress=false",
-            "data.image_size=32", "data.load_size=36", "data.num_workers=0", "trainer.steps=2"]
+    nets = [
+        "model.generator.width=8",
+        "model.discriminator.width=8",
+        "device=cpu",
+        "trainer.progress=false",
+        "data.image_size=32",
+        "data.load_size=36",
+        "data.num_workers=0",
+        "trainer.steps=2",
+    ]
     if setup == "pix2pix":
         write_paired(tmp_path / "data" / "facades", {"train": 4, "val": 2}, size=(80, 40))
         data = ["model=pix2pix", "data=facades", f"data.root={tmp_path / 'data'}"]
     else:
         write_unpaired(tmp_path / "h2z", {"trainA": 3, "trainB": 3, "testA": 2, "testB": 2}, size=(40, 40))
-        data = ["model=cyclegan", "loss=lsgan", "data=unpaired_folder", f"data.path={tmp_path / 'h2z'}",
-                "model.pool_size=2"]
+        data = [
+            "model=cyclegan",
+            "loss=lsgan",
+            "data=unpaired_folder",
+            f"data.path={tmp_path / 'h2z'}",
+            "model.pool_size=2",
+        ]
     train(tmp_path / "run", on_device([*data, *nets, *FAST, "trainer.num_samples=2"], device))
     assert checkpoint(tmp_path / "run")["step"] == 2
 
@@ -200,33 +232,59 @@ GANTRAIN_DIR = str(Path(speed_module.__file__).resolve().parents[1])
 HOST_SIDE = ("__getitem__", "_epoch_sampler", "item_seeds")
 
 
-@pytest.mark.parametrize("extra", [
-    ["trainer.ema_decay=0.9", "trainer.lr_decay_start=1"],
-    ["loss=wgan_gp", "model.discriminator.norm=layer", "trainer.d_steps=2"],
-    ["loss=wgan"],
-    ["loss=bce", "loss.r1_weight=1", "model.discriminator.norm=layer", *FAST],
-    ["model.conditional=true"],
-    "folder-hflip",
-    "pix2pix",
-    "cyclegan",
-], ids=["dcgan-ema-decay", "wgan_gp", "wgan-clip", "r1-fast", "cgan", "folder-hflip", "pix2pix", "cyclegan"])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["trainer.ema_decay=0.9", "trainer.lr_decay_start=1"],
+        ["loss=wgan_gp", "model.discriminator.norm=layer", "trainer.d_steps=2"],
+        ["loss=wgan"],
+        ["loss=bce", "loss.r1_weight=1", "model.discriminator.norm=layer", *FAST],
+        ["model.conditional=true"],
+        "folder-hflip",
+        "pix2pix",
+        "cyclegan",
+    ],
+    ids=["dcgan-ema-decay", "wgan_gp", "wgan-clip", "r1-fast", "cgan", "folder-hflip", "pix2pix", "cyclegan"],
+)
 @pytest.mark.device
 def test_a_training_step_never_reads_a_tensor_back_to_the_host(tmp_path, monkeypatch, extra, device):
     from gantrain.engine.loop import Trainer
 
     if extra == "folder-hflip":  # the DataLoader stream, with flips on the device
         write_folder(tmp_path / "pets", {"cats": 6, "dogs": 6}, size=(20, 20))
-        extra = ["data=folder", f"data.path={tmp_path / 'pets'}", "data.image_size=16", "data.hflip=true",
-                 "data.num_workers=0", "data.batch_size=4"]
+        extra = [
+            "data=folder",
+            f"data.path={tmp_path / 'pets'}",
+            "data.image_size=16",
+            "data.hflip=true",
+            "data.num_workers=0",
+            "data.batch_size=4",
+        ]
     elif extra == "pix2pix":
         write_paired(tmp_path / "data" / "facades", {"train": 4, "val": 2}, size=(80, 40))
-        extra = ["model=pix2pix", "data=facades", f"data.root={tmp_path / 'data'}", "data.image_size=32",
-                 "data.load_size=36", "data.num_workers=0", "data.batch_size=2"]
+        extra = [
+            "model=pix2pix",
+            "data=facades",
+            f"data.root={tmp_path / 'data'}",
+            "data.image_size=32",
+            "data.load_size=36",
+            "data.num_workers=0",
+            "data.batch_size=2",
+        ]
     elif extra == "cyclegan":  # the pool fills in 2 steps, then swaps
         write_unpaired(tmp_path / "h2z", {"trainA": 3, "trainB": 3, "testA": 2, "testB": 2}, size=(40, 40))
-        extra = ["model=cyclegan", "loss=lsgan", "data=unpaired_folder", f"data.path={tmp_path / 'h2z'}",
-                 "model.pool_size=2", "data.image_size=32", "data.load_size=36", "data.num_workers=0",
-                 "data.batch_size=1", "trainer.num_samples=2"]
+        extra = [
+            "model=cyclegan",
+            "loss=lsgan",
+            "data=unpaired_folder",
+            f"data.path={tmp_path / 'h2z'}",
+            "model.pool_size=2",
+            "data.image_size=32",
+            "data.load_size=36",
+            "data.num_workers=0",
+            "data.batch_size=1",
+            "trainer.num_samples=2",
+        ]
     reads, in_step = [], [False]
 
     def in_item(frame) -> bool:
@@ -245,6 +303,7 @@ def test_a_training_step_never_reads_a_tensor_back_to_the_host(tmp_path, monkeyp
             if in_step[0] and frame.f_code.co_filename.startswith(GANTRAIN_DIR) and not in_item(frame):
                 reads.append(f"Tensor.{name} at {frame.f_code.co_filename}:{frame.f_lineno}")
             return original(tensor, *args, **kwargs)
+
         return read
 
     for name in HOST_READS:
@@ -264,8 +323,10 @@ def test_a_training_step_never_reads_a_tensor_back_to_the_host(tmp_path, monkeyp
     assert reads == []
 
 
-@pytest.mark.parametrize("name,local_rank,expected", [("cuda", None, "cuda:0"), ("auto", None, "cuda:0"),
-                                                      ("cuda:1", None, "cuda:1"), ("cuda", 1, "cuda:1")])
+@pytest.mark.parametrize(
+    "name,local_rank,expected",
+    [("cuda", None, "cuda:0"), ("auto", None, "cuda:0"), ("cuda:1", None, "cuda:1"), ("cuda", 1, "cuda:1")],
+)
 def test_the_gpu_chosen_is_one_torch_cuda_set_device_accepts(monkeypatch, name, local_rank, expected):
     """On a GPU machine, mimicked: torch.cuda.set_device takes a device only with its
     index (a bare "cuda" is a ValueError there), which every single-process run passes."""

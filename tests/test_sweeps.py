@@ -8,11 +8,10 @@ import os
 import pytest
 import torch
 import yaml
-
-from gantrain.report import main as report_main
-
 from conftest import TINY, compose_config, gantrain
 from fixtures import write_mnist
+
+from gantrain.report import main as report_main
 
 SWEEP = [*TINY, "trainer.steps=2", "optim.g.lr=1e-4,3e-4", "seed=0,1"]
 
@@ -31,14 +30,17 @@ def _hparams(run_dir) -> dict:
     content = events.PluginTagToContent("hparams")
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
-    values = {k: v.number_value if v.HasField("number_value") else v.string_value
-              for k, v in start.session_start_info.hparams.items()}
+    values = {
+        k: v.number_value if v.HasField("number_value") else v.string_value
+        for k, v in start.session_start_info.hparams.items()
+    }
     metrics = [m.name.tag for m in experiment.experiment.metric_infos]
     return {"hparams": values, "metrics": metrics}
 
 
-@pytest.mark.parametrize("launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]],
-                         ids=["basic", "joblib"])
+@pytest.mark.parametrize(
+    "launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]], ids=["basic", "joblib"]
+)
 def test_a_four_job_sweep_gives_four_runs_with_hparams_and_a_report(tmp_path, launcher, capsys):
     sweep_dir = tmp_path / "sweep"
     result = gantrain("-m", *SWEEP, *launcher, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
@@ -75,15 +77,32 @@ def test_parallel_jobs_share_the_cpu_threads():
 
 def _evaluating(tmp_path):
     write_mnist(tmp_path / "data", n_train=60)
-    return [*TINY, "data=mnist", f"data.root={tmp_path / 'data'}", "data.download=false", "trainer.steps=3",
-            "eval.every=2", "eval.num_samples=20", f"eval.cache_dir={tmp_path / 'cache'}"]
+    return [
+        *TINY,
+        "data=mnist",
+        f"data.root={tmp_path / 'data'}",
+        "data.download=false",
+        "trainer.steps=3",
+        "eval.every=2",
+        "eval.num_samples=20",
+        f"eval.cache_dir={tmp_path / 'cache'}",
+    ]
 
 
 def test_optuna_minimises_the_score_each_run_returns(tmp_path, capsys):
     sweep_dir = tmp_path / "sweep"
-    result = gantrain("-m", *_evaluating(tmp_path), "hydra/sweeper=optuna", "hydra.sweeper.n_trials=3",
-                      "hydra.sweeper.direction=minimize", "hydra.sweeper.sampler.seed=0",
-                      "optim.g.lr=interval(1e-4,1e-3)", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path, timeout=600)
+    result = gantrain(
+        "-m",
+        *_evaluating(tmp_path),
+        "hydra/sweeper=optuna",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.direction=minimize",
+        "hydra.sweeper.sampler.seed=0",
+        "optim.g.lr=interval(1e-4,1e-3)",
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     assert set(best["best_params"]) == {"optim.g.lr"}
@@ -92,8 +111,10 @@ def test_optuna_minimises_the_score_each_run_returns(tmp_path, capsys):
         record = yaml.safe_load((run / "eval" / "best.json").read_text())
         scores[run.name] = record["value"]
         # Evaluated every 2 steps and once more after the last (3rd): every run ends with a score.
-        assert sorted(p.name for p in (run / "eval").glob("step_*.json")) == ["step_00000002.json",
-                                                                            "step_00000003.json"]
+        assert sorted(p.name for p in (run / "eval").glob("step_*.json")) == [
+            "step_00000002.json",
+            "step_00000003.json",
+        ]
     assert len(scores) == 3 and best["best_value"] == pytest.approx(min(scores.values()))
     # The report sorts by that same score and names it.
     report_main([str(sweep_dir)])
@@ -102,8 +123,16 @@ def test_optuna_minimises_the_score_each_run_returns(tmp_path, capsys):
 
 
 def test_optuna_without_an_evaluation_is_one_line(tmp_path):
-    result = gantrain("-m", *TINY, "trainer.steps=1", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=1",
-                      "optim.g.lr=interval(1e-4,1e-3)", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    result = gantrain(
+        "-m",
+        *TINY,
+        "trainer.steps=1",
+        "hydra/sweeper=optuna",
+        "hydra.sweeper.n_trials=1",
+        "optim.g.lr=interval(1e-4,1e-3)",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("gantrain: error: the Optuna sweeper optimises")
 

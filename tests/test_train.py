@@ -3,7 +3,6 @@ repeatability, and resume equivalence."""
 
 import pytest
 import torch
-
 from conftest import TINY, TINY_MLP, checkpoint, events, on_device, train
 from fixtures import write_celeba, write_folder, write_mnist
 
@@ -82,8 +81,16 @@ def test_same_seed_same_losses_other_seed_other_losses(tmp_path):
 WGAN_GP_EMA = ["loss=wgan_gp", "model.discriminator.norm=layer", "trainer.d_steps=2", "trainer.ema_decay=0.9"]
 
 
-@pytest.mark.parametrize("model,cut,extra", [("dcgan", 6, []), ("gan", 6, []), ("dcgan", 5, []),  # 5: an epoch boundary
-                                             ("dcgan", 6, WGAN_GP_EMA)], ids=["dcgan", "gan", "epoch", "wgan_gp_ema"])
+@pytest.mark.parametrize(
+    "model,cut,extra",
+    [
+        ("dcgan", 6, []),
+        ("gan", 6, []),
+        ("dcgan", 5, []),  # 5: an epoch boundary
+        ("dcgan", 6, WGAN_GP_EMA),
+    ],
+    ids=["dcgan", "gan", "epoch", "wgan_gp_ema"],
+)
 def test_resume_gives_the_same_weights_as_one_long_run(tmp_path, model, cut, extra):
     base = TINY if model == "dcgan" else TINY_MLP
     base = [*base, "trainer.checkpoint_every=100", "data=synthetic", "data.size=40", "data.image_size=16", *extra]

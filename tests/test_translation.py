@@ -4,15 +4,21 @@ data of the wrong kind."""
 
 import pytest
 import torch
+from conftest import checkpoint, events, gantrain, on_device, train
+from fixtures import write_paired, write_unpaired
 from PIL import Image
 
 from gantrain.models.cyclegan import ImagePool, exchange
 
-from conftest import checkpoint, events, gantrain, on_device, train
-from fixtures import write_paired, write_unpaired
-
-NETS = ["model.generator.width=8", "model.discriminator.width=8", "device=cpu", "trainer.progress=false",
-        "data.image_size=32", "data.load_size=36", "data.num_workers=0"]
+NETS = [
+    "model.generator.width=8",
+    "model.discriminator.width=8",
+    "device=cpu",
+    "trainer.progress=false",
+    "data.image_size=32",
+    "data.load_size=36",
+    "data.num_workers=0",
+]
 
 
 def pix2pix(tmp_path):
@@ -22,14 +28,26 @@ def pix2pix(tmp_path):
 
 def cyclegan(tmp_path):
     write_unpaired(tmp_path / "h2z", {"trainA": 5, "trainB": 4, "testA": 2, "testB": 2}, size=(40, 40))
-    return ["model=cyclegan", "loss=lsgan", "data=unpaired_folder", f"data.path={tmp_path / 'h2z'}",
-            "model.pool_size=3", *NETS]
+    return [
+        "model=cyclegan",
+        "loss=lsgan",
+        "data=unpaired_folder",
+        f"data.path={tmp_path / 'h2z'}",
+        "model.pool_size=3",
+        *NETS,
+    ]
 
 
 @pytest.mark.parametrize("setup", [pix2pix, cyclegan], ids=["pix2pix", "cyclegan"])
 def test_resume_gives_the_same_weights_as_one_long_run(tmp_path, setup):
-    base = [*setup(tmp_path), "trainer.log_every=1", "trainer.sample_every=100", "trainer.checkpoint_every=100",
-            "trainer.num_samples=2", "trainer.lr_decay_start=6"]  # after the cut: same schedule up to it
+    base = [
+        *setup(tmp_path),
+        "trainer.log_every=1",
+        "trainer.sample_every=100",
+        "trainer.checkpoint_every=100",
+        "trainer.num_samples=2",
+        "trainer.lr_decay_start=6",
+    ]  # after the cut: same schedule up to it
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     train(straight, [*base, "trainer.steps=8"])
     train(resumed, [*base, "trainer.steps=5"])
@@ -113,11 +131,14 @@ def test_a_loaded_pool_knows_how_full_it_is():
     assert torch.equal(out, torch.full((1, 1, 2, 2), 7.0)) and torch.equal(loaded.images[3], out[0])
 
 
-@pytest.mark.parametrize("args,fragment", [
-    (["model=pix2pix", "data=unpaired_folder", "data.path={u}"], "this model trains on paired A|B images"),
-    (["model=cyclegan", "data=facades", "data.root={root}"], "this model trains on two unpaired domains"),
-    (["model=dcgan", "data=facades", "data.root={root}"], "this model trains on single images"),
-])
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["model=pix2pix", "data=unpaired_folder", "data.path={u}"], "this model trains on paired A|B images"),
+        (["model=cyclegan", "data=facades", "data.root={root}"], "this model trains on two unpaired domains"),
+        (["model=dcgan", "data=facades", "data.root={root}"], "this model trains on single images"),
+    ],
+)
 def test_data_of_the_wrong_kind_is_one_line(tmp_path, args, fragment):
     write_paired(tmp_path / "facades", {"train": 2}, size=(80, 40))
     write_unpaired(tmp_path / "u", {"trainA": 2, "trainB": 2}, size=(40, 40))

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import compose_config
+from fixtures import paired_target, write_paired, write_unpaired
 from PIL import Image
 
 from gantrain.build import LOADER_KEYS, _without, check_config, instantiate
@@ -22,9 +24,6 @@ from gantrain.data.paired import facades, paired_folder
 from gantrain.data.spec import to_unit_range
 from gantrain.data.unpaired import unpaired_folder
 from gantrain.errors import UserError
-
-from conftest import compose_config
-from fixtures import paired_target, write_paired, write_unpaired
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "download_pix2pix.py"
 SMALL = {"image_size": 16, "load_size": 20}  # files are 32x16: two 16x16 halves
@@ -47,6 +46,7 @@ def batches(source, n, seed=3, batch_size=2, num_workers=0, state=None):
 
 
 # --- pix2pix: the aligned layout ---------------------------------------------------
+
 
 def test_paired_folder_reads_the_aligned_layout(tmp_path):
     halves = write_paired(tmp_path, {"train": 6, "val": 2}, size=(32, 16))
@@ -77,7 +77,7 @@ def _reference_draw(a_half: np.ndarray, out: torch.Tensor, load_size: int, size:
     target = out.permute(1, 2, 0).numpy()
     for y in range(load_size - size + 1):
         for x in range(load_size - size + 1):
-            crop = big[y:y + size, x:x + size]
+            crop = big[y : y + size, x : x + size]
             for flipped in (False, True):
                 if np.array_equal(crop[:, ::-1] if flipped else crop, target):
                     return x, y, flipped
@@ -206,6 +206,7 @@ def test_an_odd_width_names_the_file(tmp_path):
 
 # --- CycleGAN: the unpaired layout -------------------------------------------------
 
+
 def test_unpaired_epoch_covers_the_larger_domain(tmp_path):
     images = write_unpaired(tmp_path, {"trainA": 3, "trainB": 5, "testA": 2, "testB": 4}, size=(16, 16))
     source = unpaired_folder(str(tmp_path), image_size=16, load_size=16, flip=False)
@@ -256,6 +257,7 @@ def test_unpaired_errors_are_one_clear_line(tmp_path):
 
 # --- configs -----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("option", ["facades", "paired_folder", "unpaired_folder"])
 def test_configs_compose_check_and_build(tmp_path, option):
     if option == "unpaired_folder":
@@ -269,17 +271,27 @@ def test_configs_compose_check_and_build(tmp_path, option):
     source = instantiate(_without(cfg.data, LOADER_KEYS))
     assert source.spec.image_size == 16 and source.spec.pairing in ("paired", "unpaired")
     assert cfg.data.cache is False and source.dataset.cache is None
-    cached = compose_config([f"data={option}", place, "data.image_size=16", "data.load_size=20", "data.cache=true",
-                             f"data.cache_dir={tmp_path / 'cache'}"])
+    cached = compose_config(
+        [
+            f"data={option}",
+            place,
+            "data.image_size=16",
+            "data.load_size=20",
+            "data.cache=true",
+            f"data.cache_dir={tmp_path / 'cache'}",
+        ]
+    )
     check_config(cached)
     assert instantiate(_without(cached.data, LOADER_KEYS)).dataset.cache is not None
     assert list((tmp_path / "cache").glob("*.npy"))
     with pytest.raises(UserError, match="cache=true needs cache_dir"):
-        instantiate(_without(compose_config([f"data={option}", place, "data.cache=true", "data.cache_dir="]).data,
-                             LOADER_KEYS))
+        instantiate(
+            _without(compose_config([f"data={option}", place, "data.cache=true", "data.cache_dir="]).data, LOADER_KEYS)
+        )
 
 
 # --- scripts/download_pix2pix.py ---------------------------------------------------
+
 
 def _png(seed: int, size=(32, 16)) -> bytes:
     buffer = io.BytesIO()
@@ -306,8 +318,9 @@ def leftovers(root: Path) -> list[str]:
 
 
 def test_download_installs_a_pix2pix_archive(tmp_path):
-    archive = _tar_gz(tmp_path / "facades.tar.gz", {f"facades/{s}/{k}.png": _png(k) for s in ("train", "val")
-                                                    for k in range(2)})
+    archive = _tar_gz(
+        tmp_path / "facades.tar.gz", {f"facades/{s}/{k}.png": _png(k) for s in ("train", "val") for k in range(2)}
+    )
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
     root = tmp_path / "data"
     done = download("facades", "--root", str(root), "--url", archive.as_uri(), "--sha256", digest)
@@ -381,6 +394,7 @@ def test_download_never_overwrites_an_existing_dataset(tmp_path):
 
 # --- data.cache=true: decoded once, the same items ------------------------------------
 
+
 def test_vectorised_item_seeds_are_item_seed():
     from gantrain.data.loader import item_seeds
 
@@ -408,8 +422,14 @@ def test_cached_pairs_are_bit_identical_to_decoded_ones(tmp_path, direction, mon
     assert len(files) == 2 and all(f.startswith("d-train_") for f in files)  # left and right, no temporaries
     # The other direction and later builds reuse the cache: no file is decoded again.
     monkeypatch.setattr(paired_module.AlignedPairs, "sides", lambda self, index: 1 / 0)
-    other = paired_folder(str(tmp_path / "d"), direction="BtoA" if direction == "AtoB" else "AtoB",
-                          image_size=16, load_size=23, cache=True, cache_dir=str(tmp_path / "cache"))
+    other = paired_folder(
+        str(tmp_path / "d"),
+        direction="BtoA" if direction == "AtoB" else "AtoB",
+        image_size=16,
+        load_size=23,
+        cache=True,
+        cache_dir=str(tmp_path / "cache"),
+    )
     assert torch.equal(other.dataset[(2, 9)]["A"], cached.dataset[(2, 9)]["B"])
 
 
@@ -418,8 +438,9 @@ def test_cached_unpaired_images_are_bit_identical_to_decoded_ones(tmp_path):
 
     write_unpaired(tmp_path / "h2z", {"trainA": 4, "trainB": 3}, size=(18, 14))
     plain = unpaired_folder(str(tmp_path / "h2z"), image_size=12, load_size=15)
-    cached = unpaired_folder(str(tmp_path / "h2z"), image_size=12, load_size=15, cache=True,
-                             cache_dir=str(tmp_path / "cache"))
+    cached = unpaired_folder(
+        str(tmp_path / "h2z"), image_size=12, load_size=15, cache=True, cache_dir=str(tmp_path / "cache")
+    )
     for key in [(k % 4, 50 + k) for k in range(30)]:
         a, b = plain.dataset[key], cached.dataset[key]
         assert torch.equal(a["A"], b["A"]) and torch.equal(a["B"], b["B"])

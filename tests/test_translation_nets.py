@@ -33,7 +33,7 @@ def test_unet_downsamples_to_a_1x1_bottleneck(size, depth):
     assert G.depth == len(G.downs) == len(G.ups) == depth == math.log2(size)
     features = G.encode(torch.randn(1, 1, size, size))
     assert [f.shape[-1] for f in features] == [size >> (k + 1) for k in range(depth)]
-    assert [f.shape[1] for f in features] == [4 * min(2 ** k, 8) for k in range(depth)]
+    assert [f.shape[1] for f in features] == [4 * min(2**k, 8) for k in range(depth)]
     assert G(torch.randn(1, 1, size, size)).shape == (1, 2, size, size)
 
 
@@ -77,8 +77,13 @@ def test_unet_parameter_count():
     # Worked out by hand for width 8 at 64x64 (widths 8, 16, 32, 64, 64, 64), 3 -> 2 channels.
     w = [8, 16, 32, 64, 64, 64]
     downs = 3 * w[0] * 16 + w[0] + sum(w[k - 1] * w[k] * 16 + 2 * w[k] for k in range(1, 5)) + w[4] * w[5] * 16 + w[5]
-    ups = w[5] * w[4] * 16 + 2 * w[4] + sum(2 * w[k] * w[k - 1] * 16 + 2 * w[k - 1] for k in range(1, 5)) \
-        + 2 * w[0] * 2 * 16 + 2
+    ups = (
+        w[5] * w[4] * 16
+        + 2 * w[4]
+        + sum(2 * w[k] * w[k - 1] * 16 + 2 * w[k - 1] for k in range(1, 5))
+        + 2 * w[0] * 2 * 16
+        + 2
+    )
     assert _count(UNetGenerator(3, 2, 64, width=8)) == downs + ups
     # The authors' code prints 54.414 M for pix2pix's unet_256 (ngf 64, batch norm). It also
     # drops the bias of the outermost and innermost down convs, which no BatchNorm follows;
@@ -231,11 +236,14 @@ def test_resnet_sizes_it_cannot_make_are_a_user_error(size):
 
 
 # The nets name their own parameter; tests/test_spectral_norm.py checks the key path the CLI adds.
-@pytest.mark.parametrize("build,choices", [
-    (lambda: UNetGenerator(3, 3, 64, norm="layer"), "batch, instance, none"),
-    (lambda: ResnetGenerator(3, 3, 64, norm="spectral"), "batch, instance, none"),
-    (lambda: PatchDiscriminator(6, norm="layer"), "batch, instance, none, spectral"),
-])
+@pytest.mark.parametrize(
+    "build,choices",
+    [
+        (lambda: UNetGenerator(3, 3, 64, norm="layer"), "batch, instance, none"),
+        (lambda: ResnetGenerator(3, 3, 64, norm="spectral"), "batch, instance, none"),
+        (lambda: PatchDiscriminator(6, norm="layer"), "batch, instance, none, spectral"),
+    ],
+)
 def test_unknown_norm_is_a_user_error(build, choices):
     with pytest.raises(UserError, match=f"^norm=.* is not known: use {choices}$") as error:
         build()

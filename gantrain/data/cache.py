@@ -39,8 +39,7 @@ FILE_STEMS = {"image": "images", "label": "labels"}
 def cache_folder(cache_dir: str | Path | None) -> Path:
     """``cache_dir``, checked: the cache needs somewhere to go."""
     if not cache_dir:
-        raise OptionError("cache_dir", "cache=true needs cache_dir: a folder for the decoded images",
-                          also=("cache",))
+        raise OptionError("cache_dir", "cache=true needs cache_dir: a folder for the decoded images", also=("cache",))
     return Path(cache_dir).expanduser()
 
 
@@ -61,7 +60,7 @@ def _decode_into(dataset: Dataset, arrays: dict[str, np.ndarray]) -> None:
     for batch in loader:
         n = len(batch[next(iter(arrays))])
         for field, array in arrays.items():
-            array[start:start + n] = batch[field].numpy()
+            array[start : start + n] = batch[field].numpy()
         start += n
 
 
@@ -77,8 +76,12 @@ def _build(dataset: Dataset, paths: dict[str, Path]) -> None:
         for field, path in paths.items():
             fd, temporary[field] = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
             os.close(fd)
-        arrays = {field: np.lib.format.open_memmap(temporary[field], mode="w+", dtype=first[field].numpy().dtype,
-                                                   shape=(len(dataset), *first[field].shape)) for field in paths}
+        arrays = {
+            field: np.lib.format.open_memmap(
+                temporary[field], mode="w+", dtype=first[field].numpy().dtype, shape=(len(dataset), *first[field].shape)
+            )
+            for field in paths
+        }
         _decode_into(dataset, arrays)
         for array in arrays.values():
             array.flush()
@@ -90,8 +93,9 @@ def _build(dataset: Dataset, paths: dict[str, Path]) -> None:
             Path(tmp).unlink(missing_ok=True)
 
 
-def cache_arrays(dataset: Dataset, files: list[Path], settings: dict, cache_dir: str | Path, name: str,
-                 fields: tuple[str, ...]) -> dict[str, Path]:
+def cache_arrays(
+    dataset: Dataset, files: list[Path], settings: dict, cache_dir: str | Path, name: str, fields: tuple[str, ...]
+) -> dict[str, Path]:
     """The cache files holding ``fields`` of every item of ``dataset`` (as .npy arrays,
     item k at row k), decoding only if the cache does not hold them yet. ``files`` and
     ``settings`` make the key: every file the items depend on, every decode option."""
@@ -108,8 +112,9 @@ def _check_length(path: Path, array: np.ndarray, length: int) -> None:
         raise RuntimeError(f"cache {path} holds {len(array)} items for a dataset of {length}: delete it")
 
 
-def cached_images(dataset: Dataset, files: list[Path], settings: dict, cache_dir: str | Path, name: str,
-                  labelled: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+def cached_images(
+    dataset: Dataset, files: list[Path], settings: dict, cache_dir: str | Path, name: str, labelled: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The dataset's items as one (N, C, H, W) uint8 tensor backed by a memory-mapped
     cache file (and its labels), decoding only if the cache does not hold them yet."""
     paths = cache_arrays(dataset, files, settings, cache_dir, name, ("image", "label") if labelled else ("image",))
@@ -146,8 +151,9 @@ class MappedArray:
         return {"path": self.path, "_array": None}
 
 
-def mapped_arrays(dataset: Dataset, files: list[Path], settings: dict, cache_dir: str | Path, name: str,
-                  fields: tuple[str, ...]) -> dict[str, MappedArray]:
+def mapped_arrays(
+    dataset: Dataset, files: list[Path], settings: dict, cache_dir: str | Path, name: str, fields: tuple[str, ...]
+) -> dict[str, MappedArray]:
     """``cache_arrays``, each file mapped for a dataset to read item by item."""
     paths = cache_arrays(dataset, files, settings, cache_dir, name, fields)
     return {field: MappedArray(path, len(dataset)) for field, path in paths.items()}

@@ -25,8 +25,13 @@ from gantrain.data.memory import InMemorySource
 from gantrain.data.spec import DataSpec
 from gantrain.errors import OptionError, UserError
 
-_FILES = ("list_attr_celeba.txt", "list_eval_partition.txt", "identity_CelebA.txt",
-          "list_bbox_celeba.txt", "list_landmarks_align_celeba.txt")
+_FILES = (
+    "list_attr_celeba.txt",
+    "list_eval_partition.txt",
+    "identity_CelebA.txt",
+    "list_bbox_celeba.txt",
+    "list_landmarks_align_celeba.txt",
+)
 
 
 class _CelebAFiles(datasets.CelebA):
@@ -44,11 +49,13 @@ class CelebAImages(Dataset):
         self.faces = _CelebAFiles(root, split=split, target_type="attr", download=False)
         self.split, self.crop_size = split, crop_size
         self.label_columns: list[int] = []  # attributes that make the class label
-        self.transform = transforms.Compose([
-            transforms.CenterCrop(crop_size),
-            transforms.Resize(image_size, antialias=True),
-            transforms.PILToTensor(),
-        ])
+        self.transform = transforms.Compose(
+            [
+                transforms.CenterCrop(crop_size),
+                transforms.Resize(image_size, antialias=True),
+                transforms.PILToTensor(),
+            ]
+        )
 
     def __len__(self) -> int:
         return len(self.faces)
@@ -79,16 +86,19 @@ def attribute_class(bits: torch.Tensor) -> torch.Tensor:
 
 
 def attribute_class_names(names: list[str]) -> tuple[str, ...]:
-    return tuple(" ".join(("+" if (k >> (len(names) - 1 - i)) & 1 else "-") + name
-                          for i, name in enumerate(names)) for k in range(2 ** len(names)))
+    return tuple(
+        " ".join(("+" if (k >> (len(names) - 1 - i)) & 1 else "-") + name for i, name in enumerate(names))
+        for k in range(2 ** len(names))
+    )
 
 
 def _label_columns(attribute_names: list[str], label_attrs: list[str]) -> list[int]:
     unknown = [name for name in label_attrs if name not in attribute_names]
     if unknown or len(set(label_attrs)) != len(label_attrs) or len(label_attrs) > 8:
         problem = f"{', '.join(unknown)} not among the CelebA attributes" if unknown else "repeated or more than 8"
-        raise OptionError("label_attrs", f"label_attrs: {problem}; choose up to 8 distinct names from "
-                          f"{', '.join(attribute_names)}")
+        raise OptionError(
+            "label_attrs", f"label_attrs: {problem}; choose up to 8 distinct names from {', '.join(attribute_names)}"
+        )
     return [attribute_names.index(name) for name in label_attrs]
 
 
@@ -98,17 +108,25 @@ class CachedCelebA(InMemorySource):
 
     def __init__(self, dataset: CelebAImages, spec: DataSpec, cache_dir: str | None, hflip: bool) -> None:
         settings = {"image_size": spec.image_size, "crop_size": dataset.crop_size}
-        images, _ = cached_images(dataset, dataset.image_files(), settings, cache_dir, f"celeba-{dataset.split}",
-                                  labelled=False)
+        images, _ = cached_images(
+            dataset, dataset.image_files(), settings, cache_dir, f"celeba-{dataset.split}", labelled=False
+        )
         table = dataset.attribute_table()
         labels = attribute_class(table[:, dataset.label_columns]) if dataset.label_columns else None
         super().__init__(images, labels, spec, hflip, extras={"attrs": table.to(torch.float32)})
         self.dataset = dataset
 
 
-def celeba(root: str = "data", split: str = "train", image_size: int = 64, crop_size: int = 178,
-           label_attrs: list[str] | None = None, cache: bool = False, cache_dir: str | None = None,
-           hflip: bool = False) -> DatasetSource | CachedCelebA:
+def celeba(
+    root: str = "data",
+    split: str = "train",
+    image_size: int = 64,
+    crop_size: int = 178,
+    label_attrs: list[str] | None = None,
+    cache: bool = False,
+    cache_dir: str | None = None,
+    hflip: bool = False,
+) -> DatasetSource | CachedCelebA:
     """``label_attrs``: attributes whose 2^k on/off combinations become class labels,
     for conditional models (``[Smiling]``: 2 classes, ``[Male, Smiling]``: 4).
     ``cache``: decode the split once into a memory-mapped file under ``cache_dir``.
@@ -119,23 +137,34 @@ def celeba(root: str = "data", split: str = "train", image_size: int = 64, crop_
     if not (base / "img_align_celeba").is_dir():
         missing.insert(0, "img_align_celeba/")
     if missing:
-        raise OptionError("root", f"CelebA not found in {base}/ (missing {', '.join(missing)}): download "
-                          f"the aligned images and annotation files there, or set root to the "
-                          f"folder that holds celeba/")
+        raise OptionError(
+            "root",
+            f"CelebA not found in {base}/ (missing {', '.join(missing)}): download "
+            f"the aligned images and annotation files there, or set root to the "
+            f"folder that holds celeba/",
+        )
     if split not in ("train", "valid", "test", "all"):
         raise OptionError("split", f"split={split!r} is not known to CelebA: use train, valid, test or all")
     try:
         dataset = CelebAImages(root, split, image_size, crop_size)
     except (ValueError, IndexError, KeyError) as exc:
-        raise UserError(f"could not parse the CelebA annotation files in {base}/ ({exc}); "
-                        f"re-extract them from the original archive") from None
+        raise UserError(
+            f"could not parse the CelebA annotation files in {base}/ ({exc}); re-extract them from the original archive"
+        ) from None
     if len(dataset) == 0:
         raise UserError(f"CelebA split {split!r} in {base}/ is empty: check list_eval_partition.txt")
     attribute_names = [name for name in dataset.faces.attr_names if name][:40]
     dataset.label_columns = _label_columns(attribute_names, list(label_attrs or []))
     class_names = attribute_class_names(list(label_attrs)) if dataset.label_columns else ()
-    spec = DataSpec(channels=3, image_size=image_size, num_classes=len(class_names), size=len(dataset),
-                    class_names=class_names, attribute_names=tuple(attribute_names), name="celeba")
+    spec = DataSpec(
+        channels=3,
+        image_size=image_size,
+        num_classes=len(class_names),
+        size=len(dataset),
+        class_names=class_names,
+        attribute_names=tuple(attribute_names),
+        name="celeba",
+    )
     if cache:
         return CachedCelebA(dataset, spec, cache_dir, hflip)
     return DatasetSource(dataset, spec, hflip)

@@ -14,8 +14,8 @@ from torch.utils.data import Dataset
 from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from gantrain.data.images import FallbackReader, OnBadFile, read, scan
 from gantrain.data.cache import cached_images
+from gantrain.data.images import FallbackReader, OnBadFile, read, scan
 from gantrain.data.loader import DatasetSource
 from gantrain.data.memory import InMemorySource
 from gantrain.data.spec import DataSpec
@@ -27,17 +27,25 @@ def find_images(root: Path) -> list[Path]:
 
 
 class ImageFiles(Dataset):
-    def __init__(self, files: list[Path], labels: list[int] | None, image_size: int,
-                 channels: int, on_bad_file: OnBadFile = "skip") -> None:
+    def __init__(
+        self,
+        files: list[Path],
+        labels: list[int] | None,
+        image_size: int,
+        channels: int,
+        on_bad_file: OnBadFile = "skip",
+    ) -> None:
         self.files = files
         self.labels = labels
         self.mode = {1: "L", 3: "RGB"}[channels]
         self.reader = FallbackReader(files, on_bad_file)
-        self.transform = transforms.Compose([
-            transforms.Resize(image_size, antialias=True),
-            transforms.CenterCrop(image_size),
-            transforms.PILToTensor(),
-        ])
+        self.transform = transforms.Compose(
+            [
+                transforms.Resize(image_size, antialias=True),
+                transforms.CenterCrop(image_size),
+                transforms.PILToTensor(),
+            ]
+        )
 
     def __len__(self) -> int:
         return len(self.files)
@@ -50,8 +58,15 @@ class ImageFiles(Dataset):
         return item
 
 
-def folder(path: str, image_size: int = 64, channels: int = 3, on_bad_file: OnBadFile = "skip",
-           cache: bool = False, cache_dir: str | None = None, hflip: bool = False) -> DatasetSource | InMemorySource:
+def folder(
+    path: str,
+    image_size: int = 64,
+    channels: int = 3,
+    on_bad_file: OnBadFile = "skip",
+    cache: bool = False,
+    cache_dir: str | None = None,
+    hflip: bool = False,
+) -> DatasetSource | InMemorySource:
     """``cache``: decode every image once into a memory-mapped file under ``cache_dir`` and
     train from memory (``data/cache.py``); otherwise decode in DataLoader workers each epoch.
     ``hflip``: mirror a random half of each batch, on the device (``loader.py``)."""
@@ -64,8 +79,11 @@ def folder(path: str, image_size: int = 64, channels: int = 3, on_bad_file: OnBa
         raise OptionError("channels", f"channels={channels} is not supported: use 1 (grey) or 3 (RGB)")
     files = find_images(root)
     if not files:
-        raise OptionError("path", f"no images in {root} (looked for {', '.join(sorted(IMG_EXTENSIONS))}): "
-                          f"set path to a folder that holds images")
+        raise OptionError(
+            "path",
+            f"no images in {root} (looked for {', '.join(sorted(IMG_EXTENSIONS))}): "
+            f"set path to a folder that holds images",
+        )
     files = scan(files, on_bad_file, str(root))
     top = [f.relative_to(root).parts for f in files]
     class_names: tuple[str, ...] = ()
@@ -75,11 +93,16 @@ def folder(path: str, image_size: int = 64, channels: int = 3, on_bad_file: OnBa
         index = {name: k for k, name in enumerate(class_names)}
         labels = [index[parts[0]] for parts in top]
     dataset = ImageFiles(files, labels, image_size, channels, on_bad_file)
-    spec_args = dict(channels=channels, image_size=image_size, num_classes=len(class_names), size=len(files),
-                     class_names=class_names, name=root.name)
+    spec_args = dict(
+        channels=channels,
+        image_size=image_size,
+        num_classes=len(class_names),
+        size=len(files),
+        class_names=class_names,
+        name=root.name,
+    )
     if cache:
         settings = {"image_size": image_size, "channels": channels, "on_bad_file": on_bad_file}
-        images, cached_labels = cached_images(dataset, files, settings,
-                                              cache_dir, root.name, labels is not None)
+        images, cached_labels = cached_images(dataset, files, settings, cache_dir, root.name, labels is not None)
         return InMemorySource(images, cached_labels, DataSpec(**spec_args), hflip)
     return DatasetSource(dataset, DataSpec(**spec_args), hflip)

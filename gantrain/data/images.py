@@ -20,8 +20,9 @@ dataset reads through here:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -53,8 +54,11 @@ class BadFileError(OptionError):
 
 def check_on_bad_file(on_bad_file: str) -> None:
     if on_bad_file not in ON_BAD_FILE:
-        raise OptionError("on_bad_file", f"on_bad_file={on_bad_file!r} is not known: use skip (leave unreadable "
-                          f"files out, counted) or fail (stop at the first)")
+        raise OptionError(
+            "on_bad_file",
+            f"on_bad_file={on_bad_file!r} is not known: use skip (leave unreadable "
+            f"files out, counted) or fail (stop at the first)",
+        )
 
 
 def _reason(exc: Exception) -> str:
@@ -73,15 +77,20 @@ def scan(files: list[Path], on_bad_file: OnBadFile, where: str) -> list[Path]:
             good.append(path)
         except READ_ERRORS as exc:
             if on_bad_file == "fail":
-                raise BadFileError(f"cannot read {path} ({_reason(exc)}): remove or replace the file, or "
-                                   f"set on_bad_file=skip to leave unreadable files out") from None
+                raise BadFileError(
+                    f"cannot read {path} ({_reason(exc)}): remove or replace the file, or "
+                    f"set on_bad_file=skip to leave unreadable files out"
+                ) from None
             bad.append((path, _reason(exc)))
     if bad:
-        log.warning("%s: skipped %d unreadable file(s) of %d, e.g. %s (%s)", where, len(bad), len(files),
-                    bad[0][0], bad[0][1])
+        log.warning(
+            "%s: skipped %d unreadable file(s) of %d, e.g. %s (%s)", where, len(bad), len(files), bad[0][0], bad[0][1]
+        )
     if not good:
-        raise UserError(f"no readable images in {where} ({len(bad)} unreadable file(s), e.g. {bad[0][0]}): "
-                        f"point at a folder of images")
+        raise UserError(
+            f"no readable images in {where} ({len(bad)} unreadable file(s), e.g. {bad[0][0]}): "
+            f"point at a folder of images"
+        )
     return good
 
 
@@ -98,8 +107,7 @@ def to_mode(image: Image.Image, mode: str) -> Image.Image:
         image = _sixteen_bit_to_8(image)
     elif image.mode == "F":
         image = Image.fromarray(np.clip(np.asarray(image) * 255.0, 0, 255).astype(np.uint8), mode="L")
-    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        image.mode == "P" and "transparency" in image.info)
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info)
     if has_alpha:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -132,8 +140,9 @@ class FallbackReader:
                 return decode(path), used
             except READ_ERRORS as exc:
                 if self.on_bad_file == "fail":
-                    raise BadFileError(f"cannot decode {path} ({_reason(exc)}): remove or replace the file, "
-                                       f"or set on_bad_file=skip") from None
+                    raise BadFileError(
+                        f"cannot decode {path} ({_reason(exc)}): remove or replace the file, or set on_bad_file=skip"
+                    ) from None
                 if path not in self._warned:
                     self._warned.add(path)
                     log.warning("cannot decode %s (%s): using the next image instead", path, _reason(exc))

@@ -25,14 +25,13 @@ device, as ``mirror_flips`` decides: bit 0 of each item's seed. The in-memory st
 from __future__ import annotations
 
 import weakref
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from gantrain.data.spec import DataSpec, EpochStream, to_unit_range, upload
-
 
 _MASK64 = (1 << 64) - 1
 
@@ -96,7 +95,7 @@ class _EpochItems(Sampler):
     epoch. A weak reference: the stream owns the loader, and dropping the stream must
     shut the workers down at once, not at the next garbage collection."""
 
-    def __init__(self, stream: "LoaderStream") -> None:
+    def __init__(self, stream: LoaderStream) -> None:
         self._stream = weakref.ref(stream)
 
     def __iter__(self):
@@ -107,9 +106,16 @@ class _EpochItems(Sampler):
 
 
 class LoaderStream(EpochStream):
-    def __init__(self, dataset: Dataset, batch_size: int, seed: int,
-                 device: torch.device | str = "cpu", num_workers: int = 0,
-                 shard: tuple[int, int] = (0, 1), hflip: bool = False) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        seed: int,
+        device: torch.device | str = "cpu",
+        num_workers: int = 0,
+        shard: tuple[int, int] = (0, 1),
+        hflip: bool = False,
+    ) -> None:
         super().__init__(len(dataset), batch_size, seed, device, shard)
         self.dataset = dataset
         self.num_workers = num_workers
@@ -168,8 +174,14 @@ class DatasetSource:
         self.spec = spec
         self.hflip = hflip
 
-    def stream(self, batch_size: int, seed: int, device: torch.device | str = "cpu",
-               num_workers: int = 0, shard: tuple[int, int] = (0, 1)) -> LoaderStream:
+    def stream(
+        self,
+        batch_size: int,
+        seed: int,
+        device: torch.device | str = "cpu",
+        num_workers: int = 0,
+        shard: tuple[int, int] = (0, 1),
+    ) -> LoaderStream:
         return LoaderStream(self.dataset, batch_size, seed, device, num_workers, shard, self.hflip)
 
     def images_at(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -10,7 +10,7 @@ would dominate the step time of a small GAN.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +23,9 @@ def resize_uint8(images: torch.Tensor, image_size: int) -> torch.Tensor:
     """Resize a (N, C, H, W) uint8 stack once, at load time (bilinear, antialiased)."""
     if images.shape[-1] == image_size and images.shape[-2] == image_size:
         return images
-    resized = F.interpolate(images.float(), size=(image_size, image_size), mode="bilinear",
-                            antialias=True, align_corners=False)
+    resized = F.interpolate(
+        images.float(), size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False
+    )
     return resized.round_().clamp_(0, 255).to(torch.uint8)
 
 
@@ -32,9 +33,17 @@ class TensorStream(EpochStream):
     """Endless shuffled batches from in-memory uint8 images (N, C, H, W). ``extras``: more
     per-item tensors for the batch, gathered alike (CelebA's "attrs")."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, batch_size: int,
-                 seed: int, device: torch.device | str = "cpu", shard: tuple[int, int] = (0, 1),
-                 hflip: bool = False, extras: dict[str, torch.Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor | None,
+        batch_size: int,
+        seed: int,
+        device: torch.device | str = "cpu",
+        shard: tuple[int, int] = (0, 1),
+        hflip: bool = False,
+        extras: dict[str, torch.Tensor] | None = None,
+    ) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise ValueError("TensorStream wants uint8 images of shape (N, C, H, W)")
         super().__init__(len(images), batch_size, seed, device, shard)
@@ -66,16 +75,28 @@ class InMemorySource:
 
     in_memory = True
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, spec, hflip: bool = False,
-                 extras: dict[str, torch.Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor | None,
+        spec,
+        hflip: bool = False,
+        extras: dict[str, torch.Tensor] | None = None,
+    ) -> None:
         self.images = images
         self.labels = labels
         self.spec = spec
         self.hflip = hflip
         self.extras = extras or {}
 
-    def stream(self, batch_size: int, seed: int, device: torch.device | str = "cpu",
-               num_workers: int = 0, shard: tuple[int, int] = (0, 1)) -> TensorStream:
+    def stream(
+        self,
+        batch_size: int,
+        seed: int,
+        device: torch.device | str = "cpu",
+        num_workers: int = 0,
+        shard: tuple[int, int] = (0, 1),
+    ) -> TensorStream:
         del num_workers  # nothing to parallelise: a batch is one gather
         return TensorStream(self.images, self.labels, batch_size, seed, device, shard, self.hflip, self.extras)
 

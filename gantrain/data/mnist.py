@@ -19,21 +19,29 @@ from gantrain.data.memory import InMemorySource, resize_uint8
 from gantrain.data.spec import DataSpec
 from gantrain.errors import OptionError
 
-_RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 _FAMILY = {
     "mnist": (datasets.MNIST, tuple(str(d) for d in range(10))),
-    "fashion_mnist": (datasets.FashionMNIST, ("t-shirt", "trouser", "pullover", "dress", "coat",
-                                              "sandal", "shirt", "sneaker", "bag", "ankle-boot")),
+    "fashion_mnist": (
+        datasets.FashionMNIST,
+        ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"),
+    ),
 }
 
 
-def _source(images: torch.Tensor, labels: torch.Tensor, image_size: int, name: str,
-            class_names: tuple[str, ...], hflip: bool = False) -> InMemorySource:
+def _source(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    image_size: int,
+    name: str,
+    class_names: tuple[str, ...],
+    hflip: bool = False,
+) -> InMemorySource:
     images = resize_uint8(images.unsqueeze(1), image_size)  # (N, 1, S, S)
-    spec = DataSpec(channels=1, image_size=image_size, num_classes=10, size=len(images),
-                    class_names=class_names, name=name)
+    spec = DataSpec(
+        channels=1, image_size=image_size, num_classes=10, size=len(images), class_names=class_names, name=name
+    )
     return InMemorySource(images, labels.to(torch.int64), spec, hflip)
 
 
@@ -45,33 +53,41 @@ def _load_torchvision(kind: str, root: str, split: str, download: bool):
         return cls(root, train=train, download=False)
     except RuntimeError:
         if not download:
-            raise OptionError("root", f"{cls.__name__} not found: put {', '.join(_RAW_FILES)} in {raw}/ "
-                              f"(or set root to a folder holding {cls.__name__}/raw/), "
-                              f"or set download=true when online", also=("download",)) from None
+            raise OptionError(
+                "root",
+                f"{cls.__name__} not found: put {', '.join(_RAW_FILES)} in {raw}/ "
+                f"(or set root to a folder holding {cls.__name__}/raw/), "
+                f"or set download=true when online",
+                also=("download",),
+            ) from None
     try:
         return cls(root, train=train, download=True)
     except Exception as exc:  # no network, a mirror down, a full disk...
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise OptionError("root", f"could not download {cls.__name__} ({reason}): put {', '.join(_RAW_FILES)} "
-                          f"(or the .gz archives) in {raw}/, or set root to an existing copy") from None
+        raise OptionError(
+            "root",
+            f"could not download {cls.__name__} ({reason}): put {', '.join(_RAW_FILES)} "
+            f"(or the .gz archives) in {raw}/, or set root to an existing copy",
+        ) from None
 
 
-def mnist(root: str = "data", split: str = "train", image_size: int = 28,
-          download: bool = True) -> InMemorySource:
+def mnist(root: str = "data", split: str = "train", image_size: int = 28, download: bool = True) -> InMemorySource:
     """MNIST from torchvision (60,000 train / 10,000 test digits)."""
     return _torchvision_family("mnist", root, split, image_size, download)
 
 
-def fashion_mnist(root: str = "data", split: str = "train", image_size: int = 28,
-                  download: bool = True, hflip: bool = False) -> InMemorySource:
+def fashion_mnist(
+    root: str = "data", split: str = "train", image_size: int = 28, download: bool = True, hflip: bool = False
+) -> InMemorySource:
     """Fashion-MNIST from torchvision (same shapes as MNIST, clothes instead of digits).
     ``hflip``: mirror a random half of each batch on the device; clothes are near-symmetric
     (MNIST has no such option: a mirrored digit is no digit)."""
     return _torchvision_family("fashion_mnist", root, split, image_size, download, hflip)
 
 
-def _torchvision_family(kind: str, root: str, split: str, image_size: int,
-                        download: bool, hflip: bool = False) -> InMemorySource:
+def _torchvision_family(
+    kind: str, root: str, split: str, image_size: int, download: bool, hflip: bool = False
+) -> InMemorySource:
     if split not in ("train", "test"):
         raise OptionError("split", f"split={split!r} is not known to {kind}: use train or test")
     dataset = _load_torchvision(kind, root, split, download)
@@ -102,5 +118,6 @@ def mnist_sample(image_size: int = 28, split: str = "all") -> InMemorySource:
         holdout = rank >= per_class - SAMPLE_HOLDOUT_PER_CLASS
         keep = holdout if split == "holdout" else ~holdout
         images, labels = images[keep], labels[keep]
-    return _source(images, labels, image_size, f"mnist_sample[{split}]" if split != "all" else "mnist_sample",
-                   _FAMILY["mnist"][1])
+    return _source(
+        images, labels, image_size, f"mnist_sample[{split}]" if split != "all" else "mnist_sample", _FAMILY["mnist"][1]
+    )

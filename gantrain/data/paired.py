@@ -25,9 +25,10 @@ on those arrays: an item is bit-identical with or without the cache.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence, TypeVar
+from typing import TypeVar
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -36,8 +37,8 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms.functional import pil_to_tensor
 
 from gantrain.data.cache import MappedArray, mapped_arrays
-from gantrain.data.loader import DatasetSource
 from gantrain.data.images import FallbackReader, OnBadFile, check_on_bad_file, read, scan
+from gantrain.data.loader import DatasetSource
 from gantrain.data.spec import DataSpec, to_unit_range
 from gantrain.errors import OptionError, UserError
 
@@ -73,6 +74,7 @@ def load(image: Image.Image, load_size: int) -> torch.Tensor:
 class CropFlip:
     """One draw of the training augmentation: resize to load_size, crop image_size at
     (x, y), maybe mirror. Applying one draw to both halves keeps a pair aligned."""
+
     load_size: int
     image_size: int
     x: int = 0
@@ -84,7 +86,7 @@ class CropFlip:
         move uint8 pixels, so both give the same item."""
         if isinstance(image, Image.Image):
             image = load(image, self.load_size)
-        image = image[:, self.y:self.y + self.image_size, self.x:self.x + self.image_size]
+        image = image[:, self.y : self.y + self.image_size, self.x : self.x + self.image_size]
         return image.flip(-1) if self.flipped else image.contiguous()
 
 
@@ -108,9 +110,13 @@ def check_sizes(image_size: int, load_size: int) -> None:
     if image_size < 1:
         raise OptionError("image_size", f"image_size={image_size} must be at least 1: fix image_size")
     if load_size < image_size:
-        raise OptionError("load_size", f"load_size={load_size} is smaller than image_size={image_size}: the "
-                          f"random crop needs load_size >= image_size (pix2pix: 286 for 256; equal "
-                          f"sizes mean no crop)", also=("image_size",))
+        raise OptionError(
+            "load_size",
+            f"load_size={load_size} is smaller than image_size={image_size}: the "
+            f"random crop needs load_size >= image_size (pix2pix: 286 for 256; equal "
+            f"sizes mean no crop)",
+            also=("image_size",),
+        )
 
 
 def stack_items(dataset: Dataset, indices: Sequence[int]) -> dict[str, torch.Tensor]:
@@ -126,12 +132,16 @@ def split_files(root: Path, split: str, option: str, on_bad_file: OnBadFile = "s
     if not folder.is_dir():
         present = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         there = f"it has {', '.join(present)}" if present else "it has no subfolders"
-        raise OptionError(option, f"{option}={split!r} but there is no {folder}/ ({there}): set {option} to "
-                          f"one of the folders in {root}")
+        raise OptionError(
+            option,
+            f"{option}={split!r} but there is no {folder}/ ({there}): set {option} to one of the folders in {root}",
+        )
     files = list_images(folder)
     if not files:
-        raise UserError(f"no images in {folder}/ (looked for {EXTENSIONS}): put the dataset's "
-                        f"images there, or point at the folder that holds them")
+        raise UserError(
+            f"no images in {folder}/ (looked for {EXTENSIONS}): put the dataset's "
+            f"images there, or point at the folder that holds them"
+        )
     return scan(files, on_bad_file, f"{folder}/")
 
 
@@ -146,15 +156,25 @@ def check_even_widths(files: list[Path]) -> None:
         except (UnidentifiedImageError, OSError) as exc:
             raise UserError(f"cannot read {path} ({exc}): remove or replace the file") from None
         if width % 2:
-            raise UserError(f"{path} is {width}x{height}: A|B images must have an even width (A the "
-                            f"left half, B the right one); re-export or remove the file")
+            raise UserError(
+                f"{path} is {width}x{height}: A|B images must have an even width (A the "
+                f"left half, B the right one); re-export or remove the file"
+            )
 
 
 class AlignedPairs(Dataset):
     """Items ``{"A", "B"}`` of uint8 (3, S, S) from A|B files, after ``direction``."""
 
-    def __init__(self, files: list[Path], direction: str, image_size: int, load_size: int,
-                 flip: bool, augment: bool, on_bad_file: OnBadFile = "skip") -> None:
+    def __init__(
+        self,
+        files: list[Path],
+        direction: str,
+        image_size: int,
+        load_size: int,
+        flip: bool,
+        augment: bool,
+        on_bad_file: OnBadFile = "skip",
+    ) -> None:
         self.files = files
         self.reader = FallbackReader(files, on_bad_file)
         self.direction = direction
@@ -193,8 +213,7 @@ class AlignedPairs(Dataset):
         index, seed = split_key(key)
         if not self.augment:
             a, b = self.halves(index)
-            return {"A": pil_to_tensor(square(a, self.image_size)),
-                    "B": pil_to_tensor(square(b, self.image_size))}
+            return {"A": pil_to_tensor(square(a, self.image_size)), "B": pil_to_tensor(square(b, self.image_size))}
         a, b = self.loaded_halves(index)
         draw = draw_crop_flip(self.load_size, self.image_size, self.flip, torch.Generator().manual_seed(seed))
         return {"A": draw(a), "B": draw(b)}
@@ -242,12 +261,25 @@ class PairedSource(DatasetSource):
             yield stack_items(self.validation, range(start, min(start + batch_size, len(self.validation))))
 
 
-def _aligned(root: Path, split: str, direction: str, image_size: int, load_size: int, flip: bool,
-             val_split: str | None, name: str, on_bad_file: OnBadFile, cache: bool = False,
-             cache_dir: str | None = None) -> PairedSource:
+def _aligned(
+    root: Path,
+    split: str,
+    direction: str,
+    image_size: int,
+    load_size: int,
+    flip: bool,
+    val_split: str | None,
+    name: str,
+    on_bad_file: OnBadFile,
+    cache: bool = False,
+    cache_dir: str | None = None,
+) -> PairedSource:
     if direction not in DIRECTIONS:
-        raise OptionError("direction", f"direction={direction!r} is not known: use AtoB (left half -> "
-                          f"right half) or BtoA (right half -> left half)")
+        raise OptionError(
+            "direction",
+            f"direction={direction!r} is not known: use AtoB (left half -> "
+            f"right half) or BtoA (right half -> left half)",
+        )
     check_sizes(image_size, load_size)
     check_on_bad_file(on_bad_file)
     train_files = split_files(root, split, "split", on_bad_file)
@@ -260,10 +292,17 @@ def _aligned(root: Path, split: str, direction: str, image_size: int, load_size:
     dataset = AlignedPairs(train_files, direction, image_size, load_size, flip, augment=True, on_bad_file=on_bad_file)
     if cache:  # the validation split is read once per evaluation: not worth a cache
         dataset.use_cache(cache_dir, f"{name}-{split}")
-    validation = AlignedPairs(val_files, direction, image_size, image_size, False, augment=False,
-                              on_bad_file=on_bad_file)
-    spec = DataSpec(channels=3, image_size=image_size, size=len(train_files), pairing="paired",
-                    name=name, extras={"direction": direction, "val_split": val_split})
+    validation = AlignedPairs(
+        val_files, direction, image_size, image_size, False, augment=False, on_bad_file=on_bad_file
+    )
+    spec = DataSpec(
+        channels=3,
+        image_size=image_size,
+        size=len(train_files),
+        pairing="paired",
+        name=name,
+        extras={"direction": direction, "val_split": val_split},
+    )
     return PairedSource(dataset, validation, spec)
 
 
@@ -279,20 +318,39 @@ def dataset_folder(path: str | None, kind: str, holds: str, layout: str) -> Path
     return root
 
 
-def paired_folder(path: str, split: str = "train", direction: str = "AtoB", image_size: int = 256,
-                  load_size: int = 286, flip: bool = True, val_split: str | None = None,
-                  on_bad_file: OnBadFile = "skip", cache: bool = False, cache_dir: str | None = None) -> PairedSource:
+def paired_folder(
+    path: str,
+    split: str = "train",
+    direction: str = "AtoB",
+    image_size: int = 256,
+    load_size: int = 286,
+    flip: bool = True,
+    val_split: str | None = None,
+    on_bad_file: OnBadFile = "skip",
+    cache: bool = False,
+    cache_dir: str | None = None,
+) -> PairedSource:
     """Any dataset in the aligned layout (edges2shoes, maps, cityscapes, night2day, ...).
     ``cache``: decode the training files once into memory-mapped arrays under ``cache_dir``."""
-    root = dataset_folder(path, "paired_folder", "train/, val/, ...",
-                          f"<dataset>/{split}/*.jpg, each image an A|B pair side by side")
-    return _aligned(root, split, direction, image_size, load_size, flip, val_split, root.name, on_bad_file,
-                    cache, cache_dir)
+    root = dataset_folder(
+        path, "paired_folder", "train/, val/, ...", f"<dataset>/{split}/*.jpg, each image an A|B pair side by side"
+    )
+    return _aligned(
+        root, split, direction, image_size, load_size, flip, val_split, root.name, on_bad_file, cache, cache_dir
+    )
 
 
-def facades(root: str = "data", split: str = "train", direction: str = "BtoA", image_size: int = 256,
-            load_size: int = 286, flip: bool = True, on_bad_file: OnBadFile = "skip", cache: bool = False,
-            cache_dir: str | None = None) -> PairedSource:
+def facades(
+    root: str = "data",
+    split: str = "train",
+    direction: str = "BtoA",
+    image_size: int = 256,
+    load_size: int = 286,
+    flip: bool = True,
+    on_bad_file: OnBadFile = "skip",
+    cache: bool = False,
+    cache_dir: str | None = None,
+) -> PairedSource:
     """CMP facades as the pix2pix archive unpacks it. The photo is the left half and the
     label map the right one, so BtoA (the default, as in the reference's facades
     scripts) learns label map -> photo. ``cache`` as for ``paired_folder``."""
@@ -300,8 +358,10 @@ def facades(root: str = "data", split: str = "train", direction: str = "BtoA", i
     if not base.is_dir():
         # The download command names its folder through GANTRAIN_DATA, not --root: the config
         # layer rewrites every whole-word "root" here into its key path.
-        raise OptionError("root", f"facades not found in {base}/ (expected {base}/train/*.jpg): run "
-                          f"GANTRAIN_DATA={root} python scripts/download_pix2pix.py facades, or set root to "
-                          f"the folder that holds facades/")
-    return _aligned(base, split, direction, image_size, load_size, flip, None, "facades", on_bad_file,
-                    cache, cache_dir)
+        raise OptionError(
+            "root",
+            f"facades not found in {base}/ (expected {base}/train/*.jpg): run "
+            f"GANTRAIN_DATA={root} python scripts/download_pix2pix.py facades, or set root to "
+            f"the folder that holds facades/",
+        )
+    return _aligned(base, split, direction, image_size, load_size, flip, None, "facades", on_bad_file, cache, cache_dir)

@@ -10,7 +10,8 @@ adds ``validation_batches``). Two implementations cover them all: ``InMemorySour
 
 from __future__ import annotations
 
-from typing import Iterator, Protocol
+from collections.abc import Iterator
+from typing import Protocol
 
 import torch
 
@@ -22,8 +23,14 @@ class DataSource(Protocol):
     # The whole dataset is one tensor: images_at is a gather, not a decode per image.
     in_memory: bool
 
-    def stream(self, batch_size: int, seed: int, device: torch.device | str = "cpu", num_workers: int = 0,
-               shard: tuple[int, int] = (0, 1)) -> BatchStream:
+    def stream(
+        self,
+        batch_size: int,
+        seed: int,
+        device: torch.device | str = "cpu",
+        num_workers: int = 0,
+        shard: tuple[int, int] = (0, 1),
+    ) -> BatchStream:
         """Batches forever, resumable (``spec.py``); ``shard``: (rank, world) under data parallelism."""
         ...
 

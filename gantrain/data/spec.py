@@ -12,8 +12,9 @@ an uninterrupted run would have seen.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import torch
 
@@ -60,15 +61,18 @@ class EpochStream:
     images, their epoch and batch counters agree, and one process's ``state_dict``
     (rank 0 saves it) resumes them all."""
 
-    def __init__(self, size: int, batch_size: int, seed: int, device: torch.device | str,
-                 shard: tuple[int, int] = (0, 1)) -> None:
+    def __init__(
+        self, size: int, batch_size: int, seed: int, device: torch.device | str, shard: tuple[int, int] = (0, 1)
+    ) -> None:
         rank, world = shard
         if not 0 <= rank < world:
             raise ValueError(f"shard {shard}: the rank must lie in [0, world)")
         if batch_size * world > size:
             per = f" x {world} processes" if world > 1 else ""
-            raise OptionError("batch_size", f"batch_size={batch_size}{per} is larger than the dataset "
-                              f"({size} images); lower batch_size")
+            raise OptionError(
+                "batch_size",
+                f"batch_size={batch_size}{per} is larger than the dataset ({size} images); lower batch_size",
+            )
         self.size, self.batch_size, self.seed = size, batch_size, seed
         self.rank, self.world = rank, world
         self.device = torch.device(device)
@@ -91,8 +95,7 @@ class EpochStream:
     def state_dict(self) -> dict:
         # "position": the items of the epoch's order handed out to all processes together,
         # which a stream on another number of processes (or batch size) can resume from.
-        return {"epoch": self.epoch, "batch": self.batch,
-                "position": self.batch * self.batch_size * self.world}
+        return {"epoch": self.epoch, "batch": self.batch, "position": self.batch * self.batch_size * self.world}
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch = int(state["epoch"])

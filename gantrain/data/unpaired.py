@@ -24,10 +24,19 @@ from torch.utils.data import Dataset
 from torchvision.transforms.functional import pil_to_tensor
 
 from gantrain.data.cache import MappedArray, mapped_arrays
-from gantrain.data.loader import DatasetSource
-from gantrain.data.paired import (EXTENSIONS, check_sizes, dataset_folder, draw_crop_flip, list_images, load,
-                                   load_rgb, split_key, square)
 from gantrain.data.images import FallbackReader, OnBadFile, check_on_bad_file, scan
+from gantrain.data.loader import DatasetSource
+from gantrain.data.paired import (
+    EXTENSIONS,
+    check_sizes,
+    dataset_folder,
+    draw_crop_flip,
+    list_images,
+    load,
+    load_rgb,
+    split_key,
+    square,
+)
 from gantrain.data.spec import DataSpec, to_unit_range
 from gantrain.errors import OptionError
 
@@ -35,8 +44,15 @@ from gantrain.errors import OptionError
 class UnpairedImages(Dataset):
     seeded_items = True  # the stream indexes items with (index, item_seed)
 
-    def __init__(self, files_a: list[Path], files_b: list[Path], image_size: int, load_size: int,
-                 flip: bool, on_bad_file: OnBadFile = "skip") -> None:
+    def __init__(
+        self,
+        files_a: list[Path],
+        files_b: list[Path],
+        image_size: int,
+        load_size: int,
+        flip: bool,
+        on_bad_file: OnBadFile = "skip",
+    ) -> None:
         self.files_a, self.files_b = files_a, files_b
         self.read_a, self.read_b = FallbackReader(files_a, on_bad_file), FallbackReader(files_b, on_bad_file)
         self.image_size, self.load_size, self.flip = image_size, load_size, flip
@@ -57,16 +73,20 @@ class UnpairedImages(Dataset):
         generator = torch.Generator().manual_seed(seed)
         b_index = int(torch.randint(len(self.files_b), (), generator=generator))
         a = draw_crop_flip(self.load_size, self.image_size, self.flip, generator)(
-            self.loaded("A", index % len(self.files_a)))
+            self.loaded("A", index % len(self.files_a))
+        )
         b = draw_crop_flip(self.load_size, self.image_size, self.flip, generator)(self.loaded("B", b_index))
         return {"A": a, "B": b}
 
     def use_cache(self, cache_dir: str | None, name: str) -> None:
         """Read both domains from one-time caches (``cache=true``) from now on."""
         settings = {"layout": "unpaired", "load_size": self.load_size, "on_bad_file": self.read_a.on_bad_file}
-        self.cache = {domain: mapped_arrays(_LoadedImages(reader, self.load_size), reader.files, settings,
-                                            cache_dir, f"{name}{domain}", ("image",))["image"]
-                      for domain, reader in (("A", self.read_a), ("B", self.read_b))}
+        self.cache = {
+            domain: mapped_arrays(
+                _LoadedImages(reader, self.load_size), reader.files, settings, cache_dir, f"{name}{domain}", ("image",)
+            )["image"]
+            for domain, reader in (("A", self.read_a), ("B", self.read_b))
+        }
 
 
 class _LoadedImages(Dataset):
@@ -85,8 +105,7 @@ class _LoadedImages(Dataset):
 class UnpairedSource(DatasetSource):
     """Training images of both domains to stream, plus held-out ones for sample grids."""
 
-    def __init__(self, dataset: UnpairedImages, validation: tuple[list[Path], list[Path]],
-                 spec: DataSpec) -> None:
+    def __init__(self, dataset: UnpairedImages, validation: tuple[list[Path], list[Path]], spec: DataSpec) -> None:
         super().__init__(dataset, spec)
         self.validation = validation
 
@@ -99,8 +118,10 @@ class UnpairedSource(DatasetSource):
         files_a, files_b = self.validation
         n = min(n, len(files_a), len(files_b))
         size = self.spec.image_size
-        return {name: to_unit_range(torch.stack([pil_to_tensor(square(load_rgb(f), size)) for f in files[:n]]))
-                for name, files in (("A", files_a), ("B", files_b))}
+        return {
+            name: to_unit_range(torch.stack([pil_to_tensor(square(load_rgb(f), size)) for f in files[:n]]))
+            for name, files in (("A", files_a), ("B", files_b))
+        }
 
 
 def _domain_files(root: Path, split: str, on_bad_file: OnBadFile) -> tuple[list[Path], list[Path]]:
@@ -109,19 +130,33 @@ def _domain_files(root: Path, split: str, on_bad_file: OnBadFile) -> tuple[list[
     if missing:
         present = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         there = f"it has {', '.join(present)}" if present else "it has no subfolders"
-        raise OptionError("path", f"{root} has no {' or '.join(missing)} ({there}): a CycleGAN dataset needs "
-                          f"{root}/{split}A/ and {root}/{split}B/; set path or split", also=("split",))
+        raise OptionError(
+            "path",
+            f"{root} has no {' or '.join(missing)} ({there}): a CycleGAN dataset needs "
+            f"{root}/{split}A/ and {root}/{split}B/; set path or split",
+            also=("split",),
+        )
     files = (list_images(folders[0]), list_images(folders[1]))
     for folder, found in zip(folders, files):
         if not found:
-            raise OptionError("path", f"no images in {folder}/ (looked for {EXTENSIONS}): put the domain's "
-                              f"images there, or set path to the dataset folder")
+            raise OptionError(
+                "path",
+                f"no images in {folder}/ (looked for {EXTENSIONS}): put the domain's "
+                f"images there, or set path to the dataset folder",
+            )
     return scan(files[0], on_bad_file, f"{folders[0]}/"), scan(files[1], on_bad_file, f"{folders[1]}/")
 
 
-def unpaired_folder(path: str, split: str = "train", image_size: int = 256, load_size: int = 286,
-                    flip: bool = True, on_bad_file: OnBadFile = "skip", cache: bool = False,
-                    cache_dir: str | None = None) -> UnpairedSource:
+def unpaired_folder(
+    path: str,
+    split: str = "train",
+    image_size: int = 256,
+    load_size: int = 286,
+    flip: bool = True,
+    on_bad_file: OnBadFile = "skip",
+    cache: bool = False,
+    cache_dir: str | None = None,
+) -> UnpairedSource:
     """Any CycleGAN dataset (horse2zebra, monet2photo, ...). ``cache``: decode the training
     images once into memory-mapped arrays under ``cache_dir``."""
     root = dataset_folder(path, "unpaired_folder", "trainA/ and trainB/", "<path>/{trainA,trainB,testA,testB}/")
@@ -129,12 +164,21 @@ def unpaired_folder(path: str, split: str = "train", image_size: int = 256, load
     check_on_bad_file(on_bad_file)
     files_a, files_b = _domain_files(root, split, on_bad_file)
     # Sample grids show held-out images when the set has some (testA/ and testB/).
-    test = _domain_files(root, "test", on_bad_file) if split != "test" and \
-        (root / "testA").is_dir() and (root / "testB").is_dir() else ([], [])
+    test = (
+        _domain_files(root, "test", on_bad_file)
+        if split != "test" and (root / "testA").is_dir() and (root / "testB").is_dir()
+        else ([], [])
+    )
     validation = test if test[0] and test[1] else (files_a, files_b)
     dataset = UnpairedImages(files_a, files_b, image_size, load_size, flip, on_bad_file)
     if cache:  # the held-out images only make sample grids: not worth a cache
         dataset.use_cache(cache_dir, f"{root.name}-{split}")
-    spec = DataSpec(channels=3, image_size=image_size, size=len(dataset), pairing="unpaired",
-                    name=root.name, extras={"size_a": len(files_a), "size_b": len(files_b)})
+    spec = DataSpec(
+        channels=3,
+        image_size=image_size,
+        size=len(dataset),
+        pairing="unpaired",
+        name=root.name,
+        extras={"size_a": len(files_a), "size_b": len(files_b)},
+    )
     return UnpairedSource(dataset, validation, spec)

@@ -67,21 +67,23 @@ def save_checkpoint(state: dict, path: str | Path) -> None:
             os.close(dir_fd)
     except OSError as exc:
         kept = "the previous checkpoint there is intact" if path.is_file() else "no earlier checkpoint there"
-        raise UserError(f"cannot write checkpoint {path} ({exc.strerror or exc}): free disk space or make "
-                        f"{path.parent} writable, then continue with resume=; {kept}") from None
+        raise UserError(
+            f"cannot write checkpoint {path} ({exc.strerror or exc}): free disk space or make "
+            f"{path.parent} writable, then continue with resume=; {kept}"
+        ) from None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"no checkpoint at {path}: point resume= at a run directory that holds "
-                        f"{CHECKPOINT_DIR}/{LAST}")
+        raise UserError(f"no checkpoint at {path}: point resume= at a run directory that holds {CHECKPOINT_DIR}/{LAST}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot read checkpoint {path} ({reason}): it is corrupt or not a "
-                        f"gantrain checkpoint") from None
+        raise UserError(
+            f"cannot read checkpoint {path} ({reason}): it is corrupt or not a gantrain checkpoint"
+        ) from None
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         raise UserError(f"{path} is not a gantrain checkpoint (format {FORMAT_VERSION} expected)")
     return state

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -89,13 +90,18 @@ class Compilation:
         ``failure.snapshot``."""
         cause = failure.__cause__
         if cause is None:
-            log.warning("torch.compile failed at the first step on another process; training without it "
-                        "(speed.compile=false skips it)")
+            log.warning(
+                "torch.compile failed at the first step on another process; training without it "
+                "(speed.compile=false skips it)"
+            )
         else:
             # Dynamo's message: "backend='inductor' raised:" and, on the next line, the error.
             first = " ".join([line.strip() for line in str(cause).splitlines() if line.strip()][:2])[:300]
-            log.warning("torch.compile failed at the first step (%s: %s); training without it "
-                        "(speed.compile=false skips it)", type(cause).__name__, first)
+            log.warning(
+                "torch.compile failed at the first step (%s: %s); training without it (speed.compile=false skips it)",
+                type(cause).__name__,
+                first,
+            )
         uncompile(self.nets)
         self.nets, self.unproven = [], False
 

@@ -21,8 +21,9 @@ NCCL on GPUs, gloo on CPUs. Only rank 0 writes: logs, samples, evaluations, chec
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -42,6 +43,7 @@ class RankZeroError(UserError):
 
 class SingleProcess:
     """The context of an ordinary run: every collective is the identity."""
+
     rank, world, local_rank = 0, 1, 0
 
     @property
@@ -191,6 +193,7 @@ def start() -> SingleProcess:
     # and the metrics import it), it would hold that group until interpreter exit, past
     # ``stop`` (see there). Imported now, its defaults are None.
     import torch.distributed.nn  # noqa: F401
+
     dist.init_process_group(backend="gloo", rank=rank, world_size=world, timeout=TIMEOUT)
     _current = DataParallel(rank, world, local_rank)
     return _current

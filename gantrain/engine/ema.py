@@ -21,7 +21,7 @@ runs on batch statistics at test time by default) the buffers are copied from G.
 from __future__ import annotations
 
 import copy
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -34,8 +34,7 @@ def recompute_batch_norm(net: nn.Module, batches: Iterable[tuple]) -> None:
     """Reset every tracked BatchNorm of ``net`` and average its batch statistics over
     ``net(*inputs)`` for each batch of inputs (momentum None: a cumulative average).
     The net's mode, momenta and the random state are as they were afterwards."""
-    norms = [m for m in net.modules()
-             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     if not norms:
         return
     momenta = [m.momentum for m in norms]

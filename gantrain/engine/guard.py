@@ -55,8 +55,11 @@ def nonfinite_nets(nets: dict[str, nn.Module]) -> list[str]:
 
 def explain(problems: list[str], step: int, checkpoint_step: int | None, mode: NonFinite) -> str:
     """One line: what went non-finite, where the last good state is, what to try."""
-    kept = (f"the last good checkpoint (step {checkpoint_step}) is kept" if checkpoint_step is not None
-            else "no checkpoint was written yet")
+    kept = (
+        f"the last good checkpoint (step {checkpoint_step}) is kept"
+        if checkpoint_step is not None
+        else "no checkpoint was written yet"
+    )
     fixes = "lower optim.g.lr / optim.d.lr, try loss=wgan_gp or loss=hinge, or add loss.r1_weight=10"
     if mode == "rollback":
         fixes += "; trainer.max_rollbacks was reached"
@@ -76,14 +79,21 @@ class RollBack(Exception):
 @dataclass(frozen=True)
 class Guard:
     """``trainer.on_nonfinite`` with its limits: ``max_rollbacks`` and ``lr_scale``."""
+
     mode: NonFinite
     max_rollbacks: int
     lr_scale: float
     parallel: SingleProcess
     logger: RunLogger
 
-    def check(self, values: dict[str, float], nets: dict[str, nn.Module], step: int, checkpoint_step: int | None,
-              rollbacks: int) -> None:
+    def check(
+        self,
+        values: dict[str, float],
+        nets: dict[str, nn.Module],
+        step: int,
+        checkpoint_step: int | None,
+        rollbacks: int,
+    ) -> None:
         """Raises ``RollBack``, or a UserError that explains, when a logged value or a weight is NaN/Inf."""
         problems = nonfinite_values(values) + nonfinite_nets(nets)
         # Every process decides alike (they would otherwise wait on each other forever).
@@ -96,11 +106,12 @@ class Guard:
             raise RollBack(problems)
         raise UserError(explain(problems, step, checkpoint_step, self.mode))
 
-    def lower_rates(self, optimizers: tuple[torch.optim.Optimizer, ...], schedulers: list, factor: float,
-                    times: int) -> float:
+    def lower_rates(
+        self, optimizers: tuple[torch.optim.Optimizer, ...], schedulers: list, factor: float, times: int
+    ) -> float:
         """After a rollback: the learning rates times ``lr_scale ** times``; returns that scale.
         ``factor`` is the schedule's at the step rolled back to."""
-        scale = self.lr_scale ** times
+        scale = self.lr_scale**times
         for optimizer, scheduler in zip(optimizers, schedulers):
             # LambdaLR sets lr = base_lr * factor at every step: scale the base too.
             scheduler.base_lrs = [base * scale for base in scheduler.base_lrs]
@@ -111,7 +122,18 @@ class Guard:
     def report(self, problems: list[str], failed_at: int, step: int, scale: float, count: int) -> None:
         """A rollback, in the run's logs and on the console."""
         self.logger.scalars({"nonfinite/rollbacks": count}, step)
-        self.logger.text("nonfinite", f"{', '.join(problems)} non-finite at step {failed_at}: rolled back "
-                         f"to step {step}, learning rates x{scale:g} (rollback {count})", step)
-        log.warning("%s non-finite at step %d: rolled back to step %d, learning rates x%g (rollback %d of %d)",
-                    ", ".join(problems), failed_at, step, scale, count, self.max_rollbacks)
+        self.logger.text(
+            "nonfinite",
+            f"{', '.join(problems)} non-finite at step {failed_at}: rolled back "
+            f"to step {step}, learning rates x{scale:g} (rollback {count})",
+            step,
+        )
+        log.warning(
+            "%s non-finite at step %d: rolled back to step %d, learning rates x%g (rollback %d of %d)",
+            ", ".join(problems),
+            failed_at,
+            step,
+            scale,
+            count,
+            self.max_rollbacks,
+        )

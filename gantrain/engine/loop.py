@@ -19,15 +19,21 @@ caught by the guard rolls back to the last checkpoint (``guard.py``), and a
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import torch
 from tqdm.auto import tqdm
 
-from gantrain.engine.checkpoint import (best_checkpoint, exported_generator, last_checkpoint, load_checkpoint,
-                                        save_checkpoint, write_json)
-from gantrain.engine.compile_fallback import CompileFailed, Compilation
+from gantrain.engine.checkpoint import (
+    best_checkpoint,
+    exported_generator,
+    last_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    write_json,
+)
+from gantrain.engine.compile_fallback import Compilation, CompileFailed
 from gantrain.engine.distributed import SingleProcess
 from gantrain.engine.ema import EMA
 from gantrain.engine.guard import Guard, RollBack
@@ -46,11 +52,23 @@ STOP_CHECK_EVERY = 8  # steps between the processes' agreements on a stop reques
 class Trainer(TrainerState):
     """One run: ``fit`` calls ``_train``, which calls ``_update`` once a step."""
 
-    def __init__(self, model, opt_g, opt_d, stream, logger: RunLogger, cfg: TrainerConfig,
-                 device: torch.device, meta: dict, fixed: dict[str, torch.Tensor],
-                 validation: Callable[[], Iterable[dict[str, torch.Tensor]]] | None = None,
-                 evaluator: Evaluator | None = None, speed: Speed | None = None,
-                 parallel: SingleProcess | None = None, eval_every: int | None = None) -> None:
+    def __init__(
+        self,
+        model,
+        opt_g,
+        opt_d,
+        stream,
+        logger: RunLogger,
+        cfg: TrainerConfig,
+        device: torch.device,
+        meta: dict,
+        fixed: dict[str, torch.Tensor],
+        validation: Callable[[], Iterable[dict[str, torch.Tensor]]] | None = None,
+        evaluator: Evaluator | None = None,
+        speed: Speed | None = None,
+        parallel: SingleProcess | None = None,
+        eval_every: int | None = None,
+    ) -> None:
         """``fixed``: what every sample grid is drawn from (the model's fixed noise, or
         a fixed validation batch); ``validation``: batches for ``model.validate``;
         ``evaluator``: sample-quality metrics every ``eval_every`` steps (default
@@ -81,8 +99,14 @@ class Trainer(TrainerState):
     # -- the loop ------------------------------------------------------------
     def fit(self) -> str:
         cfg = self.cfg
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress or not self.parallel.is_main,
-                   unit="step", dynamic_ncols=True, desc="train")
+        bar = tqdm(
+            total=cfg.steps,
+            initial=self.step,
+            disable=not cfg.progress or not self.parallel.is_main,
+            unit="step",
+            dynamic_ncols=True,
+            desc="train",
+        )
         with StopRequest() as stop:
             while True:
                 try:
@@ -118,8 +142,8 @@ class Trainer(TrainerState):
         # parallel.any is the flag itself; with several it is a network round trip, paid
         # every STOP_CHECK_EVERY steps only (small GANs on GPUs are bound by the host's time).
         while self.step < cfg.steps and not (
-                (self.parallel.world == 1 or self.step % STOP_CHECK_EVERY == 0)
-                and self.parallel.any(stop.requested)):
+            (self.parallel.world == 1 or self.step % STOP_CHECK_EVERY == 0) and self.parallel.any(stop.requested)
+        ):
             if self.compilation.unproven:  # compilation runs in this step, and may fail
                 batch, step_logs = self.compilation.first_step(lambda: self._update(batches), self.state_dict)
             else:
@@ -139,8 +163,14 @@ class Trainer(TrainerState):
                 values["lr/g"] = self.opt_g.param_groups[0]["lr"]
                 values["lr/d"] = self.opt_d.param_groups[0]["lr"]
                 self.logger.scalars(values, self.step)
-                bar.set_postfix({"d": f"{values['loss/d']:.3f}", "g": f"{values['loss/g']:.3f}",
-                                 "img/s": f"{values['perf/images_per_sec']:.0f}"}, refresh=False)
+                bar.set_postfix(
+                    {
+                        "d": f"{values['loss/d']:.3f}",
+                        "g": f"{values['loss/g']:.3f}",
+                        "img/s": f"{values['perf/images_per_sec']:.0f}",
+                    },
+                    refresh=False,
+                )
                 sums, logged_steps, last_log_time, last_log_images = {}, 0, now, self.images_seen
             if self.step % cfg.sample_every == 0 and self.parallel.is_main:
                 self.log_samples()
@@ -212,8 +242,9 @@ class Trainer(TrainerState):
         path = last_checkpoint(self.logger.run_dir)
         self.load_state_dict(self.parallel.from_rank0(lambda: load_checkpoint(path)))
         # The checkpoint's rates already carry the rollbacks made before it was written.
-        scale = self.guard.lower_rates((self.opt_g, self.opt_d), self.schedulers, self._lr_factor(self.step),
-                                       times=count - self.rollbacks)
+        scale = self.guard.lower_rates(
+            (self.opt_g, self.opt_d), self.schedulers, self._lr_factor(self.step), times=count - self.rollbacks
+        )
         self.rollbacks = count
         self.guard.report(problems, failed_at, self.step, scale, count)
 
@@ -235,9 +266,15 @@ class Trainer(TrainerState):
         if self.parallel.is_main:
             try:
                 save_checkpoint({**self.state_dict(), "rng_ranks": rng_ranks}, last_checkpoint(run_dir))
-                save_checkpoint({"generator": self.sampling_generator.state_dict(),
-                                 "ema": self.ema is not None, "step": self.step, **self.meta},
-                                exported_generator(run_dir))
+                save_checkpoint(
+                    {
+                        "generator": self.sampling_generator.state_dict(),
+                        "ema": self.ema is not None,
+                        "step": self.step,
+                        **self.meta,
+                    },
+                    exported_generator(run_dir),
+                )
             except UserError as exc:
                 failure = exc
         if self.parallel.any(failure is not None):

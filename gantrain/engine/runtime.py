@@ -3,8 +3,8 @@ RNG capture for checkpoints, and the environment a run records about itself."""
 
 from __future__ import annotations
 
-import platform
 import os
+import platform
 import random
 import subprocess
 import sys
@@ -26,15 +26,19 @@ def select_device(name: str, local_rank: int | None = None) -> torch.device:
     except RuntimeError:
         raise UserError(f"device={name!r} is not a device: use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and device.index is not None and local_rank is not None:
-        raise UserError(f"device={name} under torchrun would put every process on one GPU: use device=cuda "
-                        f"(or auto), and each process takes the GPU of its local rank (CUDA_VISIBLE_DEVICES "
-                        f"chooses which GPUs)")
+        raise UserError(
+            f"device={name} under torchrun would put every process on one GPU: use device=cuda "
+            f"(or auto), and each process takes the GPU of its local rank (CUDA_VISIBLE_DEVICES "
+            f"chooses which GPUs)"
+        )
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device={name} was asked for but no CUDA GPU is visible: use device=cpu or auto")
     if device.type == "cuda" and local_rank is not None and device.index is None:
         if local_rank >= torch.cuda.device_count():
-            raise UserError(f"process {local_rank} of this node has no GPU of its own ({torch.cuda.device_count()} "
-                            f"visible): start at most that many with torchrun --nproc-per-node")
+            raise UserError(
+                f"process {local_rank} of this node has no GPU of its own ({torch.cuda.device_count()} "
+                f"visible): start at most that many with torchrun --nproc-per-node"
+            )
         device = torch.device("cuda", local_rank)
     if device.type == "cuda":
         if device.index is None:  # set_device wants an index: "cuda" alone is a ValueError
@@ -64,9 +68,12 @@ def capture_rng() -> dict:
     numpy_state = np.random.get_state()
     return {
         "python": random.getstate(),
-        "numpy": {"keys": torch.from_numpy(numpy_state[1].astype(np.int64)),
-                  "pos": int(numpy_state[2]), "has_gauss": int(numpy_state[3]),
-                  "cached_gaussian": float(numpy_state[4])},
+        "numpy": {
+            "keys": torch.from_numpy(numpy_state[1].astype(np.int64)),
+            "pos": int(numpy_state[2]),
+            "has_gauss": int(numpy_state[3]),
+            "cached_gaussian": float(numpy_state[4]),
+        },
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
@@ -75,19 +82,25 @@ def capture_rng() -> dict:
 def restore_rng(state: dict) -> None:
     random.setstate(state["python"])
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"][:torch.cuda.device_count()])
+        torch.cuda.set_rng_state_all(state["cuda"][: torch.cuda.device_count()])
 
 
 def git_revision() -> str:
     """The revision of the repository gantrain runs from, when it runs from one."""
     here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=here,
-                             capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown (not a git checkout)"

@@ -8,15 +8,17 @@ begins, ``trainer.steps`` where it ends.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 
 def linear_decay(start: int | None, end: int) -> Callable[[int], float]:
     """The learning-rate factor at a step: constant, then linear decay to 0 at ``end``
     from ``start`` on. A plain function, which LambdaLR leaves out of its state dict (a
     resumed run may have a new ``end``)."""
+
     def factor(step: int) -> float:
         if start is None or step < start:
             return 1.0
         return max(0.0, (end - step) / max(end - start, 1))
+
     return factor

@@ -59,7 +59,7 @@ class SpeedConfig:
     cudnn_benchmark: Switch = "auto"
     tf32: Switch = "auto"
 
-    def resolve(self, device: torch.device) -> "Speed":
+    def resolve(self, device: torch.device) -> Speed:
         """The switches for this device: ``auto`` is on for CUDA, off elsewhere (and
         bf16 autocast only on GPUs that have bf16)."""
         cuda = device.type == "cuda"
@@ -82,6 +82,7 @@ class SpeedConfig:
 @dataclass(frozen=True)
 class Speed:
     """The resolved switches, and what they do to nets, batches and optimizers."""
+
     amp: bool = False
     channels_last: bool = False
     compile: bool = False
@@ -117,8 +118,10 @@ class Speed:
     def prepare_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if not self.channels_last:
             return batch
-        return {key: value.contiguous(memory_format=torch.channels_last) if value.dim() == 4 else value
-                for key, value in batch.items()}
+        return {
+            key: value.contiguous(memory_format=torch.channels_last) if value.dim() == 4 else value
+            for key, value in batch.items()
+        }
 
     def optimizer_options(self, optimizer_class: type, given: dict) -> dict:
         """``fused=True`` for optimizers that have a fused kernel, unless the config chose."""
@@ -137,8 +140,9 @@ def compile_nets(nets: list[nn.Module], twice_differentiated: list[nn.Module]) -
     eager = [net for net in nets if any(net is other for other in twice_differentiated)]
     compiled = [net for net in nets if not any(net is other for other in eager)]
     if eager:
-        log.info("speed.compile: D stays eager (its gradient penalty differentiates it twice, which "
-                 "compiled graphs cannot)")
+        log.info(
+            "speed.compile: D stays eager (its gradient penalty differentiates it twice, which compiled graphs cannot)"
+        )
     for net in compiled:
         net.compile(backend=COMPILE_BACKEND)
     return compiled

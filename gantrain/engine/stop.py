@@ -19,7 +19,7 @@ class StopRequest:
             raise KeyboardInterrupt  # second Ctrl-C: the user really wants out
         self.requested = True
 
-    def __enter__(self) -> "StopRequest":
+    def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)

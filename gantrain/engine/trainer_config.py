@@ -16,6 +16,7 @@ class Evaluator(Protocol):
     """Sample-quality metrics of a generator: ``evaluator(G)`` returns a report with
     ``metrics`` and ``floor`` dicts; ``every`` (steps) and ``best`` (the metric that
     picks checkpoints/best.pt) say when and what."""
+
     every: int
     best: str
 
@@ -46,5 +47,11 @@ class TrainerConfig:
             at_least("lr_decay_start", self.lr_decay_start, 0)
         within("ema_decay", self.ema_decay, 0, 1, "0 turns the EMA off, 0.999 is usual")
         at_least("max_rollbacks", self.max_rollbacks, 0)
-        within("rollback_lr_scale", self.rollback_lr_scale, 0, 1, "0.5 halves the learning rates at each rollback",
-               closed=(False, True))
+        within(
+            "rollback_lr_scale",
+            self.rollback_lr_scale,
+            0,
+            1,
+            "0.5 halves the learning rates at each rollback",
+            closed=(False, True),
+        )

@@ -23,6 +23,7 @@ from gantrain.errors import UserError
 
 class TrainerState:
     """The checkpointed part of ``loop.Trainer``, which sets these attributes."""
+
     model: Any  # a GAN model (models/): G, D, their losses and the sample grid
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
@@ -66,8 +67,10 @@ class TrainerState:
                 self.ema = EMA(self.model.G, self.cfg.ema_decay, self.model.calibration_inputs)
         except (RuntimeError, ValueError, KeyError) as exc:
             first = str(exc).strip().splitlines()[0]
-            raise UserError(f"the checkpoint does not fit the configured model ({first}): resume "
-                            f"with the run's own model/data settings") from None
+            raise UserError(
+                f"the checkpoint does not fit the configured model ({first}): resume "
+                f"with the run's own model/data settings"
+            ) from None
         self.stream.load_state_dict(state["stream"])
         self.step, self.images_seen = int(state["step"]), int(state["images_seen"])
         self.fixed = state["fixed"]

@@ -83,8 +83,9 @@ class AdversarialLoss:
         """What to log as D(x): the raw score, unless the loss says otherwise."""
         return logits
 
-    def penalty(self, D, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None,
-                real_logits: torch.Tensor) -> tuple[torch.Tensor | float, dict[str, torch.Tensor]]:
+    def penalty(
+        self, D, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None, real_logits: torch.Tensor
+    ) -> tuple[torch.Tensor | float, dict[str, torch.Tensor]]:
         """The weighted sum of the enabled penalties, and their unweighted values to log."""
         total: torch.Tensor | float = 0.0
         logs: dict[str, torch.Tensor] = {}

@@ -25,14 +25,19 @@ class WassersteinLoss(AdversarialLoss):
     def __init__(self, clip: float | None = None, gp_weight: float = 0.0, r1_weight: float = 0.0) -> None:
         super().__init__(gp_weight, r1_weight)
         if clip is not None and clip <= 0:
-            raise OptionError("clip", f"clip={clip} must be positive (the original WGAN uses 0.01), "
-                              f"or null for no weight clipping")
+            raise OptionError(
+                "clip", f"clip={clip} must be positive (the original WGAN uses 0.01), or null for no weight clipping"
+            )
         if clip is None and not (gp_weight or r1_weight):
             # The presets are named as the command line knows them: the one hint here the
             # config layer could not add by putting key paths in place of "clip".
-            raise OptionError("clip", "the Wasserstein loss needs a Lipschitz constraint on the critic: set "
-                              "clip (weight clipping, e.g. 0.01) or gp_weight (e.g. 10), or use loss=wgan or "
-                              "loss=wgan_gp", also=("gp_weight",))
+            raise OptionError(
+                "clip",
+                "the Wasserstein loss needs a Lipschitz constraint on the critic: set "
+                "clip (weight clipping, e.g. 0.01) or gp_weight (e.g. 10), or use loss=wgan or "
+                "loss=wgan_gp",
+                also=("gp_weight",),
+            )
         self.clip = clip
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:

@@ -19,14 +19,14 @@ held out of its training (``judge.judge_split``), not on images it learnt. The r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
+from gantrain.checks import at_least
 from gantrain.data.spec import to_unit_range
 from gantrain.errors import OptionError
-from gantrain.checks import at_least
 
 FAMILIES = ("classifier", "inception")
 # Metrics where a smaller value is better; the others (scores, accuracy) are maximised.
@@ -49,8 +49,9 @@ class EvalConfig:
         at_least("batch_size", self.batch_size, 1)
         unknown = [m for m in self.metrics if m not in (*FAMILIES, "auto")]
         if unknown:
-            raise OptionError("metrics", f"metrics: {', '.join(unknown)} unknown: use a list of classifier, "
-                            f"inception, or [auto]")
+            raise OptionError(
+                "metrics", f"metrics: {', '.join(unknown)} unknown: use a list of classifier, inception, or [auto]"
+            )
 
 
 def families(cfg: EvalConfig, spec) -> list[str]:
@@ -60,8 +61,11 @@ def families(cfg: EvalConfig, spec) -> list[str]:
     if "auto" in cfg.metrics:
         chosen.append("classifier" if mnist_like else "inception")
     if "classifier" in chosen and not mnist_like:
-        raise OptionError("metrics", f"metrics=[classifier] needs MNIST-family data (28x28 grey, 10 classes), not "
-                          f"{spec.name}: use metrics=[inception]")
+        raise OptionError(
+            "metrics",
+            f"metrics=[classifier] needs MNIST-family data (28x28 grey, 10 classes), not "
+            f"{spec.name}: use metrics=[inception]",
+        )
     return list(dict.fromkeys(chosen))
 
 
@@ -82,9 +86,12 @@ def real_images(source, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor |
 def check_num_samples(num_samples: int, spec) -> None:
     """An evaluation draws 2N distinct real images: N for the score, N for the floor."""
     if 2 * num_samples > spec.size:
-        raise OptionError("num_samples", f"num_samples={num_samples} needs {2 * num_samples} real images (N for "
-                          f"the score, N for the real-vs-real floor); {spec.name} has {spec.size}: lower "
-                          f"num_samples")
+        raise OptionError(
+            "num_samples",
+            f"num_samples={num_samples} needs {2 * num_samples} real images (N for "
+            f"the score, N for the real-vs-real floor); {spec.name} has {spec.size}: lower "
+            f"num_samples",
+        )
 
 
 def images_at(source, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -94,13 +101,22 @@ def images_at(source, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor |
 
 
 @torch.no_grad()
-def generate(sample: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], z_dim: int, num_classes: int,
-             n: int, seed: int, batch_size: int, device) -> tuple[torch.Tensor, torch.Tensor | None]:
+def generate(
+    sample: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
+    z_dim: int,
+    num_classes: int,
+    n: int,
+    seed: int,
+    batch_size: int,
+    device,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``n`` samples from ``sample(z, y)`` on the CPU; classes balanced when conditional."""
     z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
     y = torch.arange(n) % num_classes if num_classes else None
-    chunks = [sample(z[k:k + batch_size].to(device), None if y is None else y[k:k + batch_size].to(device)).cpu()
-              for k in range(0, n, batch_size)]
+    chunks = [
+        sample(z[k : k + batch_size].to(device), None if y is None else y[k : k + batch_size].to(device)).cpu()
+        for k in range(0, n, batch_size)
+    ]
     return torch.cat(chunks).clamp(-1, 1), y
 
 
@@ -112,40 +128,63 @@ def evaluate(sample, z_dim: int, num_classes: int, source, cfg: EvalConfig, devi
     # 2n real images: n to compare with the samples, n more for the real-vs-real floor.
     real, _ = real_images(source, 2 * n, seed)
     fake, fake_labels = generate(sample, z_dim, num_classes, n, seed + 1, cfg.batch_size, device)
-    report = {"metrics": {}, "floor": {}, "protocol": {"num_samples": n, "real": f"{source.spec.name}, "
-                                                       f"random subset (seed {seed})", "families": chosen}}
+    report = {
+        "metrics": {},
+        "floor": {},
+        "protocol": {"num_samples": n, "real": f"{source.spec.name}, random subset (seed {seed})", "families": chosen},
+    }
     if "classifier" in chosen:
-        from gantrain.metrics.judge import (HELD_OUT_SHARE, held_out_accuracy, judge_metrics, judge_split,
-                                            load_or_train_judge, real_floor)
+        from gantrain.metrics.judge import (
+            HELD_OUT_SHARE,
+            held_out_accuracy,
+            judge_metrics,
+            judge_split,
+            load_or_train_judge,
+            real_floor,
+        )
 
         judge_seed = 0  # fixed, not the evaluation's seed: one cached judge serves every evaluation
-        judge = load_or_train_judge(source.images, source.labels, 10, source.spec.name, cfg.cache_dir,
-                                    seed=judge_seed)
+        judge = load_or_train_judge(source.images, source.labels, 10, source.spec.name, cfg.cache_dir, seed=judge_seed)
         report["metrics"].update(judge_metrics(judge, real[:n], fake, fake_labels))
         report["floor"].update(real_floor(judge, real[:n], real[n:]))
         trained_on, held_out = (len(index) for index in judge_split(len(source.images), judge_seed))
         report["protocol"]["classifier"] = {
             "judge": "gantrain SmallCNN (metrics/judge.py) trained on the dataset's training images less a "
-                     "held-out part, cached",
-            "judge_train_images": trained_on, "judge_held_out_images": held_out,
+            "held-out part, cached",
+            "judge_train_images": trained_on,
+            "judge_held_out_images": held_out,
             "held_out_split": f"1 image in {HELD_OUT_SHARE}, torch.randperm seeded with {judge_seed}",
-            "floor": "classifier_fid, classifier_score: two disjoint sets of N real images"}
+            "floor": "classifier_fid, classifier_score: two disjoint sets of N real images",
+        }
         if fake_labels is not None:
             # The ceiling of a conditional run's class accuracy: the judge on real images it never trained on.
             report["floor"]["class_accuracy"], _ = held_out_accuracy(judge, source.images, source.labels, judge_seed)
             report["protocol"]["classifier"]["class_accuracy_floor"] = (
-                f"the judge's accuracy on its {held_out} held-out real images")
+                f"the judge's accuracy on its {held_out} held-out real images"
+            )
     if "inception" in chosen:
         from gantrain.metrics.inception import inception_metrics
 
         def batches(images):
-            return (images[k:k + cfg.batch_size] for k in range(0, len(images), cfg.batch_size))
-        scores = inception_metrics(batches(real[:n]), batches(fake), weights_path=cfg.inception_weights,
-                                   device=device, option="inception_weights")
+            return (images[k : k + cfg.batch_size] for k in range(0, len(images), cfg.batch_size))
+
+        scores = inception_metrics(
+            batches(real[:n]),
+            batches(fake),
+            weights_path=cfg.inception_weights,
+            device=device,
+            option="inception_weights",
+        )
         report["protocol"]["inception"] = scores.pop("protocol")
         report["metrics"].update(scores)
-        floor = inception_metrics(batches(real[:n]), batches(real[n:]), metrics=("fid", "kid"),
-                                  weights_path=cfg.inception_weights, device=device, option="inception_weights")
+        floor = inception_metrics(
+            batches(real[:n]),
+            batches(real[n:]),
+            metrics=("fid", "kid"),
+            weights_path=cfg.inception_weights,
+            device=device,
+            option="inception_weights",
+        )
         floor.pop("protocol")
         report["floor"].update(floor)
     return report
@@ -157,8 +196,10 @@ def protocol_lines(protocol: dict) -> list[str]:
     lines = [f"N = {protocol.get('num_samples')}" + (f"; real images: {where}" if where else "")]
     judge = protocol.get("classifier")
     if isinstance(judge, dict):
-        line = (f"classifier judge: trained on {judge['judge_train_images']} real images, "
-                f"{judge['judge_held_out_images']} held out ({judge['held_out_split']}); floor of {judge['floor']}")
+        line = (
+            f"classifier judge: trained on {judge['judge_train_images']} real images, "
+            f"{judge['judge_held_out_images']} held out ({judge['held_out_split']}); floor of {judge['floor']}"
+        )
         if "class_accuracy_floor" in judge:
             line += f"; of class_accuracy: {judge['class_accuracy_floor']}"
         lines.append(line)
@@ -199,8 +240,10 @@ class GeneratorEvaluator:
         was_training = generator.training
         generator.eval()
         try:
+
             def sample(z, y):
                 return generator(z, y) if self.num_classes else generator(z)
+
             return evaluate(sample, self.z_dim, self.num_classes, self.source, self.cfg, self.device, self.seed)
         finally:
             generator.train(was_training)
@@ -215,9 +258,15 @@ Translate = Callable[..., torch.Tensor]  # images, batch_size, device -> transla
 
 
 def _translation_report(n: int, generator: str) -> dict:
-    return {"metrics": {}, "floor": {}, "protocol": {
-        "num_samples": n, "images": "the first N held-out pairs (val/, else test/) resized, no augmentation",
-        "generator": generator}}
+    return {
+        "metrics": {},
+        "floor": {},
+        "protocol": {
+            "num_samples": n,
+            "images": "the first N held-out pairs (val/, else test/) resized, no augmentation",
+            "generator": generator,
+        },
+    }
 
 
 def evaluate_paired(translate: Translate, source, cfg: EvalConfig, device, generator: str) -> dict:
@@ -235,8 +284,9 @@ def evaluate_paired(translate: Translate, source, cfg: EvalConfig, device, gener
     return _add_fid(report, {"fid": (fake_B, B)}, cfg, device)
 
 
-def evaluate_unpaired(translate_AB: Translate, translate_BA: Translate, source, cfg: EvalConfig, device,
-                      generator: str) -> dict:
+def evaluate_unpaired(
+    translate_AB: Translate, translate_BA: Translate, source, cfg: EvalConfig, device, generator: str
+) -> dict:
     """CycleGAN: the cycle L1 of both domains on the test images (halved: images span
     [-1, 1]), and FID of each translation against its target domain when Inception
     weights are at hand."""
@@ -256,8 +306,14 @@ def _add_fid(report: dict, targets: dict[str, tuple[torch.Tensor, torch.Tensor]]
 
     if cfg.inception_weights or cached_weights_path().is_file() or "inception" in cfg.metrics:
         for name, (fake, real) in targets.items():
-            scores = inception_metrics([real], [fake], metrics=("fid",), weights_path=cfg.inception_weights,
-                                       device=device, option="inception_weights")
+            scores = inception_metrics(
+                [real],
+                [fake],
+                metrics=("fid",),
+                weights_path=cfg.inception_weights,
+                device=device,
+                option="inception_weights",
+            )
             report["protocol"]["inception"] = scores.pop("protocol")
             report["metrics"][name] = scores["fid"]
     else:

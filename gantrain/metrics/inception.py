@@ -112,20 +112,26 @@ def load_inception(weights_path: str | os.PathLike | None = None, option: str = 
     from torchmetrics.image.fid import NoTrainInceptionV3
 
     def build(path: str | None) -> nn.Module:
-        return NoTrainInceptionV3(name="inception-v3-compat", features_list=list(_FEATURES),
-                                  feature_extractor_weights_path=path)
+        return NoTrainInceptionV3(
+            name="inception-v3-compat", features_list=list(_FEATURES), feature_extractor_weights_path=path
+        )
 
     name, url = weights_filename(), weights_url()
     if weights_path is not None:
         path = Path(weights_path).expanduser()
         if not path.is_file():
-            raise OptionError(option, f"{option}={weights_path}: no such file; point it at a copy of "
-                              f"torch-fidelity's InceptionV3 weights {name} (from {url})")
+            raise OptionError(
+                option,
+                f"{option}={weights_path}: no such file; point it at a copy of "
+                f"torch-fidelity's InceptionV3 weights {name} (from {url})",
+            )
         try:
             return build(str(path))
         except Exception as error:  # unreadable, not a checkpoint, or the wrong network's weights
-            message = (f"{option}={weights_path} could not be loaded as torch-fidelity's "
-                       f"InceptionV3 weights ({_reason(error)}); point it at a copy of {name} (from {url})")
+            message = (
+                f"{option}={weights_path} could not be loaded as torch-fidelity's "
+                f"InceptionV3 weights ({_reason(error)}); point it at a copy of {name} (from {url})"
+            )
             raise OptionError(option, message) from error
 
     cached = cached_weights_path()
@@ -134,13 +140,19 @@ def load_inception(weights_path: str | os.PathLike | None = None, option: str = 
         return build(None)
     except Exception as error:
         if was_cached:
-            raise OptionError(option, f"the cached Inception weights {cached} could not be loaded "
-                              f"({_reason(error)}); delete that file to download it again, or set "
-                              f"{option}=/path/to/{name}") from error
+            raise OptionError(
+                option,
+                f"the cached Inception weights {cached} could not be loaded "
+                f"({_reason(error)}); delete that file to download it again, or set "
+                f"{option}=/path/to/{name}",
+            ) from error
         if isinstance(error, (OSError, http.client.HTTPException)):  # URLError, HTTPError, timeouts, SSL
-            raise OptionError(option, f"could not download the Inception weights {name} from {url} "
-                              f"({_reason(error)}); fetch that file on a machine with internet, copy it here "
-                              f"and set {option}=/path/to/{name} (or put it at {cached})") from error
+            raise OptionError(
+                option,
+                f"could not download the Inception weights {name} from {url} "
+                f"({_reason(error)}); fetch that file on a machine with internet, copy it here "
+                f"and set {option}=/path/to/{name} (or put it at {cached})",
+            ) from error
         raise
 
 
@@ -160,8 +172,10 @@ def choose_kid_subset_size(n_real: int, n_fake: int, largest: int = KID_MAX_SUBS
     docstring for why); a ``UserError`` when that is under 2, the least an unbiased MMD needs."""
     size = min(largest, min(n_real, n_fake) // 2)
     if size < 2:
-        raise UserError(f"KID needs at least 4 real and 4 generated images (subsets of N // 2 >= 2), got "
-                        f"{n_real} real and {n_fake} generated; evaluate on more images")
+        raise UserError(
+            f"KID needs at least 4 real and 4 generated images (subsets of N // 2 >= 2), got "
+            f"{n_real} real and {n_fake} generated; evaluate on more images"
+        )
     return size
 
 
@@ -175,16 +189,19 @@ def _to_uint8_rgb(images: torch.Tensor, which: str) -> torch.Tensor:
     """[-1, 1] floats, (N, 1|3, H, W) -> (N, 3, H, W) uint8, rounded (``to_uint8``)."""
     if not torch.is_tensor(images) or images.dim() != 4 or images.shape[1] not in (1, 3):
         shape = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
-        raise UserError(f"Inception metrics need {which} image batches shaped (N, 1 or 3, H, W), got {shape}; "
-                        f"use a grey or RGB dataset")
+        raise UserError(
+            f"Inception metrics need {which} image batches shaped (N, 1 or 3, H, W), got {shape}; "
+            f"use a grey or RGB dataset"
+        )
     if images.shape[1] == 1:
         images = images.expand(-1, 3, -1, -1)
     return to_uint8(images)
 
 
 @torch.no_grad()
-def _extract(extractor: nn.Module, batches: Iterable[torch.Tensor], which: str, device: torch.device,
-             logits: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _extract(
+    extractor: nn.Module, batches: Iterable[torch.Tensor], which: str, device: torch.device, logits: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Pool features (and logits) of every image in ``batches``, on the CPU."""
     forward = getattr(extractor, "_torch_fidelity_forward", None)  # torchmetrics' resize + forward
     if forward is None:  # older torchmetrics: torch-fidelity's own forward (TF1-compatible resize)
@@ -193,7 +210,7 @@ def _extract(extractor: nn.Module, batches: Iterable[torch.Tensor], which: str, 
     for batch in batches:
         images = _to_uint8_rgb(batch, which)
         for start in range(0, len(images), _CHUNK):
-            pool, logit = forward(images[start:start + _CHUNK].to(device))
+            pool, logit = forward(images[start : start + _CHUNK].to(device))
             pools.append(pool.float().cpu())
             if logits:
                 logit_parts.append(logit.float().cpu())
@@ -210,10 +227,17 @@ def _version(package: str) -> str:
         return "unknown"
 
 
-def inception_metrics(real: Iterable[torch.Tensor], fake: Iterable[torch.Tensor],
-                      metrics: Sequence[str] = METRICS, weights_path: str | None = None,
-                      device: str | torch.device = "cpu", kid_max_subset_size: int = KID_MAX_SUBSET,
-                      is_splits: int = 10, seed: int = 0, option: str = "weights_path") -> dict:
+def inception_metrics(
+    real: Iterable[torch.Tensor],
+    fake: Iterable[torch.Tensor],
+    metrics: Sequence[str] = METRICS,
+    weights_path: str | None = None,
+    device: str | torch.device = "cpu",
+    kid_max_subset_size: int = KID_MAX_SUBSET,
+    is_splits: int = 10,
+    seed: int = 0,
+    option: str = "weights_path",
+) -> dict:
     """FID, KID and/or IS between ``real`` and ``fake`` image batches.
 
     ``real`` and ``fake`` yield float batches in [-1, 1], (N, C, H, W) with C = 1 (repeated to
@@ -239,8 +263,10 @@ def inception_metrics(real: Iterable[torch.Tensor], fake: Iterable[torch.Tensor]
     n_real = len(real_pool) if real_pool is not None else 0
     n_fake = len(fake_pool)
     if n_fake < 2 or (need_real and n_real < 2):
-        raise UserError(f"Inception metrics need at least 2 real and 2 generated images, got {n_real} real and "
-                        f"{n_fake} generated; evaluate on more images")
+        raise UserError(
+            f"Inception metrics need at least 2 real and 2 generated images, got {n_real} real and "
+            f"{n_fake} generated; evaluate on more images"
+        )
     kid_subset = choose_kid_subset_size(n_real, n_fake, kid_max_subset_size) if "kid" in wanted else 0
 
     from torchmetrics.image.fid import FrechetInceptionDistance
@@ -252,14 +278,17 @@ def inception_metrics(real: Iterable[torch.Tensor], fake: Iterable[torch.Tensor]
         "n_real": n_real,
         "n_fake": n_fake,
         "feature_extractor": "torch-fidelity's InceptionV3 port of the TensorFlow FID Inception (2015-12-05): "
-                             "2048-d pool features for FID/KID, 1008 unbiased logits for IS",
+        "2048-d pool features for FID/KID, 1008 unbiased logits for IS",
         "weights": str(weights_path) if weights_path is not None else "torch-fidelity default",
         "input": "[-1, 1] -> [0, 1] (clamped) -> uint8 by rounding, floor(x * 255 + 0.5) as torchvision "
-                 "save_image (not torchmetrics' truncating (x * 255).byte())",
+        "save_image (not torchmetrics' truncating (x * 255).byte())",
         "grey_to_rgb": "1-channel images repeated to 3 channels",
         "resize": "to 299x299 inside the feature extractor, bilinear"
-                  + (" with antialiasing (torchmetrics default)" if getattr(extractor, "use_antialias", False)
-                     else " (TensorFlow 1.x compatible, torch-fidelity)"),
+        + (
+            " with antialiasing (torchmetrics default)"
+            if getattr(extractor, "use_antialias", False)
+            else " (TensorFlow 1.x compatible, torch-fidelity)"
+        ),
         "seed": seed,
         "torchmetrics": _version("torchmetrics"),
         "torch_fidelity": _version("torch-fidelity"),
@@ -274,25 +303,28 @@ def inception_metrics(real: Iterable[torch.Tensor], fake: Iterable[torch.Tensor]
             fid.update(fake_pool.to(device), real=False)
             result["fid"] = float(fid.compute())
         if "kid" in wanted:
-            kid = KernelInceptionDistance(feature=_Precomputed(2048), subsets=KID_SUBSETS, subset_size=kid_subset,
-                                          normalize=False).to(device)
+            kid = KernelInceptionDistance(
+                feature=_Precomputed(2048), subsets=KID_SUBSETS, subset_size=kid_subset, normalize=False
+            ).to(device)
             kid.update(real_pool.to(device), real=True)
             kid.update(fake_pool.to(device), real=False)
             mean, std = kid.compute()
             result["kid_mean"], result["kid_std"] = float(mean), float(std)
-            protocol.update(kid_subset_size=kid_subset, kid_subsets=KID_SUBSETS,
-                            kid_subset_rule=f"min({kid_max_subset_size}, N // 2) images per subset, N = "
-                                            f"min(n_real, n_fake), drawn without replacement; std over "
-                                            f"the {KID_SUBSETS} subsets (population)",
-                            kid_kernel="polynomial (x.y / 2048 + 1)^3")
+            protocol.update(
+                kid_subset_size=kid_subset,
+                kid_subsets=KID_SUBSETS,
+                kid_subset_rule=f"min({kid_max_subset_size}, N // 2) images per subset, N = "
+                f"min(n_real, n_fake), drawn without replacement; std over "
+                f"the {KID_SUBSETS} subsets (population)",
+                kid_kernel="polynomial (x.y / 2048 + 1)^3",
+            )
         if "is" in wanted:
             inception_score = InceptionScore(feature=_Precomputed(1008), splits=is_splits, normalize=False).to(device)
             inception_score.update(fake_logits.to(device))
             mean, std = inception_score.compute()
             result["is_mean"], result["is_std"] = float(mean), float(std)
             per_split = -(-n_fake // is_splits)  # torch.chunk: ceil(N / splits) images a split
-            protocol.update(is_splits=is_splits, is_splits_used=-(-n_fake // per_split),
-                            is_images_per_split=per_split)
+            protocol.update(is_splits=is_splits, is_splits_used=-(-n_fake // per_split), is_images_per_split=per_split)
     result["protocol"] = protocol
     return result
 

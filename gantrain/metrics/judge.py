@@ -65,8 +65,9 @@ def judge_split(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     it depends only on n and the seed (not on the evaluation's N or seed): one cached judge
     serves every evaluation of a dataset."""
     if n < 2:
-        raise UserError(f"the classifier judge needs at least 2 labelled images (one to train on, one held out), "
-                        f"got {n}")
+        raise UserError(
+            f"the classifier judge needs at least 2 labelled images (one to train on, one held out), got {n}"
+        )
     held = max(1, n // HELD_OUT_SHARE)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return order[held:].sort().values, order[:held].sort().values
@@ -74,18 +75,20 @@ def judge_split(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 # --- the judge and its cache -------------------------------------------------------
 
-def judge_cache_key(images_uint8: torch.Tensor, labels: torch.Tensor, num_classes: int, epochs: int,
-                    seed: int) -> str:
+
+def judge_cache_key(images_uint8: torch.Tensor, labels: torch.Tensor, num_classes: int, epochs: int, seed: int) -> str:
     """16 hex digits of a SHA-256 over the recipe (RECIPE_VERSION, epochs, seed, which
     also draws the held-out split, num_classes, the held-out share) and the data given,
     held-out part included (shape, dtype, every label and every image byte; hashing all
     of MNIST's 47 MB takes well under a second). The images the judge trains on are a
     function of these, so the key names them exactly."""
     digest = hashlib.sha256()
-    digest.update(f"recipe={RECIPE_VERSION};epochs={epochs};seed={seed};classes={num_classes};"
-                  f"held_out=1/{HELD_OUT_SHARE};"
-                  f"shape={tuple(images_uint8.shape)};dtype={images_uint8.dtype};"
-                  f"labels={len(labels)};".encode())
+    digest.update(
+        f"recipe={RECIPE_VERSION};epochs={epochs};seed={seed};classes={num_classes};"
+        f"held_out=1/{HELD_OUT_SHARE};"
+        f"shape={tuple(images_uint8.shape)};dtype={images_uint8.dtype};"
+        f"labels={len(labels)};".encode()
+    )
     digest.update(memoryview(labels.detach().cpu().to(torch.int64).contiguous().numpy()))
     digest.update(memoryview(np.ascontiguousarray(images_uint8.detach().cpu().numpy())).cast("B"))
     return digest.hexdigest()[:16]
@@ -96,9 +99,16 @@ def judge_path(cache_dir: str | Path, dataset_name: str, key: str) -> Path:
     return Path(cache_dir) / f"judge_{safe}_{key}.pt"
 
 
-def load_or_train_judge(images_uint8: torch.Tensor, labels: torch.Tensor, num_classes: int, dataset_name: str,
-                        cache_dir: str | Path, epochs: int = 15, seed: int = 0,
-                        device: torch.device | str | None = None) -> SmallCNN:
+def load_or_train_judge(
+    images_uint8: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    dataset_name: str,
+    cache_dir: str | Path,
+    epochs: int = 15,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+) -> SmallCNN:
     """The judge for these training images: loaded from ``<cache_dir>/judge_<dataset_name>_<key>.pt``
     when there, else trained (``fit_classifier``) on the images ``judge_split(len(images),
     seed)`` does not hold out, and cached. A cache file that cannot be read or does not
@@ -110,21 +120,33 @@ def load_or_train_judge(images_uint8: torch.Tensor, labels: torch.Tensor, num_cl
     judge differs from a CPU-trained one only in rounding, and the cache keeps whichever was
     trained first."""
     if images_uint8.dtype != torch.uint8 or images_uint8.dim() != 4:
-        raise ValueError(f"the judge wants uint8 images (N, C, H, W), not {images_uint8.dtype} "
-                         f"{tuple(images_uint8.shape)}")
+        raise ValueError(
+            f"the judge wants uint8 images (N, C, H, W), not {images_uint8.dtype} {tuple(images_uint8.shape)}"
+        )
     if len(labels) != len(images_uint8):
         raise ValueError(f"{len(images_uint8)} images but {len(labels)} labels")
     if len(images_uint8) == 0 or labels.min() < 0 or labels.max() >= num_classes:
-        raise UserError(f"the classifier judge of {dataset_name} needs labelled images with classes "
-                        f"0..{num_classes - 1}")
+        raise UserError(
+            f"the classifier judge of {dataset_name} needs labelled images with classes 0..{num_classes - 1}"
+        )
     channels, image_size = int(images_uint8.shape[1]), int(images_uint8.shape[2])
     train_index, held_out_index = judge_split(len(images_uint8), seed)
     key = judge_cache_key(images_uint8, labels, num_classes, epochs, seed)
     path = judge_path(cache_dir, dataset_name, key)
     # num_images: the images given; the judge trained on num_train of them, num_held_out held out.
-    meta = {"recipe_version": RECIPE_VERSION, "key": key, "dataset": dataset_name, "num_images": len(images_uint8),
-            "num_train": len(train_index), "num_held_out": len(held_out_index), "num_classes": num_classes,
-            "channels": channels, "image_size": image_size, "epochs": epochs, "seed": seed}
+    meta = {
+        "recipe_version": RECIPE_VERSION,
+        "key": key,
+        "dataset": dataset_name,
+        "num_images": len(images_uint8),
+        "num_train": len(train_index),
+        "num_held_out": len(held_out_index),
+        "num_classes": num_classes,
+        "channels": channels,
+        "image_size": image_size,
+        "epochs": epochs,
+        "seed": seed,
+    }
 
     if path.exists():
         try:
@@ -132,14 +154,26 @@ def load_or_train_judge(images_uint8: torch.Tensor, labels: torch.Tensor, num_cl
             log.info("classifier judge: loaded %s", path)
             return model
         except Exception as exc:  # truncated, not a torch file, wrong shapes, another key...
-            log.warning("classifier judge: cache file %s unusable (%s: %s); retraining it",
-                        path, type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+            log.warning(
+                "classifier judge: cache file %s unusable (%s: %s); retraining it",
+                path,
+                type(exc).__name__,
+                str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+            )
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
-    log.info("classifier judge: training on %d images of %s, %d held out (%d epochs, seed %d, %s) -> %s",
-             len(train_index), dataset_name, len(held_out_index), epochs, seed, device.type, path)
+    log.info(
+        "classifier judge: training on %d images of %s, %d held out (%d epochs, seed %d, %s) -> %s",
+        len(train_index),
+        dataset_name,
+        len(held_out_index),
+        epochs,
+        seed,
+        device.type,
+        path,
+    )
     held_out = to_unit_range(images_uint8[held_out_index].detach()), labels[held_out_index].detach().cpu()
     images = to_unit_range(images_uint8[train_index].detach().to(device))
     labels = labels[train_index].detach().to(device, torch.int64)
@@ -152,8 +186,13 @@ def load_or_train_judge(images_uint8: torch.Tensor, labels: torch.Tensor, num_cl
     meta["train_accuracy"] = classifier.accuracy(model, images[subset.to(device)].cpu(), labels[subset.to(device)])
     meta["held_out_accuracy"] = classifier.accuracy(model, *held_out)
     meta["trained_on"] = device.type
-    log.info("classifier judge: %.1f%% accuracy on %d of its training images, %.1f%% on its %d held-out images",
-             100 * meta["train_accuracy"], len(subset), 100 * meta["held_out_accuracy"], len(held_out_index))
+    log.info(
+        "classifier judge: %.1f%% accuracy on %d of its training images, %.1f%% on its %d held-out images",
+        100 * meta["train_accuracy"],
+        len(subset),
+        100 * meta["held_out_accuracy"],
+        len(held_out_index),
+    )
     _save_atomic(path, {"state_dict": model.state_dict(), "meta": meta})
     return model
 
@@ -175,6 +214,7 @@ def _save_atomic(path: Path, payload: dict) -> None:
 
 
 # --- the metrics -------------------------------------------------------------------
+
 
 class _Precomputed(nn.Module):
     """A pass-through "feature extractor" for torchmetrics' FID: the judge's features
@@ -212,8 +252,9 @@ def classifier_score(probabilities: torch.Tensor, splits: int = 1) -> tuple[floa
     N samples are cut, in order, into ``splits`` equal parts; returns the mean and the
     (population) standard deviation of the per-split scores, as the original code does."""
     if probabilities.dim() != 2 or not 1 <= splits <= len(probabilities):
-        raise ValueError(f"want (N, K) probabilities and 1 <= splits <= N, got {tuple(probabilities.shape)}, "
-                         f"splits={splits}")
+        raise ValueError(
+            f"want (N, K) probabilities and 1 <= splits <= N, got {tuple(probabilities.shape)}, splits={splits}"
+        )
     p = probabilities.detach().cpu().double().clamp_min(1e-12)
     scores = []
     for part in torch.tensor_split(p, splits):
@@ -233,21 +274,24 @@ def judge_outputs(judge: SmallCNN, images: torch.Tensor, batch_size: int = 500) 
     device = next(judge.parameters()).device
     features, probabilities = [], []
     for k in range(0, len(images), batch_size):
-        f = judge.features(images[k:k + batch_size].to(device, torch.float32))
+        f = judge.features(images[k : k + batch_size].to(device, torch.float32))
         features.append(f.cpu())
         probabilities.append(judge.classify(f).softmax(1).cpu())
     return torch.cat(features), torch.cat(probabilities)
 
 
-def judge_metrics(judge: SmallCNN, real: torch.Tensor, fake: torch.Tensor,
-                  fake_labels: torch.Tensor | None = None) -> dict:
+def judge_metrics(
+    judge: SmallCNN, real: torch.Tensor, fake: torch.Tensor, fake_labels: torch.Tensor | None = None
+) -> dict:
     """``classifier_fid`` (real vs fake), ``classifier_score`` (of the fakes), and with
     ``fake_labels`` (the class each fake was drawn for) ``class_accuracy``. Images are
     floats in [-1, 1], (N, C, H, W)."""
     real_features, _ = judge_outputs(judge, real)
     fake_features, fake_probabilities = judge_outputs(judge, fake)
-    metrics = {"classifier_fid": frechet_distance(real_features, fake_features),
-               "classifier_score": classifier_score(fake_probabilities)[0]}
+    metrics = {
+        "classifier_fid": frechet_distance(real_features, fake_features),
+        "classifier_score": classifier_score(fake_probabilities)[0],
+    }
     if fake_labels is not None:
         if len(fake_labels) != len(fake):
             raise ValueError(f"{len(fake)} fakes but {len(fake_labels)} labels")
@@ -256,8 +300,9 @@ def judge_metrics(judge: SmallCNN, real: torch.Tensor, fake: torch.Tensor,
     return metrics
 
 
-def held_out_accuracy(judge: SmallCNN, images_uint8: torch.Tensor, labels: torch.Tensor,
-                      seed: int = 0) -> tuple[float, int]:
+def held_out_accuracy(
+    judge: SmallCNN, images_uint8: torch.Tensor, labels: torch.Tensor, seed: int = 0
+) -> tuple[float, int]:
     """The ceiling of ``class_accuracy``: the judge's accuracy on the part of ``images_uint8``
     (the images ``load_or_train_judge`` was given, with the same ``seed``) that ``judge_split``
     held out of its training, and how many images that is."""
@@ -266,8 +311,9 @@ def held_out_accuracy(judge: SmallCNN, images_uint8: torch.Tensor, labels: torch
     return classifier.accuracy(judge, images, labels[held_out_index]), len(held_out_index)
 
 
-def real_floor(judge: SmallCNN, real_a: torch.Tensor, real_b: torch.Tensor,
-               labels_b: torch.Tensor | None = None) -> dict:
+def real_floor(
+    judge: SmallCNN, real_a: torch.Tensor, real_b: torch.Tensor, labels_b: torch.Tensor | None = None
+) -> dict:
     """``judge_metrics`` of one real set against another, disjoint one of the same N:
     what a perfect generator would score at this N (the Fréchet distance is not 0 there,
     it is biased upwards at small N). With ``labels_b``, also ``class_accuracy``."""

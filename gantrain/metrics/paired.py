@@ -4,7 +4,7 @@ per image so that batches of any size add up to exact means."""
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
@@ -19,8 +19,9 @@ def paired_sums(out: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     return {"l1": l1.sum().item(), "psnr": psnr.sum().item(), "ssim": ssim.item()}
 
 
-def paired_scores(translate: Callable[[torch.Tensor], torch.Tensor], batches: Iterable[dict[str, torch.Tensor]],
-                  device) -> dict[str, float]:
+def paired_scores(
+    translate: Callable[[torch.Tensor], torch.Tensor], batches: Iterable[dict[str, torch.Tensor]], device
+) -> dict[str, float]:
     """Mean L1, PSNR and SSIM of ``translate(A)`` against ``B`` over the pairs."""
     totals, count = {"l1": 0.0, "psnr": 0.0, "ssim": 0.0}, 0
     for batch in batches:

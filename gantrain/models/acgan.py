@@ -24,7 +24,8 @@ first layer), and ``nets.auxiliary.AuxiliaryClassifierDiscriminator``.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -38,8 +39,16 @@ from gantrain.models.gan import GAN
 class ACGAN(GAN):
     build_options = ()  # always conditional: the classes are the data's labels
 
-    def __init__(self, generator, discriminator, loss, z_dim: int, num_classes: int, reuse_fakes: bool = True,
-                 class_weight: float = 1.0) -> None:
+    def __init__(
+        self,
+        generator,
+        discriminator,
+        loss,
+        z_dim: int,
+        num_classes: int,
+        reuse_fakes: bool = True,
+        class_weight: float = 1.0,
+    ) -> None:
         super().__init__(generator, discriminator, loss, z_dim, num_classes, reuse_fakes)
         at_least("class_weight", class_weight, 0)
         self.class_weight = float(class_weight)
@@ -53,22 +62,28 @@ class ACGAN(GAN):
     @classmethod
     def check_data(cls, spec, options: Mapping[str, Any]) -> None:
         if spec.pairing != cls.data_kind or spec.num_classes < 2:
-            raise UserError(f"AC-GAN trains on labelled images (two classes or more), but {spec.name or 'the data'} "
-                            f"holds {'none' if spec.pairing == 'none' else spec.pairing + ' images'}"
-                            f"{' without labels' if spec.pairing == 'none' else ''}: choose a labelled data= "
-                            f"(mnist, fashion_mnist, a folder of class subfolders, celeba with label_attrs)")
+            raise UserError(
+                f"AC-GAN trains on labelled images (two classes or more), but {spec.name or 'the data'} "
+                f"holds {'none' if spec.pairing == 'none' else spec.pairing + ' images'}"
+                f"{' without labels' if spec.pairing == 'none' else ''}: choose a labelled data= "
+                f"(mnist, fashion_mnist, a folder of class subfolders, celeba with label_attrs)"
+            )
 
     @staticmethod
     def classes(spec, options: Mapping[str, Any]) -> int:
         return int(spec.num_classes)
 
     @classmethod
-    def build_nets(cls, make_generator: NetFactory, make_discriminator: NetFactory, spec,
-                   options: Mapping[str, Any]) -> dict[str, Any]:
+    def build_nets(
+        cls, make_generator: NetFactory, make_discriminator: NetFactory, spec, options: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """G(z, c) conditioned on the data's classes; D with a class head of as many outputs."""
         shape = {"channels": spec.channels, "image_size": spec.image_size, "num_classes": int(spec.num_classes)}
-        return {"generator": make_generator(z_dim=options["z_dim"], **shape),
-                "discriminator": make_discriminator(**shape), "num_classes": shape["num_classes"]}
+        return {
+            "generator": make_generator(z_dim=options["z_dim"], **shape),
+            "discriminator": make_discriminator(**shape),
+            "num_classes": shape["num_classes"],
+        }
 
     @classmethod
     def generator_info(cls, options: Mapping[str, Any], spec: Mapping[str, Any]) -> GeneratorInfo:
@@ -89,10 +104,14 @@ class ACGAN(GAN):
         penalty, penalty_logs = self.loss.penalty(self.D, real, fake, None, real_logits)
         loss = self.loss.d_loss(real_logits, fake_logits) + self.class_weight * (class_real + class_fake) + penalty
         accuracy = (real_classes.argmax(1) == y).float().mean()
-        return loss, {"loss/d": loss.detach(), "loss/d_class": (class_real + class_fake).detach(),
-                      "d/real": self.loss.score(real_logits.detach()).mean(),
-                      "d/fake": self.loss.score(fake_logits.detach()).mean(),
-                      "d/class_accuracy_real": accuracy, **penalty_logs}
+        return loss, {
+            "loss/d": loss.detach(),
+            "loss/d_class": (class_real + class_fake).detach(),
+            "d/real": self.loss.score(real_logits.detach()).mean(),
+            "d/fake": self.loss.score(fake_logits.detach()).mean(),
+            "d/class_accuracy_real": accuracy,
+            **penalty_logs,
+        }
 
     def g_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         fake, y = self._fakes if self._fakes is not None else self._generate(batch)

@@ -33,8 +33,9 @@ Errors about the model's own options are ``OptionError``s naming the option bare
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterable, Literal, Mapping, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import torch
 from torch import nn
@@ -64,6 +65,7 @@ class Evaluator(Protocol):
     """Sample-quality metrics of a generator during training: ``evaluator(G)`` returns a
     report with ``metrics`` and ``floor`` dicts; ``every`` (steps) and ``best`` (the
     metric that picks checkpoints/best.pt) say when and what."""
+
     every: int
     best: str
 
@@ -77,6 +79,7 @@ class GeneratorInfo:
     """What a trained generator maps, for the tools. ``kind`` "noise": z of ``z_dim``
     (and a class in ``range(num_classes)`` when ``num_classes`` > 0) to an image;
     "translator": an image to an image, in each of ``directions`` ("AB", "BA")."""
+
     kind: Literal["noise", "translator"]
     z_dim: int = 0
     num_classes: int = 0
@@ -113,13 +116,16 @@ class GANModel(nn.Module, ABC):
     def check_data(cls, spec, options: Mapping[str, Any]) -> None:
         """Refuse data this model cannot train on (``spec``: a ``DataSpec``)."""
         if spec.pairing != cls.data_kind:
-            raise UserError(f"this model trains on {DATA_KINDS[cls.data_kind]}, but {spec.name or 'the data'} "
-                            f"holds {DATA_KINDS[spec.pairing]}: choose a matching data= or model=")
+            raise UserError(
+                f"this model trains on {DATA_KINDS[cls.data_kind]}, but {spec.name or 'the data'} "
+                f"holds {DATA_KINDS[spec.pairing]}: choose a matching data= or model="
+            )
 
     @classmethod
     @abstractmethod
-    def build_nets(cls, make_generator: NetFactory, make_discriminator: NetFactory, spec,
-                   options: Mapping[str, Any]) -> dict[str, Any]:
+    def build_nets(
+        cls, make_generator: NetFactory, make_discriminator: NetFactory, spec, options: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """The constructor's arguments named in ``built_args``, made for data of ``spec``."""
 
     # -- one step --------------------------------------------------------------------
@@ -165,14 +171,18 @@ class GANModel(nn.Module, ABC):
     @classmethod
     def evaluator(cls, eval_cfg, source, options: Mapping[str, Any], device: torch.device, seed: int) -> Evaluator:
         """Sample-quality metrics during training (``eval.every`` > 0)."""
-        raise OptionError("every", f"every > 0 scores the samples of image GANs during training; {cls.__name__} "
-                          f"logs its validation metrics at each sample grid (trainer.sample_every) "
-                          f"instead: set every=0")
+        raise OptionError(
+            "every",
+            f"every > 0 scores the samples of image GANs during training; {cls.__name__} "
+            f"logs its validation metrics at each sample grid (trainer.sample_every) "
+            f"instead: set every=0",
+        )
 
     @classmethod
     @abstractmethod
-    def evaluate(cls, generator: nn.Module, source, eval_cfg, options: Mapping[str, Any], device: torch.device,
-                 seed: int) -> dict:
+    def evaluate(
+        cls, generator: nn.Module, source, eval_cfg, options: Mapping[str, Any], device: torch.device, seed: int
+    ) -> dict:
         """``gantrain-eval``: a report (``metrics``, ``floor``, ``protocol``) of a trained G."""
 
     # -- the trained generator -----------------------------------------------------
@@ -182,7 +192,8 @@ class GANModel(nn.Module, ABC):
         """What the G of a run with these options and this data spec maps."""
 
     @classmethod
-    def translator(cls, generator: nn.Module, direction: str, options: Mapping[str, Any],
-                   seed: int = 0) -> Callable[..., torch.Tensor]:
+    def translator(
+        cls, generator: nn.Module, direction: str, options: Mapping[str, Any], seed: int = 0
+    ) -> Callable[..., torch.Tensor]:
         """``images -> images`` in ``direction``, as at test time (translators only)."""
         raise NotImplementedError(f"{cls.__name__} does not translate images")

@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 
-def discriminator_loss(loss, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None = None,
-                       scale: float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def discriminator_loss(
+    loss, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None = None, scale: float = 1.0
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``scale * loss.d_loss(D(real), D(fake)) + penalties`` and its logs (``d/real`` and
     ``d/fake`` as the loss scores them, the unweighted penalties). ``fake`` must be
     detached already; D is called with ``y`` only when it is conditional."""
@@ -19,8 +20,11 @@ def discriminator_loss(loss, D: nn.Module, real: torch.Tensor, fake: torch.Tenso
     real_logits, fake_logits = call(real).float(), call(fake).float()
     penalty, penalty_logs = loss.penalty(D, real, fake, y, real_logits)
     total = scale * loss.d_loss(real_logits, fake_logits) + penalty
-    return total, {"d/real": loss.score(real_logits.detach()).mean(),
-                   "d/fake": loss.score(fake_logits.detach()).mean(), **penalty_logs}
+    return total, {
+        "d/real": loss.score(real_logits.detach()).mean(),
+        "d/fake": loss.score(fake_logits.detach()).mean(),
+        **penalty_logs,
+    }
 
 
 @torch.no_grad()

@@ -18,7 +18,8 @@ holds it and a resumed run continues with the same history.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,8 +31,9 @@ from gantrain.models.common import discriminator_loss
 from gantrain.test_time import TestMode, describe, translate, translator
 
 
-def exchange(pool: torch.Tensor, images: torch.Tensor, swap: torch.Tensor,
-             slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def exchange(
+    pool: torch.Tensor, images: torch.Tensor, swap: torch.Tensor, slots: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Images go through a full pool one after another: image i with ``swap[i]`` set
     comes back as what slot ``slots[i]`` holds and takes its place; the others come back
     as they are. Returns (what comes back, the pool after the batch).
@@ -82,7 +84,7 @@ class ImagePool(nn.Module):
         fakes = fakes.detach().to(self.images.dtype)
         stored = min(self.size - self.filled, len(fakes))
         if stored:
-            self.images[self.filled:self.filled + stored] = fakes[:stored]
+            self.images[self.filled : self.filled + stored] = fakes[:stored]
             self.filled += stored
             self.count.fill_(self.filled)
         rest = fakes[stored:]
@@ -101,9 +103,17 @@ class CycleGAN(GANModel):
     # calibration_inputs stays None: the EMA copy takes G's BatchNorm buffers (engine/ema.py),
     # as G runs on batch statistics at test time by default (test_mode: train).
 
-    def __init__(self, generator: nn.ModuleDict, discriminator: nn.ModuleDict, loss, image_shape: tuple[int, ...],
-                 cycle_weight: float = 10.0, identity_weight: float = 0.5, pool_size: int = 50,
-                 test_mode: TestMode = "train") -> None:
+    def __init__(
+        self,
+        generator: nn.ModuleDict,
+        discriminator: nn.ModuleDict,
+        loss,
+        image_shape: tuple[int, ...],
+        cycle_weight: float = 10.0,
+        identity_weight: float = 0.5,
+        pool_size: int = 50,
+        test_mode: TestMode = "train",
+    ) -> None:
         super().__init__()
         at_least("cycle_weight", cycle_weight, 0)
         at_least("identity_weight", identity_weight, 0)
@@ -115,22 +125,29 @@ class CycleGAN(GANModel):
         self._fakes: dict[str, torch.Tensor] | None = None
 
     @classmethod
-    def build_nets(cls, make_generator: NetFactory, make_discriminator: NetFactory, spec,
-                   options: Mapping[str, Any]) -> dict[str, Any]:
+    def build_nets(
+        cls, make_generator: NetFactory, make_discriminator: NetFactory, spec, options: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """G: {"AB", "BA"}, D: {"A", "B"}, all at the data's channels and size."""
         channels, image_size = spec.channels, spec.image_size
 
         def generator() -> nn.Module:
             return make_generator(in_channels=channels, out_channels=channels, image_size=image_size)
-        return {"generator": nn.ModuleDict({"AB": generator(), "BA": generator()}),
-                "discriminator": nn.ModuleDict({side: make_discriminator(in_channels=channels, image_size=image_size)
-                                               for side in "AB"}),
-                "image_shape": (channels, image_size, image_size)}
+
+        return {
+            "generator": nn.ModuleDict({"AB": generator(), "BA": generator()}),
+            "discriminator": nn.ModuleDict(
+                {side: make_discriminator(in_channels=channels, image_size=image_size) for side in "AB"}
+            ),
+            "image_shape": (channels, image_size, image_size),
+        }
 
     def _d_side(self, side: str, real: torch.Tensor, fake: torch.Tensor):
         loss, logs = discriminator_loss(self.loss, self.D[side], real, fake, scale=0.5)
-        return loss, {tag.replace("d/", f"d_{side}/") if tag.startswith("d/") else f"{tag}_{side}": value
-                      for tag, value in logs.items()}
+        return loss, {
+            tag.replace("d/", f"d_{side}/") if tag.startswith("d/") else f"{tag}_{side}": value
+            for tag, value in logs.items()
+        }
 
     def d_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         A, B = batch["A"], batch["B"]
@@ -145,8 +162,9 @@ class CycleGAN(GANModel):
         A, B = batch["A"], batch["B"]
         fakes = self._fakes or {"B": self.G["AB"](A), "A": self.G["BA"](B)}
         self._fakes = None
-        adversarial = (self.loss.g_loss(self.D["B"](fakes["B"]).float())
-                       + self.loss.g_loss(self.D["A"](fakes["A"]).float()))
+        adversarial = self.loss.g_loss(self.D["B"](fakes["B"]).float()) + self.loss.g_loss(
+            self.D["A"](fakes["A"]).float()
+        )
         cycle = F.l1_loss(self.G["BA"](fakes["B"]), A) + F.l1_loss(self.G["AB"](fakes["A"]), B)
         loss = adversarial + self.cycle_weight * cycle
         logs = {"loss/g_adv": adversarial.detach(), "loss/cycle": cycle.detach()}
@@ -173,14 +191,20 @@ class CycleGAN(GANModel):
 
     # -- quality and the trained generator ------------------------------------------
     @classmethod
-    def evaluate(cls, generator: nn.Module, source, eval_cfg, options: Mapping[str, Any], device: torch.device,
-                 seed: int) -> dict:
+    def evaluate(
+        cls, generator: nn.Module, source, eval_cfg, options: Mapping[str, Any], device: torch.device, seed: int
+    ) -> dict:
         """Cycle L1 of both domains (and FID of each translation) on the test images."""
         from gantrain.metrics.evaluate import evaluate_unpaired
 
-        return evaluate_unpaired(cls.translator(generator, "AB", options, seed),
-                                 cls.translator(generator, "BA", options, seed), source, eval_cfg, device,
-                                 describe(options.get("test_mode", "train"), seed))
+        return evaluate_unpaired(
+            cls.translator(generator, "AB", options, seed),
+            cls.translator(generator, "BA", options, seed),
+            source,
+            eval_cfg,
+            device,
+            describe(options.get("test_mode", "train"), seed),
+        )
 
     @classmethod
     def generator_info(cls, options: Mapping[str, Any], spec: Mapping[str, Any]) -> GeneratorInfo:

@@ -20,7 +20,8 @@ The model never calls ``backward()`` or ``step()``; the loop owns those.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -29,7 +30,6 @@ from gantrain.checks import at_least
 from gantrain.errors import OptionError
 from gantrain.models.base import GANModel, GeneratorInfo, NetFactory
 from gantrain.models.common import discriminator_loss, eval_forward
-
 
 # The EMA copy's BatchNorm statistics: 16 batches of 64 noise vectors (1,024 samples).
 CALIBRATION_BATCHES, CALIBRATION_BATCH_SIZE, CALIBRATION_SEED = 16, 64, 1234
@@ -40,8 +40,15 @@ class GAN(GANModel):
     built_args = ("generator", "discriminator", "num_classes")
     build_options = ("conditional",)  # true: num_classes from the data's labels
 
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss, z_dim: int,
-                 num_classes: int = 0, reuse_fakes: bool = True) -> None:
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        loss,
+        z_dim: int,
+        num_classes: int = 0,
+        reuse_fakes: bool = True,
+    ) -> None:
         super().__init__()
         self.G, self.D, self.loss = generator, discriminator, loss
         self.z_dim, self.num_classes, self.reuse_fakes = z_dim, num_classes, reuse_fakes
@@ -52,8 +59,9 @@ class GAN(GANModel):
     def check_options(cls, options: Mapping[str, Any]) -> None:
         conditional = options.get("conditional", False)
         if not isinstance(conditional, bool):
-            raise OptionError("conditional", f"conditional={conditional!r} is not true or false: "
-                                             f"fix the value of conditional")
+            raise OptionError(
+                "conditional", f"conditional={conditional!r} is not true or false: fix the value of conditional"
+            )
         if "z_dim" in options:
             at_least("z_dim", options["z_dim"], 1)
 
@@ -61,10 +69,13 @@ class GAN(GANModel):
     def check_data(cls, spec, options: Mapping[str, Any]) -> None:
         super().check_data(spec, options)
         if options.get("conditional", False) and not spec.num_classes:
-            raise OptionError("conditional", f"conditional=true needs class labels, but {spec.name} has none: "
-                                             f"use a labelled dataset (mnist, fashion_mnist, a folder of class "
-                                             f"subfolders, celeba with data.label_attrs=[Smiling]) or "
-                                             f"conditional=false")
+            raise OptionError(
+                "conditional",
+                f"conditional=true needs class labels, but {spec.name} has none: "
+                f"use a labelled dataset (mnist, fashion_mnist, a folder of class "
+                f"subfolders, celeba with data.label_attrs=[Smiling]) or "
+                f"conditional=false",
+            )
 
     @staticmethod
     def classes(spec, options: Mapping[str, Any]) -> int:
@@ -72,13 +83,16 @@ class GAN(GANModel):
         return int(spec.num_classes) if options.get("conditional", False) else 0
 
     @classmethod
-    def build_nets(cls, make_generator: NetFactory, make_discriminator: NetFactory, spec,
-                   options: Mapping[str, Any]) -> dict[str, Any]:
+    def build_nets(
+        cls, make_generator: NetFactory, make_discriminator: NetFactory, spec, options: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """G(z, y) and D(x, y) at the data's channels and size."""
-        shape = {"channels": spec.channels, "image_size": spec.image_size,
-                 "num_classes": cls.classes(spec, options)}
-        return {"generator": make_generator(z_dim=options["z_dim"], **shape),
-                "discriminator": make_discriminator(**shape), "num_classes": shape["num_classes"]}
+        shape = {"channels": spec.channels, "image_size": spec.image_size, "num_classes": cls.classes(spec, options)}
+        return {
+            "generator": make_generator(z_dim=options["z_dim"], **shape),
+            "discriminator": make_discriminator(**shape),
+            "num_classes": shape["num_classes"],
+        }
 
     # -- one step --------------------------------------------------------------------
     def sample_z(self, n: int, device: torch.device) -> torch.Tensor:
@@ -112,8 +126,11 @@ class GAN(GANModel):
         batches = []
         for _ in range(CALIBRATION_BATCHES):
             z = torch.randn(CALIBRATION_BATCH_SIZE, self.z_dim, generator=rng).to(device)
-            y = (torch.randint(self.num_classes, (CALIBRATION_BATCH_SIZE,), generator=rng).to(device)
-                 if self.num_classes else None)
+            y = (
+                torch.randint(self.num_classes, (CALIBRATION_BATCH_SIZE,), generator=rng).to(device)
+                if self.num_classes
+                else None
+            )
             batches.append((z, y))
         return batches
 
@@ -123,8 +140,10 @@ class GAN(GANModel):
         classes = self.num_classes
         columns = max(1, num_samples // classes) if classes else math.ceil(math.sqrt(num_samples))
         n = columns * classes if classes else num_samples
-        fixed = {"z": torch.randn(n, self.z_dim, generator=torch.Generator().manual_seed(seed)),
-                 "columns": torch.tensor(columns)}
+        fixed = {
+            "z": torch.randn(n, self.z_dim, generator=torch.Generator().manual_seed(seed)),
+            "columns": torch.tensor(columns),
+        }
         if classes:
             fixed["y"] = torch.arange(classes).repeat_interleave(columns)
         return fixed
@@ -132,8 +151,9 @@ class GAN(GANModel):
     def sample_grid(self, fixed: dict[str, torch.Tensor], generator: nn.Module | None = None):
         return self.sample(fixed["z"], fixed.get("y"), generator), int(fixed["columns"])
 
-    def sample(self, z: torch.Tensor, y: torch.Tensor | None = None,
-               generator: nn.Module | None = None) -> torch.Tensor:
+    def sample(
+        self, z: torch.Tensor, y: torch.Tensor | None = None, generator: nn.Module | None = None
+    ) -> torch.Tensor:
         """Images for fixed noise, with G in eval mode (BatchNorm's running statistics).
         ``generator``: another copy of G to sample from (the loop's EMA copy)."""
         return eval_forward(self.G if generator is None else generator, z, y if self.num_classes else None)
@@ -146,8 +166,9 @@ class GAN(GANModel):
         return GeneratorEvaluator(eval_cfg, source, options["z_dim"], cls.classes(source.spec, options), device, seed)
 
     @classmethod
-    def evaluate(cls, generator: nn.Module, source, eval_cfg, options: Mapping[str, Any], device: torch.device,
-                 seed: int) -> dict:
+    def evaluate(
+        cls, generator: nn.Module, source, eval_cfg, options: Mapping[str, Any], device: torch.device, seed: int
+    ) -> dict:
         return cls.evaluator(eval_cfg, source, options, device, seed)(generator)
 
     @classmethod

@@ -20,7 +20,8 @@ running statistics and no dropout instead.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -38,8 +39,14 @@ class Pix2Pix(GANModel):
     # calibration_inputs stays None: the EMA copy takes G's BatchNorm buffers (engine/ema.py),
     # as G runs on batch statistics at test time by default (test_mode: train).
 
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss, l1_weight: float = 100.0,
-                 test_mode: TestMode = "train") -> None:
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        loss,
+        l1_weight: float = 100.0,
+        test_mode: TestMode = "train",
+    ) -> None:
         super().__init__()
         at_least("l1_weight", l1_weight, 0)
         self.G, self.D, self.loss = generator, discriminator, loss
@@ -47,19 +54,23 @@ class Pix2Pix(GANModel):
         self._fake: torch.Tensor | None = None
 
     @classmethod
-    def build_nets(cls, make_generator: NetFactory, make_discriminator: NetFactory, spec,
-                   options: Mapping[str, Any]) -> dict[str, Any]:
+    def build_nets(
+        cls, make_generator: NetFactory, make_discriminator: NetFactory, spec, options: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """G: A -> B at the data's size; D sees A and B stacked along the channels."""
         channels, size = spec.channels, spec.image_size
-        return {"generator": make_generator(in_channels=channels, out_channels=channels, image_size=size),
-                "discriminator": make_discriminator(in_channels=2 * channels, image_size=size)}
+        return {
+            "generator": make_generator(in_channels=channels, out_channels=channels, image_size=size),
+            "discriminator": make_discriminator(in_channels=2 * channels, image_size=size),
+        }
 
     def d_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         A, B = batch["A"], batch["B"]
         fake = self.G(A)
         self._fake = fake  # G's step uses the same output: G has not changed since
-        loss, logs = discriminator_loss(self.loss, self.D, torch.cat([A, B], 1), torch.cat([A, fake.detach()], 1),
-                                        scale=0.5)
+        loss, logs = discriminator_loss(
+            self.loss, self.D, torch.cat([A, B], 1), torch.cat([A, fake.detach()], 1), scale=0.5
+        )
         return loss, {"loss/d": loss.detach(), **logs}
 
     def g_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -97,14 +108,16 @@ class Pix2Pix(GANModel):
 
     # -- quality and the trained generator ------------------------------------------
     @classmethod
-    def evaluate(cls, generator: nn.Module, source, eval_cfg, options: Mapping[str, Any], device: torch.device,
-                 seed: int) -> dict:
+    def evaluate(
+        cls, generator: nn.Module, source, eval_cfg, options: Mapping[str, Any], device: torch.device, seed: int
+    ) -> dict:
         """L1, PSNR, SSIM (and FID) of G(A) against B on the held-out pairs."""
         from gantrain.metrics.evaluate import evaluate_paired
 
         mode = options.get("test_mode", "train")
-        return evaluate_paired(cls.translator(generator, "AB", options, seed), source, eval_cfg, device,
-                               describe(mode, seed))
+        return evaluate_paired(
+            cls.translator(generator, "AB", options, seed), source, eval_cfg, device, describe(mode, seed)
+        )
 
     @classmethod
     def generator_info(cls, options: Mapping[str, Any], spec: Mapping[str, Any]) -> GeneratorInfo:

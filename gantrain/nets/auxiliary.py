@@ -22,8 +22,7 @@ from gantrain.nets.norms import SPECTRAL, spectrally_normalised
 class AuxiliaryClassifierDiscriminator(nn.Module):
     norm_choices: tuple[str, ...] = DCGANDiscriminator.norm_choices
 
-    def __init__(self, channels: int, image_size: int, num_classes: int, width: int = 64,
-                 norm: Norm = "batch") -> None:
+    def __init__(self, channels: int, image_size: int, num_classes: int, width: int = 64, norm: Norm = "batch") -> None:
         super().__init__()
         at_least("num_classes", num_classes, 2)
         self.body = DCGANDiscriminator(channels, image_size, 0, width=width, norm=norm)
@@ -34,8 +33,9 @@ class AuxiliaryClassifierDiscriminator(nn.Module):
         self.classes = spectrally_normalised(head) if norm == SPECTRAL else head
         self.num_classes = num_classes
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None,
-                with_classes: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, with_classes: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``y`` is accepted and ignored (the penalties pass it to conditional Ds)."""
         features = self.body.net[:-1](x)
         source = self.body.net[-1](features).flatten(1).squeeze(1)

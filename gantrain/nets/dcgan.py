@@ -29,8 +29,13 @@ from torch import nn
 
 from gantrain.checks import at_least
 from gantrain.errors import OptionError
-from gantrain.nets.conditioning import (Conditioning, Projection, append_as_channels, append_to_vector,
-                                        check_conditioning)
+from gantrain.nets.conditioning import (
+    Conditioning,
+    Projection,
+    append_as_channels,
+    append_to_vector,
+    check_conditioning,
+)
 from gantrain.nets.norms import SPECTRAL, check_norm, spectrally_normalised
 
 # (kernel, stride, padding) of each transposed convolution, from the 1x1 noise map up.
@@ -44,13 +49,16 @@ def upsampling_stack(image_size: int) -> list[tuple[int, int, int]]:
     if image_size in SUPPORTED_SIZES:
         doublings = (image_size // 4).bit_length() - 1
         return [(4, 1, 0)] + [(4, 2, 1)] * doublings
-    raise OptionError("image_size", f"the DCGAN nets cannot make {image_size}x{image_size} images: set "
-                                    f"image_size to one of {', '.join(map(str, SUPPORTED_SIZES))}")
+    raise OptionError(
+        "image_size",
+        f"the DCGAN nets cannot make {image_size}x{image_size} images: set "
+        f"image_size to one of {', '.join(map(str, SUPPORTED_SIZES))}",
+    )
 
 
 def _widths(width: int, blocks: int) -> list[int]:
     """Channels after each hidden block of G, widest first: ..., 4w, 2w, w (at most 8w)."""
-    return [width * min(2 ** k, 8) for k in reversed(range(blocks))]
+    return [width * min(2**k, 8) for k in reversed(range(blocks))]
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -64,8 +72,7 @@ def dcgan_init(module: nn.Module) -> None:
 
 
 class DCGANGenerator(nn.Module):
-    def __init__(self, z_dim: int, channels: int, image_size: int, num_classes: int = 0,
-                 width: int = 64) -> None:
+    def __init__(self, z_dim: int, channels: int, image_size: int, num_classes: int = 0, width: int = 64) -> None:
         super().__init__()
         at_least("width", width, 1)
         self.z_dim, self.num_classes = z_dim, num_classes
@@ -74,8 +81,11 @@ class DCGANGenerator(nn.Module):
         layers: list[nn.Module] = []
         in_ch = z_dim + num_classes
         for (kernel, stride, padding), out_ch in zip(stack, widths):
-            layers += [nn.ConvTranspose2d(in_ch, out_ch, kernel, stride, padding, bias=False),
-                       nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True)]
+            layers += [
+                nn.ConvTranspose2d(in_ch, out_ch, kernel, stride, padding, bias=False),
+                nn.BatchNorm2d(out_ch),
+                nn.ReLU(inplace=True),
+            ]
             in_ch = out_ch
         kernel, stride, padding = stack[-1]
         layers += [nn.ConvTranspose2d(in_ch, channels, kernel, stride, padding), nn.Tanh()]
@@ -105,8 +115,15 @@ def norm_layer(norm: str, channels: int) -> nn.Module:
 class DCGANDiscriminator(nn.Module):
     norm_choices: tuple[str, ...] = NORMS
 
-    def __init__(self, channels: int, image_size: int, num_classes: int = 0, width: int = 64,
-                 norm: Norm = "batch", conditioning: Conditioning = "concat") -> None:
+    def __init__(
+        self,
+        channels: int,
+        image_size: int,
+        num_classes: int = 0,
+        width: int = 64,
+        norm: Norm = "batch",
+        conditioning: Conditioning = "concat",
+    ) -> None:
         super().__init__()
         check_norm(norm, choices=self.norm_choices)
         check_conditioning(conditioning)

@@ -21,8 +21,9 @@ from gantrain.nets.norms import SPECTRAL, check_norm, spectrally_normalised
 
 
 class MLPGenerator(nn.Module):
-    def __init__(self, z_dim: int, channels: int, image_size: int, num_classes: int = 0,
-                 hidden: int = 128, blocks: int = 4) -> None:
+    def __init__(
+        self, z_dim: int, channels: int, image_size: int, num_classes: int = 0, hidden: int = 128, blocks: int = 4
+    ) -> None:
         super().__init__()
         at_least("hidden", hidden, 1)
         at_least("blocks", blocks, 0)
@@ -31,7 +32,7 @@ class MLPGenerator(nn.Module):
         layers: list[nn.Module] = []
         in_dim = z_dim + num_classes
         for k in range(blocks):
-            out_dim = hidden * 2 ** k
+            out_dim = hidden * 2**k
             layers += [nn.Linear(in_dim, out_dim), nn.BatchNorm1d(out_dim), nn.ReLU(inplace=True)]
             in_dim = out_dim
         layers += [nn.Linear(in_dim, channels * image_size * image_size), nn.Tanh()]
@@ -47,9 +48,16 @@ MLPNorm = Literal["none", "spectral"]
 class MLPDiscriminator(nn.Module):
     norm_choices: tuple[str, ...] = get_args(MLPNorm)
 
-    def __init__(self, channels: int, image_size: int, num_classes: int = 0,
-                 hidden: int = 128, blocks: int = 3, conditioning: Conditioning = "concat",
-                 norm: MLPNorm = "none") -> None:
+    def __init__(
+        self,
+        channels: int,
+        image_size: int,
+        num_classes: int = 0,
+        hidden: int = 128,
+        blocks: int = 3,
+        conditioning: Conditioning = "concat",
+        norm: MLPNorm = "none",
+    ) -> None:
         super().__init__()
         check_norm(norm, choices=self.norm_choices)
         check_conditioning(conditioning)
@@ -60,7 +68,7 @@ class MLPDiscriminator(nn.Module):
         layers: list[nn.Module] = []
         in_dim = channels * image_size * image_size + concat
         for k in reversed(range(blocks)):
-            out_dim = hidden * 2 ** k
+            out_dim = hidden * 2**k
             layers += [nn.Linear(in_dim, out_dim), nn.LeakyReLU(0.2, inplace=True)]
             in_dim = out_dim
         layers.append(nn.Linear(in_dim, 1))

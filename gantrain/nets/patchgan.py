@@ -39,8 +39,11 @@ PatchNorm = Literal["batch", "instance", "none", "spectral"]
 def conv_strides(layers: int) -> list[int]:
     """Stride of each conv, input first: ``layers`` downsampling convs, then two at stride 1."""
     if layers < 1:
-        raise OptionError("layers", f"the PatchGAN needs at least one downsampling layer, not {layers}: "
-                                    f"set layers to 1 or more (3 gives 70x70 patches)")
+        raise OptionError(
+            "layers",
+            f"the PatchGAN needs at least one downsampling layer, not {layers}: "
+            f"set layers to 1 or more (3 gives 70x70 patches)",
+        )
     return [2] * layers + [1, 1]
 
 
@@ -63,8 +66,14 @@ def logit_map_size(image_size: int, layers: int) -> int:
 class PatchDiscriminator(nn.Module):
     norm_choices: tuple[str, ...] = get_args(PatchNorm)
 
-    def __init__(self, in_channels: int, width: int = 64, layers: int = 3, norm: PatchNorm = "batch",
-                 image_size: int | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        width: int = 64,
+        layers: int = 3,
+        norm: PatchNorm = "batch",
+        image_size: int | None = None,
+    ) -> None:
         """``image_size``: when given, checked to leave a logit map of at least 2x2 (a
         1x1 map before the last conv cannot be normalised per sample)."""
         super().__init__()
@@ -74,14 +83,17 @@ class PatchDiscriminator(nn.Module):
         if image_size is not None and logit_map_size(image_size, layers) < 2:
             smallest = next(n for n in range(8, 4097, 8) if logit_map_size(n, layers) >= 2)
             # One option per error: the image size is the one named; the other fix reads bare.
-            raise OptionError("image_size", f"a PatchGAN with layers={layers} cannot judge {image_size}x{image_size} "
-                                            f"images: set image_size to {smallest} or more, or lower the "
-                                            f"discriminator's layers")
+            raise OptionError(
+                "image_size",
+                f"a PatchGAN with layers={layers} cannot judge {image_size}x{image_size} "
+                f"images: set image_size to {smallest} or more, or lower the "
+                f"discriminator's layers",
+            )
         layer_norm = "none" if norm == SPECTRAL else norm
         stack: list[nn.Module] = []
         in_ch = in_channels
         for k, stride in enumerate(strides[:-1]):
-            out_ch = width * min(2 ** k, 8)
+            out_ch = width * min(2**k, 8)
             normalised = k > 0  # never on the input layer (an Identity for none and spectral)
             stack.append(nn.Conv2d(in_ch, out_ch, KERNEL, stride, PADDING, bias=conv_bias(layer_norm, normalised)))
             if normalised:

@@ -33,38 +33,63 @@ class ResidualBlock(nn.Module):
         super().__init__()
         bias = conv_bias(norm)
         self.body = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), norm2d(norm, channels),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3, bias=bias),
+            norm2d(norm, channels),
             nn.ReLU(inplace=True),
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), norm2d(norm, channels))
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3, bias=bias),
+            norm2d(norm, channels),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
 
 
 class ResnetGenerator(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, image_size: int, width: int = 64,
-                 blocks: int | None = None, norm: Norm2d = "instance") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        image_size: int,
+        width: int = 64,
+        blocks: int | None = None,
+        norm: Norm2d = "instance",
+    ) -> None:
         super().__init__()
         check_norm(norm)
         at_least("width", width, 1)
         if image_size % 4 or image_size < MIN_SIZE:
-            raise OptionError("image_size", f"the ResNet generator downsamples by 4, so it needs an image size "
-                                            f"that is a multiple of 4 and at least {MIN_SIZE}, not {image_size}: "
-                                            f"set image_size to e.g. 128 or 256")
+            raise OptionError(
+                "image_size",
+                f"the ResNet generator downsamples by 4, so it needs an image size "
+                f"that is a multiple of 4 and at least {MIN_SIZE}, not {image_size}: "
+                f"set image_size to e.g. 128 or 256",
+            )
         self.blocks = default_blocks(image_size) if blocks is None else blocks
         if self.blocks < 0:
             raise OptionError("blocks", f"blocks={self.blocks} is negative: use 6 or 9, or leave it unset")
         bias = conv_bias(norm)
-        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, width, 7, bias=bias),
-                                   norm2d(norm, width), nn.ReLU(inplace=True)]
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(in_channels, width, 7, bias=bias),
+            norm2d(norm, width),
+            nn.ReLU(inplace=True),
+        ]
         for mult in (1, 2):
-            layers += [nn.Conv2d(width * mult, width * mult * 2, 3, 2, 1, bias=bias),
-                       norm2d(norm, width * mult * 2), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(width * mult, width * mult * 2, 3, 2, 1, bias=bias),
+                norm2d(norm, width * mult * 2),
+                nn.ReLU(inplace=True),
+            ]
         layers += [ResidualBlock(width * 4, norm) for _ in range(self.blocks)]
         for mult in (4, 2):
             # output_padding 1 makes the size exactly double: (H - 1) * 2 - 2 + 3 + 1 = 2H
-            layers += [nn.ConvTranspose2d(width * mult, width * mult // 2, 3, 2, 1, output_padding=1, bias=bias),
-                       norm2d(norm, width * mult // 2), nn.ReLU(inplace=True)]
+            layers += [
+                nn.ConvTranspose2d(width * mult, width * mult // 2, 3, 2, 1, output_padding=1, bias=bias),
+                norm2d(norm, width * mult // 2),
+                nn.ReLU(inplace=True),
+            ]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, out_channels, 7), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init)

@@ -38,20 +38,30 @@ MIN_SIZE = 16
 def unet_depth(image_size: int) -> int:
     """Number of down blocks that take ``image_size`` to a 1x1 bottleneck."""
     if image_size < MIN_SIZE or image_size & (image_size - 1):
-        raise OptionError("image_size", f"the U-Net generator needs a power-of-two image size of at least "
-                                        f"{MIN_SIZE}, not {image_size}: set image_size to e.g. 64, 128 or 256")
+        raise OptionError(
+            "image_size",
+            f"the U-Net generator needs a power-of-two image size of at least "
+            f"{MIN_SIZE}, not {image_size}: set image_size to e.g. 64, 128 or 256",
+        )
     return image_size.bit_length() - 1
 
 
 class UNetGenerator(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, image_size: int, width: int = 64,
-                 norm: Norm2d = "batch", dropout: float = 0.5) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        image_size: int,
+        width: int = 64,
+        norm: Norm2d = "batch",
+        dropout: float = 0.5,
+    ) -> None:
         super().__init__()
         check_norm(norm)
         at_least("width", width, 1)
         within("dropout", dropout, 0.0, 1.0, "the probability of zeroing a unit, 0.5 in pix2pix")
         depth = self.depth = unet_depth(image_size)
-        widths = [width * min(2 ** k, 8) for k in range(depth)]  # channels after each down block
+        widths = [width * min(2**k, 8) for k in range(depth)]  # channels after each down block
 
         downs: list[nn.Module] = []
         for k, out_ch in enumerate(widths):

@@ -24,8 +24,8 @@ import argparse
 import torch
 
 from gantrain.errors import UserError
-from gantrain.tools.latent import load_vectors
 from gantrain.tools.inputs import in_batches, parse_seeds, seeded_z
+from gantrain.tools.latent import load_vectors
 from gantrain.tools.run import WEIGHTS, ToolOutput, check_class, open_run, tool_main
 
 PROG = "gantrain-arithmetic"
@@ -36,8 +36,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("run", help="a gantrain run directory, or a checkpoint file in it")
     for group in GROUPS:
-        parser.add_argument(f"--{group}", required=True,
-                            help="seeds:1,4,7 | z:0,3 | data:class=7 | data:Smiling=1,Male=0")
+        parser.add_argument(
+            f"--{group}", required=True, help="seeds:1,4,7 | z:0,3 | data:class=7 | data:Smiling=1,Male=0"
+        )
     parser.add_argument("--z", help="the file of latent vectors that z: groups index")
     parser.add_argument("--per-group", type=int, default=4, help="real images per data: group (default 4)")
     parser.add_argument("--invert-steps", type=int, default=300, help="optimiser steps per data: group")
@@ -69,8 +70,9 @@ def matching(source, conditions: dict[str, int]) -> torch.Tensor:
         if name in ("class", "label"):
             labels = source.class_labels()
             if labels is None:
-                raise UserError(f"data:{name}={value}: {source.spec.name} has no class labels; "
-                                f"pick the group by seeds: instead")
+                raise UserError(
+                    f"data:{name}={value}: {source.spec.name} has no class labels; pick the group by seeds: instead"
+                )
             keep &= labels == value
         elif name in source.spec.attribute_names:
             table = source.dataset.attribute_table()
@@ -87,8 +89,9 @@ def real_group(source, conditions: dict[str, int], n: int, seed: int) -> tuple[t
 
     index = matching(source, conditions)
     if len(index) < n:
-        raise UserError(f"only {len(index)} images of {source.spec.name} have {conditions}: "
-                        f"lower --per-group or loosen the group")
+        raise UserError(
+            f"only {len(index)} images of {source.spec.name} have {conditions}: lower --per-group or loosen the group"
+        )
     return images_at(source, index[torch.randperm(len(index), generator=torch.Generator().manual_seed(seed))[:n]])
 
 
@@ -110,8 +113,9 @@ def group_vectors(run, spec: str, args: argparse.Namespace, seed: int) -> torch.
         source = build_source(run.config)
         images, labels = real_group(source, parse_conditions(rest), args.per_group, seed)
         y = labels if run.num_classes else None
-        result = invert(run.G, images.to(run.device), None if y is None else y.to(run.device),
-                        steps=args.invert_steps, seed=seed)
+        result = invert(
+            run.G, images.to(run.device), None if y is None else y.to(run.device), steps=args.invert_steps, seed=seed
+        )
         return result.z.cpu()
     raise UserError(f"group {spec!r}: start it with seeds:, z: or data: (e.g. seeds:1,4,7)")
 
@@ -137,8 +141,9 @@ def run_arithmetic(args: argparse.Namespace) -> ToolOutput:
     run = open_run(args.run, select_device(args.device), args.weights)
     run.require_noise(PROG)
     if run.num_classes and args.label is None:
-        raise UserError(f"{run.run_dir} is conditional: give the class to render with --class K "
-                        f"(0..{run.num_classes - 1})")
+        raise UserError(
+            f"{run.run_dir} is conditional: give the class to render with --class K (0..{run.num_classes - 1})"
+        )
     check_class(run, args.label, PROG)
     members = {g: group_vectors(run, getattr(args, g), args, args.seed + k) for k, g in enumerate(GROUPS)}
     means = {g: z.mean(0) for g, z in members.items()}

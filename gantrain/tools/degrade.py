@@ -35,6 +35,7 @@ def _per_image_mean(x: torch.Tensor) -> torch.Tensor:
 
 class Reconstruct:
     """The identity: plain inversion."""
+
     task = "reconstruct"
 
     def corrupt(self, truth: torch.Tensor) -> torch.Tensor:
@@ -49,7 +50,7 @@ class Reconstruct:
     def show(self, a: torch.Tensor) -> torch.Tensor:
         return a
 
-    def subset(self, index: slice) -> "Reconstruct":
+    def subset(self, index: slice) -> Reconstruct:
         return self
 
     def settings(self) -> dict:
@@ -59,6 +60,7 @@ class Reconstruct:
 class Inpaint(Reconstruct):
     """Known pixels only: ``mask`` (1 or N, 1, H, W) is 1 where a pixel is known.
     Unknown pixels become 0, mid-grey in [-1, 1]."""
+
     task = "inpaint"
 
     def __init__(self, mask: torch.Tensor, source: str) -> None:
@@ -77,7 +79,7 @@ class Inpaint(Reconstruct):
     def unknown(self) -> torch.Tensor:
         return self.mask < 0.5
 
-    def subset(self, index: slice) -> "Inpaint":
+    def subset(self, index: slice) -> Inpaint:
         return self if len(self.mask) == 1 else Inpaint(self.mask[index], self.source)
 
     def settings(self) -> dict:
@@ -86,6 +88,7 @@ class Inpaint(Reconstruct):
 
 class Colorize(Reconstruct):
     """Grey = the channel mean: the loss compares grey images."""
+
     task = "colorize"
 
     def __init__(self, channels: int) -> None:
@@ -100,6 +103,7 @@ class Colorize(Reconstruct):
 
 class SuperRes(Reconstruct):
     """Average-pooled ``scale`` times down: the loss compares low-resolution images."""
+
     task = "superres"
 
     def __init__(self, scale: int) -> None:
@@ -121,6 +125,7 @@ class SuperRes(Reconstruct):
 class Denoise(Reconstruct):
     """The observation is truth + seeded Gaussian noise; the loss is the pixel MSE to it,
     so it is the generator's range (and ``z_reg``) that keeps the noise out."""
+
     task = "denoise"
 
     def __init__(self, noise_std: float, seed: int) -> None:
@@ -139,7 +144,7 @@ def center_mask(image_size: int) -> torch.Tensor:
     mask = torch.ones(1, 1, image_size, image_size)
     side = image_size // 2
     start = (image_size - side) // 2
-    mask[..., start:start + side, start:start + side] = 0
+    mask[..., start : start + side, start : start + side] = 0
     return mask
 
 
@@ -153,7 +158,7 @@ def random_mask(n: int, image_size: int, seed: int, boxes: int = 3) -> torch.Ten
             h, w = torch.randint(low, high + 1, (2,), generator=generator).tolist()
             top = int(torch.randint(0, image_size - h + 1, (1,), generator=generator))
             left = int(torch.randint(0, image_size - w + 1, (1,), generator=generator))
-            mask[k, 0, top:top + h, left:left + w] = 0
+            mask[k, 0, top : top + h, left : left + w] = 0
     return mask
 
 
@@ -177,8 +182,16 @@ def file_mask(path: Path, image_size: int) -> torch.Tensor:
     return mask
 
 
-def make_degradation(task: str, channels: int, image_size: int, n: int, seed: int, mask: str | None = None,
-                     scale: int | None = None, noise_std: float | None = None) -> Reconstruct:
+def make_degradation(
+    task: str,
+    channels: int,
+    image_size: int,
+    n: int,
+    seed: int,
+    mask: str | None = None,
+    scale: int | None = None,
+    noise_std: float | None = None,
+) -> Reconstruct:
     """The degradation of ``task`` for ``n`` images of the run's shape (checked here)."""
     if task == "reconstruct":
         return Reconstruct()
@@ -191,8 +204,9 @@ def make_degradation(task: str, channels: int, image_size: int, n: int, seed: in
         return Inpaint(file_mask(Path(mask).expanduser(), image_size), str(mask))
     if task == "colorize":
         if channels != 3:
-            raise UserError(f"--task colorize needs RGB data; this run makes {channels}-channel images: "
-                            f"use another --task")
+            raise UserError(
+                f"--task colorize needs RGB data; this run makes {channels}-channel images: use another --task"
+            )
         return Colorize(channels)
     if task == "superres":
         scale = scale or 2

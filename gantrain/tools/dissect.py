@@ -20,8 +20,19 @@ import torch.nn.functional as F
 from gantrain.errors import UserError
 from gantrain.tools.inputs import class_labels, parse_seeds, seeded_z
 from gantrain.tools.run import GeneratorRun, ToolOutput, check_class, open_run, tool_main
-from gantrain.tools.units import (Layer, ablation_effects, activations, candidate_layers, check_units,
-                                  default_layer, generate, intervene, ranking_rows, unit_masks, unit_thresholds)
+from gantrain.tools.units import (
+    Layer,
+    ablation_effects,
+    activations,
+    candidate_layers,
+    check_units,
+    default_layer,
+    generate,
+    intervene,
+    ranking_rows,
+    unit_masks,
+    unit_thresholds,
+)
 
 PROG = "gantrain-dissect"
 DIGIT_DATA = ("mnist", "mnist_sample", "fashion_mnist")
@@ -53,6 +64,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 # --- options -----------------------------------------------------------------------
 
+
 def parse_units(text: str, option: str) -> list[int]:
     """``"3,7"`` or ``"0-3,9"`` -> unit indices."""
     try:
@@ -81,16 +93,16 @@ def check_options(args: argparse.Namespace) -> None:
     if intervening:
         given = [f"--{name.replace('_', '-')}" for name in RANKING_ONLY if getattr(args, name) is not None]
         if given:
-            raise UserError(f"{', '.join(given)}: only for the ranking; with --ablate/--boost pick the "
-                            f"samples with --seeds")
+            raise UserError(
+                f"{', '.join(given)}: only for the ranking; with --ablate/--boost pick the samples with --seeds"
+            )
     elif args.seeds is not None:
-        raise UserError("--seeds picks the samples of --ablate/--boost; the ranking draws --num-samples "
-                        "samples from --seed")
+        raise UserError(
+            "--seeds picks the samples of --ablate/--boost; the ranking draws --num-samples samples from --seed"
+        )
     if args.quantile is not None and not 0 < args.quantile < 1:
-        raise UserError(f"--quantile {args.quantile}: use a number between 0 and 1, e.g. 0.99 (each "
-                        f"unit's top 1%)")
-    for option, value in (("--num-samples", args.num_samples), ("--top", args.top),
-                          ("--batch-size", args.batch_size)):
+        raise UserError(f"--quantile {args.quantile}: use a number between 0 and 1, e.g. 0.99 (each unit's top 1%)")
+    for option, value in (("--num-samples", args.num_samples), ("--top", args.top), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:
             raise UserError(f"{option} {value}: use a positive number")
 
@@ -101,8 +113,10 @@ def pick_layer(layers: list[Layer], name: str | None) -> Layer:
     for layer in layers:
         if layer.name == name:
             return layer
-    raise UserError(f"--layer {name}: not a layer with a feature map; use one of "
-                    f"{', '.join(layer.name for layer in layers)} (see --list-layers)")
+    raise UserError(
+        f"--layer {name}: not a layer with a feature map; use one of "
+        f"{', '.join(layer.name for layer in layers)} (see --list-layers)"
+    )
 
 
 def labels(run: GeneratorRun, n: int, label: int | None) -> torch.Tensor | None:
@@ -117,6 +131,7 @@ def shape_text(layer: Layer) -> str:
 
 # --- D and the judge -------------------------------------------------------------------
 
+
 def discriminator(run: GeneratorRun):
     """D, or None when the run's checkpoint does not hold it (d_score_change is left blank)."""
     if run.full_state_path is None:
@@ -128,8 +143,9 @@ def discriminator(run: GeneratorRun):
 
 
 def digit_data(spec: dict) -> bool:
-    return spec.get("name") in DIGIT_DATA or (spec.get("num_classes") == 10 and spec.get("channels") == 1
-                                              and spec.get("image_size") == 28)
+    return spec.get("name") in DIGIT_DATA or (
+        spec.get("num_classes") == 10 and spec.get("channels") == 1 and spec.get("image_size") == 28
+    )
 
 
 def judge(run: GeneratorRun, args: argparse.Namespace):
@@ -145,8 +161,11 @@ def judge(run: GeneratorRun, args: argparse.Namespace):
     from gantrain.build import build_source
     from gantrain.metrics.judge import load_or_train_judge
 
-    cache_dir = args.cache_dir or OmegaConf.select(run.config, "eval.cache_dir", default=None) or \
-        os.environ.get("GANTRAIN_CACHE", str(Path.home() / ".cache" / "gantrain"))
+    cache_dir = (
+        args.cache_dir
+        or OmegaConf.select(run.config, "eval.cache_dir", default=None)
+        or os.environ.get("GANTRAIN_CACHE", str(Path.home() / ".cache" / "gantrain"))
+    )
     try:
         source = build_source(run.config)
     except UserError as exc:
@@ -160,6 +179,7 @@ def judge(run: GeneratorRun, args: argparse.Namespace):
 
 
 # --- pictures ------------------------------------------------------------------------
+
 
 def enlarged(images: torch.Tensor, at_least: int = 64) -> torch.Tensor:
     """Small images blown up (nearest neighbour) so that a mask's outline stays readable."""
@@ -180,8 +200,7 @@ def overlay(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return torch.where(outline, yellow, out) * 2 - 1
 
 
-def unit_map_picture(images: torch.Tensor, h: torch.Tensor, units: list[int],
-                     thresholds: torch.Tensor) -> torch.Tensor:
+def unit_map_picture(images: torch.Tensor, h: torch.Tensor, units: list[int], thresholds: torch.Tensor) -> torch.Tensor:
     """A row per unit: the samples where it fires most, its thresholded region highlighted."""
     large = enlarged(images)
     rows = []
@@ -192,8 +211,15 @@ def unit_map_picture(images: torch.Tensor, h: torch.Tensor, units: list[int],
     return torch.cat(rows)
 
 
-def ablation_picture(G, layer: Layer, z: torch.Tensor, y: torch.Tensor | None, images: torch.Tensor,
-                     units: list[int], output_change: torch.Tensor) -> torch.Tensor:
+def ablation_picture(
+    G,
+    layer: Layer,
+    z: torch.Tensor,
+    y: torch.Tensor | None,
+    images: torch.Tensor,
+    units: list[int],
+    output_change: torch.Tensor,
+) -> torch.Tensor:
     """A row per unit: the samples it changes most, before | after switching it off."""
     rows = []
     for unit in units:
@@ -207,6 +233,7 @@ def ablation_picture(G, layer: Layer, z: torch.Tensor, y: torch.Tensor | None, i
 
 
 # --- the two modes ---------------------------------------------------------------------
+
 
 @torch.no_grad()
 def rank(run: GeneratorRun, layer: Layer, args: argparse.Namespace, output: ToolOutput) -> None:
@@ -228,15 +255,32 @@ def rank(run: GeneratorRun, layer: Layer, args: argparse.Namespace, output: Tool
     images = generate(run.G, z, y)
     output.table("ranking", rows)
     output.grid("unit_maps", unit_map_picture(images, h, units, thresholds), nrow=min(COLUMNS, n))
-    output.grid("ablations", ablation_picture(run.G, layer, z, y, images, units, effects.output_change),
-                nrow=2 * min(COLUMNS, n) + 1)
-    output.json("summary", {
-        **settings(run, layer, args), "mode": "ranking", "num_samples": n, "seed": seed, "quantile": quantile,
-        "discriminator": D is not None, "classifier": classifier is not None, "ranking_seconds": round(seconds, 3),
-        "top_units": [{**{k: None if v == "" else v for k, v in row.items()},
-                       "threshold": float(thresholds[row["unit"]])} for row in rows[:top]]})
-    print(f"layer {layer.name} ({layer.kind}, {shape_text(layer)}), {n} samples, ranked in {seconds:.1f}s; "
-          f"top units by output change:")
+    output.grid(
+        "ablations",
+        ablation_picture(run.G, layer, z, y, images, units, effects.output_change),
+        nrow=2 * min(COLUMNS, n) + 1,
+    )
+    output.json(
+        "summary",
+        {
+            **settings(run, layer, args),
+            "mode": "ranking",
+            "num_samples": n,
+            "seed": seed,
+            "quantile": quantile,
+            "discriminator": D is not None,
+            "classifier": classifier is not None,
+            "ranking_seconds": round(seconds, 3),
+            "top_units": [
+                {**{k: None if v == "" else v for k, v in row.items()}, "threshold": float(thresholds[row["unit"]])}
+                for row in rows[:top]
+            ],
+        },
+    )
+    print(
+        f"layer {layer.name} ({layer.kind}, {shape_text(layer)}), {n} samples, ranked in {seconds:.1f}s; "
+        f"top units by output change:"
+    )
     for row in rows[:top]:
         extra = "" if row["d_score_change"] == "" else f"  D score change {row['d_score_change']:+.3g}"
         extra += "" if row["class_flip_rate"] == "" else f"  class flips {100 * row['class_flip_rate']:.0f}%"
@@ -263,17 +307,34 @@ def edit(run: GeneratorRun, layer: Layer, args: argparse.Namespace, output: Tool
     output.grid("after", after, nrow=columns)
     output.grid("before_after", torch.stack([before, after], 1).flatten(0, 1), nrow=2 * min(4, len(seeds)))
     change = float((after - before).abs().mean())
-    output.json("summary", {**settings(run, layer, args), "mode": "intervention", "seeds": seeds,
-                            "ablate": ablate, "boost": {str(k): v for k, v in boost.items()},
-                            "mean_output_change": change})
-    print(f"layer {layer.name}: ablated {ablate or 'none'}, boosted {boost or 'none'}; "
-          f"mean |after - before| {change:.3g} over {len(seeds)} samples")
+    output.json(
+        "summary",
+        {
+            **settings(run, layer, args),
+            "mode": "intervention",
+            "seeds": seeds,
+            "ablate": ablate,
+            "boost": {str(k): v for k, v in boost.items()},
+            "mean_output_change": change,
+        },
+    )
+    print(
+        f"layer {layer.name}: ablated {ablate or 'none'}, boosted {boost or 'none'}; "
+        f"mean |after - before| {change:.3g} over {len(seeds)} samples"
+    )
 
 
 def settings(run: GeneratorRun, layer: Layer, args: argparse.Namespace) -> dict:
-    return {"run": str(run.run_dir), "step": run.step, "weights": run.weights, "layer": layer.name,
-            "layer_type": layer.kind, "shape": list(layer.shape), "class": args.label,
-            "method": "GAN Dissection (Bau et al., ICLR 2019): top-quantile masks, unit ablation"}
+    return {
+        "run": str(run.run_dir),
+        "step": run.step,
+        "weights": run.weights,
+        "layer": layer.name,
+        "layer_type": layer.kind,
+        "shape": list(layer.shape),
+        "class": args.label,
+        "method": "GAN Dissection (Bau et al., ICLR 2019): top-quantile masks, unit ablation",
+    }
 
 
 def run_dissect(args: argparse.Namespace) -> ToolOutput | None:
@@ -286,9 +347,11 @@ def run_dissect(args: argparse.Namespace) -> ToolOutput | None:
     probe_y = labels(run, 1, args.label)
     layers = candidate_layers(run.G, seeded_z([0], run.z_dim).to(run.device), probe_y, int(run.spec["channels"]))
     if not layers:
-        raise UserError(f"{PROG} needs a convolutional generator (model=dcgan or cgan): {run.run_dir} holds a "
-                        f"fully connected one ({type(run.G).__name__}), whose hidden units have no spatial map to "
-                        f"threshold")
+        raise UserError(
+            f"{PROG} needs a convolutional generator (model=dcgan or cgan): {run.run_dir} holds a "
+            f"fully connected one ({type(run.G).__name__}), whose hidden units have no spatial map to "
+            f"threshold"
+        )
     if args.list_layers:
         for candidate in layers:
             mark = "  (default)" if candidate == default_layer(layers) else ""

@@ -29,18 +29,31 @@ class Encoder(nn.Module):
         super().__init__()
         self.num_classes = num_classes
         self.net = nn.Sequential(
-            nn.Conv2d(channels + num_classes, width, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(width, 2 * width, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(2 * width, 4 * width, 3, 2, 1), nn.LeakyReLU(0.2),
-            nn.AdaptiveAvgPool2d(4), nn.Flatten(),  # any image size from 16 up
-            nn.Linear(4 * width * 16, z_dim))
+            nn.Conv2d(channels + num_classes, width, 4, 2, 1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(width, 2 * width, 4, 2, 1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * width, 4 * width, 3, 2, 1),
+            nn.LeakyReLU(0.2),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),  # any image size from 16 up
+            nn.Linear(4 * width * 16, z_dim),
+        )
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(append_as_channels(x, y, self.num_classes))
 
 
-def train_encoder(G: nn.Module, z_dim: int, channels: int, num_classes: int, steps: int,
-                  device: torch.device, batch_size: int = 64, lr: float = 1e-3) -> Encoder:
+def train_encoder(
+    G: nn.Module,
+    z_dim: int,
+    channels: int,
+    num_classes: int,
+    steps: int,
+    device: torch.device,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+) -> Encoder:
     """``steps`` Adam steps on fresh batches (G(z), z); deterministic."""
     generator = torch.Generator().manual_seed(ENCODER_SEED)
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG untouched

@@ -31,21 +31,30 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seeds", help="explicit seeds, e.g. 0-15 or 3,5,9 (instead of --num)")
     parser.add_argument("--class", dest="label", type=int, help="conditional models: the class of every image")
     parser.add_argument("--truncation", type=float, help="redraw z values beyond +-T (e.g. 0.7); off by default")
-    parser.add_argument("--output", choices=["png", "grid", "both"], default="both",
-                        help="one PNG per image, one grid, or both (default)")
+    parser.add_argument(
+        "--output",
+        choices=["png", "grid", "both"],
+        default="both",
+        help="one PNG per image, one grid, or both (default)",
+    )
     parser.add_argument("--nrow", type=int, help="images per grid row (default: the class count, or 8)")
     parser.add_argument("--inputs", help="pix2pix/CycleGAN: a folder of images to translate")
     parser.add_argument("--direction", choices=["AB", "BA"], default="AB", help="CycleGAN: which generator")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--weights", choices=WEIGHTS, default="auto",
-                        help="ema: the averaged G, raw: the trained G, auto: EMA when the run kept one")
+    parser.add_argument(
+        "--weights",
+        choices=WEIGHTS,
+        default="auto",
+        help="ema: the averaged G, raw: the trained G, auto: EMA when the run kept one",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--name", help="output folder name under RUN/generate (default: the time)")
     return parser.parse_args(argv)
 
 
-def generate_images(run, seeds: list[int], label: int | None = None, truncation: float | None = None,
-                    batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor | None]:
+def generate_images(
+    run, seeds: list[int], label: int | None = None, truncation: float | None = None, batch_size: int = 64
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """G's images (in [-1, 1], on the CPU) for these seeds, and their classes."""
     z = seeded_z(seeds, run.z_dim, truncation)
     y = class_labels(run.num_classes, len(seeds), label)
@@ -96,10 +105,14 @@ def run_generate(args: argparse.Namespace) -> ToolOutput:
     if args.output in ("grid", "both"):
         nrow = args.nrow or (run.num_classes if run.num_classes and args.label is None else 8)
         out.grid("grid", images, nrow=nrow)
-    out.table("images", [{"file": f"{n}.png", "seed": s, "class": "" if y is None else y}
-                         for n, s, y in zip(names, seeds, classes)])
-    out.json("settings", {"seeds": seeds, "class": args.label, "truncation": args.truncation,
-                          "weights": run.weights, "step": run.step})
+    out.table(
+        "images",
+        [{"file": f"{n}.png", "seed": s, "class": "" if y is None else y} for n, s, y in zip(names, seeds, classes)],
+    )
+    out.json(
+        "settings",
+        {"seeds": seeds, "class": args.label, "truncation": args.truncation, "weights": run.weights, "step": run.step},
+    )
     print(f"{len(seeds)} images from {run.weights} weights at step {run.step}")
     return out
 

@@ -64,13 +64,14 @@ def in_batches(fn, inputs: list[torch.Tensor], batch_size: int, device: torch.de
     out = []
     with torch.no_grad():
         for k in range(0, n, batch_size):
-            part = [None if x is None else x[k:k + batch_size].to(device) for x in inputs]
+            part = [None if x is None else x[k : k + batch_size].to(device) for x in inputs]
             out.append(fn(*part).float().cpu())
     return torch.cat(out)
 
 
-def read_image_folder(folder: str | Path, channels: int, image_size: int,
-                      option: str = "--inputs") -> tuple[torch.Tensor, list[Path]]:
+def read_image_folder(
+    folder: str | Path, channels: int, image_size: int, option: str = "--inputs"
+) -> tuple[torch.Tensor, list[Path]]:
     """Every readable image under ``folder`` as the run's data is shaped (grey or RGB,
     resized and centre-cropped to a square), in [-1, 1], with their files in the same
     order. Files that are not images are left out with a warning, as in training."""

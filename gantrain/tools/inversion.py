@@ -20,6 +20,7 @@ from torch import nn
 from gantrain.tools.degrade import Reconstruct
 from gantrain.tools.inputs import in_batches
 
+
 def start_seed(seed: int) -> int:
     """The seed of the random starts: scrambled, so that the starts are not the z of
     seeded_z(seed) (the --from-generator truths), which would make inversion look perfect.
@@ -31,6 +32,7 @@ def start_seed(seed: int) -> int:
 class InversionResult:
     """On the CPU: ``z`` (N, z_dim), ``images`` G(z) in [-1, 1], ``loss`` (N,) the final
     loss of each image, ``start`` (N,) the index of the start that won (0 = ``init_z``)."""
+
     z: torch.Tensor
     images: torch.Tensor
     loss: torch.Tensor
@@ -61,9 +63,17 @@ def _repeat(y: torch.Tensor | None, starts: int) -> torch.Tensor | None:
     return None if y is None else y.repeat(starts)  # start-major, as z.flatten(0, 1)
 
 
-def _losses(G: nn.Module, z: torch.Tensor, y: torch.Tensor | None, observed: torch.Tensor,
-            degradation: Reconstruct, z_reg: float, feature_weight: float, features: _Features | None,
-            target_features: torch.Tensor | None) -> torch.Tensor:
+def _losses(
+    G: nn.Module,
+    z: torch.Tensor,
+    y: torch.Tensor | None,
+    observed: torch.Tensor,
+    degradation: Reconstruct,
+    z_reg: float,
+    feature_weight: float,
+    features: _Features | None,
+    target_features: torch.Tensor | None,
+) -> torch.Tensor:
     """The loss of every start of every image, (starts, n)."""
     starts, n = z.shape[:2]
     images = G(z.flatten(0, 1), _repeat(y, starts)).unflatten(0, (starts, n))
@@ -78,9 +88,18 @@ def _losses(G: nn.Module, z: torch.Tensor, y: torch.Tensor | None, observed: tor
     return loss
 
 
-def _optimise(G: nn.Module, z0: torch.Tensor, targets: torch.Tensor, y: torch.Tensor | None,
-              degradation: Reconstruct, steps: int, lr: float, z_reg: float, feature_weight: float,
-              features: _Features | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _optimise(
+    G: nn.Module,
+    z0: torch.Tensor,
+    targets: torch.Tensor,
+    y: torch.Tensor | None,
+    degradation: Reconstruct,
+    steps: int,
+    lr: float,
+    z_reg: float,
+    feature_weight: float,
+    features: _Features | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Adam on all starts of a batch of images at once; the loss is summed over images and
     starts, and G is in eval mode (BatchNorm on running statistics), so none interact."""
     observed = degradation.apply(targets)
@@ -100,10 +119,22 @@ def _optimise(G: nn.Module, z0: torch.Tensor, targets: torch.Tensor, y: torch.Te
         return z.detach(), _losses(G, z, *args)
 
 
-def invert(G: nn.Module, targets: torch.Tensor, y: torch.Tensor | None = None, *, steps: int = 300,
-           starts: int = 4, lr: float = 0.05, feature_weight: float = 0.0, D: nn.Module | None = None,
-           z_reg: float = 0.0, degradation: Reconstruct | None = None, init_z: torch.Tensor | None = None,
-           seed: int = 0, batch_size: int = 64) -> InversionResult:
+def invert(
+    G: nn.Module,
+    targets: torch.Tensor,
+    y: torch.Tensor | None = None,
+    *,
+    steps: int = 300,
+    starts: int = 4,
+    lr: float = 0.05,
+    feature_weight: float = 0.0,
+    D: nn.Module | None = None,
+    z_reg: float = 0.0,
+    degradation: Reconstruct | None = None,
+    init_z: torch.Tensor | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> InversionResult:
     """The z of each target (N, C, H, W in [-1, 1]; ``y`` its class for a conditional G).
     ``starts`` starts per image, z ~ N(0, 1) seeded by ``seed``; ``init_z`` (N, z_dim), an
     encoder's guess, replaces start 0. ``batch_size`` images (each with all its starts)
@@ -121,9 +152,18 @@ def invert(G: nn.Module, targets: torch.Tensor, y: torch.Tensor | None = None, *
     try:
         for lo in range(0, n, batch_size):
             part = slice(lo, lo + batch_size)
-            z, loss = _optimise(G, z0[:, part].to(device), targets[part].to(device),
-                                None if y is None else y[part].to(device), degradation.subset(part),
-                                steps, lr, z_reg, feature_weight, features)
+            z, loss = _optimise(
+                G,
+                z0[:, part].to(device),
+                targets[part].to(device),
+                None if y is None else y[part].to(device),
+                degradation.subset(part),
+                steps,
+                lr,
+                z_reg,
+                feature_weight,
+                features,
+            )
             z_all.append(z.cpu())
             loss_all.append(loss.cpu())
     finally:

@@ -73,8 +73,10 @@ def load_vectors(path: str | Path, z_dim: int, index: list[int] | None = None) -
     except FileNotFoundError:
         raise UserError(f"{path}: no such file of latent vectors") from None
     except Exception as exc:
-        raise UserError(f"cannot read latent vectors from {path} ({str(exc).splitlines()[0]}): save a "
-                        f"tensor of shape (N, {z_dim}) with torch.save, or use gantrain-invert's z.pt") from None
+        raise UserError(
+            f"cannot read latent vectors from {path} ({str(exc).splitlines()[0]}): save a "
+            f"tensor of shape (N, {z_dim}) with torch.save, or use gantrain-invert's z.pt"
+        ) from None
     z = saved.get("z") if isinstance(saved, dict) else saved
     if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != z_dim:
         shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
@@ -89,6 +91,7 @@ def load_vectors(path: str | Path, z_dim: int, index: list[int] | None = None) -
 
 def save_gif(frames: list[torch.Tensor], path: Path, fps: float, nrow: int) -> None:
     """Frames (each a batch of images in [-1, 1]) as one animated GIF that loops forever."""
-    pictures = [to_pil_image(make_grid(frame.float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1)))
-                for frame in frames]
+    pictures = [
+        to_pil_image(make_grid(frame.float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1))) for frame in frames
+    ]
     pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=max(1, round(1000 / fps)), loop=0)

@@ -16,10 +16,10 @@ import argparse
 import csv
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -31,16 +31,17 @@ from gantrain.models.base import GeneratorInfo
 
 WEIGHTS = ("auto", "ema", "raw")
 # Output folders created by the command now running: a failure removes them.
-_opened: list["ToolOutput"] = []
+_opened: list[ToolOutput] = []
 
 
 def _prefixed(state: dict, prefix: str) -> dict:
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 @dataclass
 class GeneratorRun:
     """A trained run's generator, its record (step, config, data_spec), and where it lives."""
+
     run_dir: Path
     G: nn.Module
     record: dict
@@ -86,9 +87,11 @@ class GeneratorRun:
         from gantrain.build import translator
 
         if direction not in self.info.directions:
-            raise UserError(f"{self.run_dir} holds a {self.model_name} translator, which translates "
-                            f"{' and '.join(self.info.directions)} only: use --direction "
-                            f"{self.info.directions[0]}")
+            raise UserError(
+                f"{self.run_dir} holds a {self.model_name} translator, which translates "
+                f"{' and '.join(self.info.directions)} only: use --direction "
+                f"{self.info.directions[0]}"
+            )
         return translator(self.config.model, self.G, direction, seed)
 
     @property
@@ -98,20 +101,26 @@ class GeneratorRun:
     def require_noise(self, prog: str) -> None:
         """Tools that sample z refuse translation models, naming what does apply."""
         if self.is_translation:
-            raise UserError(f"{prog} works on noise-to-image generators (gan, dcgan, cgan, wgan-gp); "
-                            f"{self.run_dir} holds a {self.model_name} translator: use "
-                            f"gantrain-generate {self.run_dir} --inputs <folder> to translate images")
+            raise UserError(
+                f"{prog} works on noise-to-image generators (gan, dcgan, cgan, wgan-gp); "
+                f"{self.run_dir} holds a {self.model_name} translator: use "
+                f"gantrain-generate {self.run_dir} --inputs <folder> to translate images"
+            )
 
     def require_translation(self, prog: str) -> None:
         if not self.is_translation:
-            raise UserError(f"{prog} --inputs translates images with pix2pix or CycleGAN; {self.run_dir} "
-                            f"holds a {self.model_name} noise generator: leave out --inputs")
+            raise UserError(
+                f"{prog} --inputs translates images with pix2pix or CycleGAN; {self.run_dir} "
+                f"holds a {self.model_name} noise generator: leave out --inputs"
+            )
 
     def discriminator(self) -> nn.Module:
         """D as it was at the run's last checkpoint, in eval mode."""
         if self.full_state_path is None:
-            raise UserError(f"this needs the discriminator, which {exported_generator(self.run_dir).name} "
-                            f"does not hold: point at the run directory (or checkpoints/{LAST})")
+            raise UserError(
+                f"this needs the discriminator, which {exported_generator(self.run_dir).name} "
+                f"does not hold: point at the run directory (or checkpoints/{LAST})"
+            )
         from gantrain.build import build_nets
 
         state = load_checkpoint(self.full_state_path, map_location=self.device)
@@ -141,8 +150,10 @@ def open_run(path: str | Path, device: torch.device | str = "cpu", weights: str 
     else:
         raise UserError(f"{path}: no such run directory or checkpoint file")
     if generator_path is not None and not generator_path.is_file() and not full_path.is_file():
-        raise UserError(f"{run_dir} holds no trained generator (no {CHECKPOINT_DIR}/{generator_path.name}): "
-                        f"point at a gantrain run directory that has saved a checkpoint")
+        raise UserError(
+            f"{run_dir} holds no trained generator (no {CHECKPOINT_DIR}/{generator_path.name}): "
+            f"point at a gantrain run directory that has saved a checkpoint"
+        )
     # The exported generator is what sampling uses by default; the full state has both copies.
     use_export = generator_path is not None and generator_path.is_file() and weights in ("auto", "ema")
     state = load_checkpoint(generator_path if use_export else full_path, map_location=device)
@@ -172,8 +183,9 @@ def check_class(run: GeneratorRun, label: int | None, prog: str) -> None:
     if label is None:
         return
     if not run.num_classes:
-        raise UserError(f"{prog}: a class was given but {run.run_dir} holds an unconditional generator: "
-                        f"leave out the class options")
+        raise UserError(
+            f"{prog}: a class was given but {run.run_dir} holds an unconditional generator: leave out the class options"
+        )
     if not 0 <= label < run.num_classes:
         raise UserError(f"class {label} is out of range: {run.run_dir} has classes 0..{run.num_classes - 1}")
 
@@ -259,8 +271,12 @@ class ToolOutput:
             self.path.parent.rmdir()
 
 
-def tool_main(prog: str, parse: Callable[[list[str]], argparse.Namespace],
-              run: Callable[[argparse.Namespace], ToolOutput | None], argv: list[str] | None = None) -> None:
+def tool_main(
+    prog: str,
+    parse: Callable[[list[str]], argparse.Namespace],
+    run: Callable[[argparse.Namespace], ToolOutput | None],
+    argv: list[str] | None = None,
+) -> None:
     """A tool's ``main``: parse ``argv`` (default: the command line) and run it with the
     CLI's error contract: a ``UserError`` is one line and exit status 2, and whatever the
     failed command had written is removed."""

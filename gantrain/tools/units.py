@@ -18,9 +18,9 @@ object classes; gantrain has no segmenter, so the ranking is by effect instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +35,7 @@ ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.PReLU, nn.ReL
 @dataclass(frozen=True)
 class Layer:
     """A module of G whose output is a feature map with more channels than the image."""
+
     name: str  # as in G.named_modules(), e.g. "net.5"
     kind: str  # the module's class, e.g. "ReLU"
     shape: tuple[int, int, int]  # (C, H, W) of one sample's output
@@ -70,6 +71,7 @@ def candidate_layers(G: nn.Module, z: torch.Tensor, y: torch.Tensor | None, imag
         def hook(_module, _inputs, output):
             if isinstance(output, torch.Tensor) and output.dim() == 4 and output.shape[1] > image_channels:
                 found.append(Layer(name, type(module).__name__, tuple(int(s) for s in output.shape[1:])))
+
         return hook
 
     for name, module in G.named_modules():
@@ -93,8 +95,10 @@ def default_layer(layers: list[Layer]) -> Layer:
 def check_units(units: list[int], layer: Layer, option: str) -> None:
     for unit in units:
         if not 0 <= unit < layer.channels:
-            raise UserError(f"{option}: unit {unit} is out of range: layer {layer.name} has {layer.channels} "
-                            f"channels (units 0..{layer.channels - 1})")
+            raise UserError(
+                f"{option}: unit {unit} is out of range: layer {layer.name} has {layer.channels} "
+                f"channels (units 0..{layer.channels - 1})"
+            )
 
 
 def unit_scale(channels: int, ablate: list[int] = (), boost: dict[int, float] | None = None) -> torch.Tensor:
@@ -128,16 +132,19 @@ def scaled(G: nn.Module, layer: str, scale: torch.Tensor) -> Iterator[None]:
 
 
 @contextmanager
-def intervene(G: nn.Module, layer: str, ablate: list[int] = (), boost: dict[int, float] | None = None
-              ) -> Iterator[None]:
+def intervene(
+    G: nn.Module, layer: str, ablate: list[int] = (), boost: dict[int, float] | None = None
+) -> Iterator[None]:
     """Inside the block, G runs with the ``ablate`` units of ``layer`` switched off
     (their channels zeroed) and the ``boost`` units multiplied by their factors."""
+
     def hook(_module, _inputs, output):
         channels = output.shape[1]
         for unit in [*ablate, *(boost or {})]:
             if not 0 <= unit < channels:
-                raise UserError(f"unit {unit} is out of range: layer {layer} has {channels} channels "
-                                f"(units 0..{channels - 1})")
+                raise UserError(
+                    f"unit {unit} is out of range: layer {layer} has {channels} channels (units 0..{channels - 1})"
+                )
         return _apply(output, unit_scale(channels, ablate, boost))
 
     handle = module_of(G, layer).register_forward_hook(hook)
@@ -170,7 +177,7 @@ def tail_after(G: nn.Module, layer: str, z: torch.Tensor, y: torch.Tensor | None
     parent = dict(G.named_modules()).get(parent_name)
     if not isinstance(parent, nn.Sequential) or not index.isdigit():
         return None
-    rest = parent[int(index) + 1:]
+    rest = parent[int(index) + 1 :]
     image = generate(G, z, y)
     try:
         again = rest(activations(G, layer, z, y)).reshape(image.shape)
@@ -180,8 +187,7 @@ def tail_after(G: nn.Module, layer: str, z: torch.Tensor, y: torch.Tensor | None
 
 
 def _linear_conv(module: nn.Module | None) -> bool:
-    return (isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and module.groups == 1
-            and module.padding_mode == "zeros")
+    return isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and module.groups == 1 and module.padding_mode == "zeros"
 
 
 def _one_channel(conv: nn.Conv2d | nn.ConvTranspose2d, x: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
@@ -189,16 +195,18 @@ def _one_channel(conv: nn.Conv2d | nn.ConvTranspose2d, x: torch.Tensor, units: t
     output (no bias). One grouped convolution, a group per row: 1/C of the full cost."""
     rows = len(units)
     if isinstance(conv, nn.ConvTranspose2d):  # weight (in, out, k, k)
-        out = F.conv_transpose2d(x[None], conv.weight[units], None, conv.stride, conv.padding,
-                                 conv.output_padding, rows, conv.dilation)
+        out = F.conv_transpose2d(
+            x[None], conv.weight[units], None, conv.stride, conv.padding, conv.output_padding, rows, conv.dilation
+        )
     else:  # weight (out, in, k, k)
         weight = conv.weight[:, units].transpose(0, 1).reshape(-1, 1, *conv.weight.shape[2:])
         out = F.conv2d(x[None], weight, None, conv.stride, conv.padding, conv.dilation, rows)
     return out.view(rows, -1, *out.shape[-2:])
 
 
-def ablation_runner(G: nn.Module, layer: str, z: torch.Tensor, y: torch.Tensor | None,
-                    h: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def ablation_runner(
+    G: nn.Module, layer: str, z: torch.Tensor, y: torch.Tensor | None, h: torch.Tensor
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """``run(samples, units)``: G's images of ``z[samples]``, row i with ``units[i]`` of
     ``layer`` (whose output on z is ``h``) switched off. The cheapest way that is exact:
 
@@ -209,11 +217,13 @@ def ablation_runner(G: nn.Module, layer: str, z: torch.Tensor, y: torch.Tensor |
     rest = tail_after(G, layer, z[:1], None if y is None else y[:1])
     shape = (-1, *generate(G, z[:1], None if y is None else y[:1]).shape[1:])
     if rest is None:
+
         def full(samples: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
             scale = torch.ones(len(units), h.shape[1], device=h.device)
             scale[torch.arange(len(units), device=h.device), units] = 0.0
             with scaled(G, layer, scale):
                 return generate(G, z[samples], None if y is None else y[samples])
+
         return full
     if len(rest) and _linear_conv(rest[0]):
         conv, after = rest[0], rest[1:]
@@ -221,16 +231,19 @@ def ablation_runner(G: nn.Module, layer: str, z: torch.Tensor, y: torch.Tensor |
 
         def linear(samples: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
             return after(base[samples] - _one_channel(conv, h[samples, units], units)).reshape(shape)
+
         return linear
 
     def tail(samples: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
         x = h[samples].clone()
         x[torch.arange(len(units), device=h.device), units] = 0.0
         return rest(x).reshape(shape)
+
     return tail
 
 
 # --- masks: where each unit fires ------------------------------------------------------
+
 
 def upsampled(h: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(h.float(), size=(size, size), mode="bilinear", align_corners=False)
@@ -246,7 +259,7 @@ def unit_thresholds(h: torch.Tensor, size: int, quantile: float, chunk_values: i
     step = max(1, chunk_values // per_unit)
     thresholds = []
     for start in range(0, channels, step):
-        maps = upsampled(h[:, start:start + step], size).transpose(0, 1).reshape(-1, per_unit)
+        maps = upsampled(h[:, start : start + step], size).transpose(0, 1).reshape(-1, per_unit)
         if per_unit <= 1 << 24:
             thresholds.append(torch.quantile(maps, quantile, dim=1))
         else:  # the exact order statistic, without torch.quantile's size limit
@@ -266,18 +279,26 @@ def unit_masks(h: torch.Tensor, units: list[int], size: int, thresholds: torch.T
 
 # --- ranking: the effect of switching each unit off ------------------------------------
 
+
 @dataclass
 class Effects:
     """Per unit (rows) and sample (columns), what switching the unit off did."""
+
     output_change: torch.Tensor  # mean |G_ablated - G| over the pixels
     d_score_change: torch.Tensor | None  # D(G_ablated) - D(G)
     class_flip: torch.Tensor | None  # the judge's decision changed (bool)
 
 
 @torch.no_grad()
-def ablation_effects(G: nn.Module, layer: str, z: torch.Tensor, y: torch.Tensor | None,
-                     D: nn.Module | None = None, judge: nn.Module | None = None,
-                     batch_size: int = 256) -> Effects:
+def ablation_effects(
+    G: nn.Module,
+    layer: str,
+    z: torch.Tensor,
+    y: torch.Tensor | None,
+    D: nn.Module | None = None,
+    judge: nn.Module | None = None,
+    batch_size: int = 256,
+) -> Effects:
     """Switch every unit of ``layer`` off, one at a time, on the same samples.
 
     The (unit, sample) pairs are run ``batch_size`` at a time, each row of a batch with
@@ -306,6 +327,7 @@ def ablation_effects(G: nn.Module, layer: str, z: torch.Tensor, y: torch.Tensor 
 
     def per_unit(values: torch.Tensor | None) -> torch.Tensor | None:
         return None if values is None else values.view(channels, n)
+
     return Effects(per_unit(change), per_unit(score), per_unit(flip))
 
 
@@ -314,11 +336,13 @@ def ranking_rows(h: torch.Tensor, effects: Effects) -> list[dict]:
     mean_activation = h.float().mean(dim=(0, *range(2, h.dim()))).cpu()
     rows = []
     for unit in range(h.shape[1]):
-        rows.append({
-            "unit": unit,
-            "mean_activation": float(mean_activation[unit]),
-            "output_change": float(effects.output_change[unit].mean()),
-            "d_score_change": "" if effects.d_score_change is None else float(effects.d_score_change[unit].mean()),
-            "class_flip_rate": "" if effects.class_flip is None else float(effects.class_flip[unit].float().mean()),
-        })
+        rows.append(
+            {
+                "unit": unit,
+                "mean_activation": float(mean_activation[unit]),
+                "output_change": float(effects.output_change[unit].mean()),
+                "d_score_change": "" if effects.d_score_change is None else float(effects.d_score_change[unit].mean()),
+                "class_flip_rate": "" if effects.class_flip is None else float(effects.class_flip[unit].float().mean()),
+            }
+        )
     return sorted(rows, key=lambda row: -row["output_change"])

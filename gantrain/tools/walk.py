@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from gantrain.errors import UserError
-from gantrain.tools.latent import METHODS, join, load_vectors, save_gif, segments
 from gantrain.tools.inputs import in_batches, parse_seeds, seeded_z
+from gantrain.tools.latent import METHODS, join, load_vectors, save_gif, segments
 from gantrain.tools.run import WEIGHTS, ToolOutput, check_class, open_run, tool_main
 
 PROG = "gantrain-walk"
@@ -64,8 +64,10 @@ def _end_points(run, args: argparse.Namespace) -> torch.Tensor:
 def z_walk(run, args: argparse.Namespace) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
     """Frames of a walk through z at a fixed class; the grid has a row per segment."""
     if run.num_classes and args.label is None:
-        raise UserError(f"{run.run_dir} is conditional: give the walk's class with --class K "
-                        f"(0..{run.num_classes - 1}), or walk across classes with --classes A,B")
+        raise UserError(
+            f"{run.run_dir} is conditional: give the walk's class with --class K "
+            f"(0..{run.num_classes - 1}), or walk across classes with --classes A,B"
+        )
     check_class(run, args.label, PROG)
     parts = segments(_end_points(run, args), args.steps, args.method, args.loop)
     path = join(parts)
@@ -73,15 +75,17 @@ def z_walk(run, args: argparse.Namespace) -> tuple[list[torch.Tensor], torch.Ten
     images = in_batches(run.G, [path, y], args.batch_size, run.device)
     frames = [image[None] for image in images]
     # Grid rows: segment k is frames k*(steps-1) .. k*(steps-1)+steps-1 (joints repeated).
-    rows = torch.cat([images[k * (args.steps - 1):k * (args.steps - 1) + args.steps] for k in range(len(parts))])
+    rows = torch.cat([images[k * (args.steps - 1) : k * (args.steps - 1) + args.steps] for k in range(len(parts))])
     return frames, rows, path
 
 
 def class_walk(run, args: argparse.Namespace) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
     """Frames of every seed's image as the class moves; the grid has a row per seed."""
     if not run.num_classes:
-        raise UserError(f"--classes walks between classes of a conditional model; {run.run_dir} is "
-                        f"unconditional: walk between seeds with --seeds A,B")
+        raise UserError(
+            f"--classes walks between classes of a conditional model; {run.run_dir} is "
+            f"unconditional: walk between seeds with --seeds A,B"
+        )
     classes = parse_seeds(args.classes, "--classes")
     for label in classes:
         check_class(run, label, PROG)
