@@ -10,6 +10,7 @@
 
     python scripts/cgan_accuracy.py                     # the numbers in the issue note
     python scripts/cgan_accuracy.py --steps 300 --width 16
+    python scripts/cgan_accuracy.py --model acgan       # AC-GAN: D predicts the class instead
 """
 
 from __future__ import annotations
@@ -30,10 +31,17 @@ from gantrain.metrics.classifier import accuracy, conditional_accuracy, fit_clas
 
 
 def train_cgan(
-    run_dir: Path, steps: int, width: int, batch_size: int, seed: int, device: str, extra: list[str]
+    run_dir: Path,
+    steps: int,
+    width: int,
+    batch_size: int,
+    seed: int,
+    device: str,
+    extra: list[str],
+    model: str = "cgan",
 ) -> float:
     overrides = [
-        "model=cgan",
+        f"model={model}",
         "data.split=train",
         f"data.batch_size={batch_size}",
         f"model.generator.width={width}",
@@ -54,6 +62,7 @@ def train_cgan(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="cgan", choices=["cgan", "acgan"], help="the conditional model")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -66,14 +75,16 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = args.run_dir or Path(tmp) / "run"
-        seconds = train_cgan(run_dir, args.steps, args.width, args.batch_size, args.seed, args.device, args.overrides)
+        seconds = train_cgan(
+            run_dir, args.steps, args.width, args.batch_size, args.seed, args.device, args.overrides, args.model
+        )
         holdout, train = mnist_sample(split="holdout"), mnist_sample(split="train")
         judge = fit_classifier(to_unit_range(holdout.images), holdout.labels, 10, seed=args.seed)
         real = accuracy(judge, to_unit_range(train.images), train.labels)
         G, _ = load_generator(run_dir)
         per_class = conditional_accuracy(G, judge, 10, args.per_class, seed=args.seed + 1)
     print(
-        f"cGAN: {args.steps} steps, batch {args.batch_size}, width {args.width}, "
+        f"{args.model}: {args.steps} steps, batch {args.batch_size}, width {args.width}, "
         f"{seconds / 60:.1f} min on {args.device} ({torch.get_num_threads()} threads)"
     )
     print(f"classifier accuracy on the 4,000 real train-split digits it never saw: {real:.1%}")
