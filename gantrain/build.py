@@ -224,6 +224,14 @@ def build_optimizer(node: DictConfig, params, path: str, speed: Speed | None = N
         raise UserError(f"{path} was refused by {options['_target_']}: {str(exc).splitlines()[0]}") from None
 
 
+def nonfinite_fixes(on_nonfinite: str) -> str:
+    """What a run stopped by a NaN/Inf should try, in config keys (the loop's guard names none)."""
+    fixes = "lower optim.g.lr / optim.d.lr, try loss=wgan_gp or loss=hinge, or add loss.r1_weight=10"
+    if on_nonfinite == "rollback":
+        return fixes + "; trainer.max_rollbacks was reached"
+    return fixes + ", or set trainer.on_nonfinite=rollback to go back to the checkpoint with halved learning rates"
+
+
 def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> Trainer:
     check_config(cfg)
     parallel = distributed.current()
@@ -243,7 +251,7 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
             )
         )
     cls, options = _model(cfg.model)
-    with keyed("model"):
+    with keyed("model", {"label_attrs": "data.label_attrs"}):  # a model may point at the data's options
         cls.check_data(spec, options)
 
     with keyed("loss"):
@@ -303,6 +311,7 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
         speed=speed,
         parallel=parallel,
         eval_every=cfg.eval.every,
+        nonfinite_fixes=nonfinite_fixes(trainer_cfg.on_nonfinite),
     )
     if checkpoint:
         trainer.load_state_dict(checkpoint)

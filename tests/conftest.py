@@ -53,6 +53,27 @@ def train(run_dir: Path, overrides: list[str]) -> str:
     return run(compose_config(overrides), run_dir, overrides)
 
 
+def train_pix2pix(run_dir: Path, data_root: Path, *extra: str) -> None:
+    """A tiny pix2pix run on written facades pairs: a translator for the tools' tests."""
+    from fixtures import write_paired
+
+    write_paired(data_root / "facades", {"train": 4, "val": 2}, size=(64, 32))
+    nets = ["model.generator.width=8", "model.discriminator.width=8", "data.image_size=32", "data.load_size=32"]
+    train(
+        run_dir,
+        [
+            "model=pix2pix",
+            "data=facades",
+            f"data.root={data_root}",
+            *nets,
+            "data.num_workers=0",
+            "trainer=smoke",
+            "device=cpu",
+            *extra,
+        ],
+    )
+
+
 def events(run_dir: Path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -132,6 +132,7 @@ def test_a_worker_hitting_a_bad_file_with_fail_is_one_line(tmp_path):
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("gantrain: error: cannot decode") and "2.png" in last, result.stderr
+    assert last.endswith("or set data.on_bad_file=skip"), result.stderr  # the key, though a worker raised it
 
 
 def test_paired_and_unpaired_folders_skip_bad_files_too(tmp_path, caplog):

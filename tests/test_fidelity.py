@@ -170,7 +170,9 @@ def test_penalties_train_patchgan_discriminators(tmp_path, setup, penalty):
     assert values and all(v == v and v >= 0 for v in values)
 
 
-@pytest.mark.parametrize("extra,norms", [([], "layer (or instance, none)"), (["model=pix2pix"], "instance (or none)")])
+@pytest.mark.parametrize(
+    "extra,norms", [([], "layer (or instance, none, spectral)"), (["model=pix2pix"], "instance (or none, spectral)")]
+)
 def test_r1_on_a_batch_norm_discriminator_is_refused_like_the_gradient_penalty(tmp_path, extra, norms):
     args = [*TINY, "loss.r1_weight=1", "trainer.steps=1"]
     if extra:

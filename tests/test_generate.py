@@ -4,8 +4,7 @@ their inputs, arithmetic combines the group means, and mistakes are one line."""
 
 import pytest
 import torch
-from conftest import events, train
-from fixtures import write_paired
+from conftest import events, train_pix2pix
 from PIL import Image, ImageSequence
 from torchvision.transforms.functional import pil_to_tensor
 
@@ -54,23 +53,8 @@ def test_truncation_bounds_z_and_is_reproducible():
 
 
 def test_pix2pix_translates_a_folder_of_inputs(tmp_path):
-    write_paired(tmp_path / "data" / "facades", {"train": 4, "val": 2}, size=(64, 32))
     run_dir = tmp_path / "run"
-    train(
-        run_dir,
-        [
-            "model=pix2pix",
-            "data=facades",
-            f"data.root={tmp_path / 'data'}",
-            "model.generator.width=8",
-            "model.discriminator.width=8",
-            "device=cpu",
-            "trainer=smoke",
-            "data.image_size=32",
-            "data.load_size=32",
-            "data.num_workers=0",
-        ],
-    )
+    train_pix2pix(run_dir, tmp_path / "data")
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     for k in range(3):

@@ -8,8 +8,7 @@ import json
 
 import pytest
 import torch
-from conftest import TINY, events, train
-from fixtures import write_paired
+from conftest import TINY, events, train, train_pix2pix
 from PIL import Image
 from torch import nn
 
@@ -271,25 +270,8 @@ def test_conditional_generator_takes_labels(cgan_run, tmp_path, capsys):
 def translation_run(dcgan_run, tmp_path):
     """A one-step pix2pix run: its model says it is a translator (models/base.py), and
     require_noise asks the model, not the data spec."""
-    write_paired(tmp_path / "data" / "facades", {"train": 2, "val": 1}, size=(64, 32))
     run_dir = tmp_path / "translator"
-    train(
-        run_dir,
-        [
-            "model=pix2pix",
-            "data=facades",
-            f"data.root={tmp_path / 'data'}",
-            "model.generator.width=8",
-            "model.discriminator.width=8",
-            "data.image_size=32",
-            "data.load_size=32",
-            "data.batch_size=1",
-            "data.num_workers=0",
-            "trainer=smoke",
-            "trainer.steps=1",
-            "device=cpu",
-        ],
-    )
+    train_pix2pix(run_dir, tmp_path / "data", "data.batch_size=1", "trainer.steps=1")
     return run_dir
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import pytest
 from conftest import TINY, compose_config, gantrain
 from PIL import Image
-from test_bad_data import corrupt_png_data
 
 from gantrain.build import build_trainer
 from gantrain.errors import UserError
@@ -134,26 +133,3 @@ def test_missing_inception_weights_name_eval_inception_weights(tmp_path):
         ],
     )
     assert message.startswith("eval.inception_weights=/nonexistent/inception.pth: no such file")
-
-
-def test_a_worker_hitting_a_bad_file_names_data_on_bad_file(tmp_path):
-    root = tmp_path / "imgs"
-    root.mkdir()
-    for k in range(4):
-        Image.new("RGB", (16, 16), (60 * k, 0, 0)).save(root / f"{k}.png")
-    corrupt_png_data(root / "2.png")
-    result = gantrain(
-        *TINY,
-        "data=folder",
-        f"data.path={root}",
-        "data.image_size=16",
-        "data.batch_size=4",
-        "data.num_workers=1",
-        "data.on_bad_file=fail",
-        "trainer.steps=2",
-        f"hydra.run.dir={tmp_path / 'run'}",
-        cwd=tmp_path,
-    )
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("gantrain: error: cannot decode") and "2.png" in last, result.stderr
-    assert last.endswith("or set data.on_bad_file=skip"), result.stderr

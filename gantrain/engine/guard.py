@@ -53,18 +53,18 @@ def nonfinite_nets(nets: dict[str, nn.Module]) -> list[str]:
     return [f"{name} weights" for name, ok in zip(names, finite) if not ok]
 
 
-def explain(problems: list[str], step: int, checkpoint_step: int | None, mode: NonFinite) -> str:
+# What to try, named without config keys; the config layer passes its own text, with
+# the keys to change (build.nonfinite_fixes).
+DEFAULT_FIXES = "lower the learning rates, or use a loss with a gradient penalty or R1"
+
+
+def explain(problems: list[str], step: int, checkpoint_step: int | None, fixes: str = DEFAULT_FIXES) -> str:
     """One line: what went non-finite, where the last good state is, what to try."""
     kept = (
         f"the last good checkpoint (step {checkpoint_step}) is kept"
         if checkpoint_step is not None
         else "no checkpoint was written yet"
     )
-    fixes = "lower optim.g.lr / optim.d.lr, try loss=wgan_gp or loss=hinge, or add loss.r1_weight=10"
-    if mode == "rollback":
-        fixes += "; trainer.max_rollbacks was reached"
-    else:
-        fixes += ", or set trainer.on_nonfinite=rollback to go back to the checkpoint with halved learning rates"
     return f"{', '.join(problems)} became non-finite by step {step}; {kept}. Try: {fixes}"
 
 
@@ -85,6 +85,7 @@ class Guard:
     lr_scale: float
     parallel: SingleProcess
     logger: RunLogger
+    fixes: str = DEFAULT_FIXES  # what the error tells the user to try
 
     def check(
         self,
@@ -104,7 +105,7 @@ class Guard:
         # machine holds the run directory.
         if self.mode == "rollback" and rollbacks < self.max_rollbacks and checkpoint_step is not None:
             raise RollBack(problems)
-        raise UserError(explain(problems, step, checkpoint_step, self.mode))
+        raise UserError(explain(problems, step, checkpoint_step, self.fixes))
 
     def lower_rates(
         self, optimizers: tuple[torch.optim.Optimizer, ...], schedulers: list, factor: float, times: int

@@ -25,26 +25,18 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from gantrain.engine.checkpoint import (
-    best_checkpoint,
-    exported_generator,
-    last_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-    write_json,
-)
+from gantrain.engine.checkpoint import best_checkpoint, last_checkpoint, load_checkpoint, save_checkpoint, write_json
 from gantrain.engine.compile_fallback import Compilation, CompileFailed
 from gantrain.engine.distributed import SingleProcess
 from gantrain.engine.ema import EMA
-from gantrain.engine.guard import Guard, RollBack
+from gantrain.engine.guard import DEFAULT_FIXES, Guard, RollBack
 from gantrain.engine.logger import RunLogger
-from gantrain.engine.runtime import capture_rng, restore_rng
+from gantrain.engine.runtime import restore_rng
 from gantrain.engine.schedule import linear_decay
 from gantrain.engine.speed import Speed, compile_nets
 from gantrain.engine.stop import StopRequest
 from gantrain.engine.trainer_config import Evaluator, TrainerConfig  # TrainerConfig: imported from here too
 from gantrain.engine.trainer_state import TrainerState
-from gantrain.errors import UserError
 
 STOP_CHECK_EVERY = 8  # steps between the processes' agreements on a stop request (torchrun)
 
@@ -68,13 +60,15 @@ class Trainer(TrainerState):
         speed: Speed | None = None,
         parallel: SingleProcess | None = None,
         eval_every: int | None = None,
+        nonfinite_fixes: str = DEFAULT_FIXES,
     ) -> None:
         """``fixed``: what every sample grid is drawn from (the model's fixed noise, or
         a fixed validation batch); ``validation``: batches for ``model.validate``;
         ``evaluator``: sample-quality metrics every ``eval_every`` steps (default
         ``evaluator.every``; under data parallelism only rank 0 has an evaluator, and
         every process needs the schedule); ``speed``: the fast path's switches;
-        ``parallel``: the data-parallel context (``engine/distributed.py``)."""
+        ``parallel``: the data-parallel context (``engine/distributed.py``);
+        ``nonfinite_fixes``: what the error of a NaN/Inf tells the user to try."""
         self.model, self.opt_g, self.opt_d = model, opt_g, opt_d
         self.stream, self.logger, self.cfg = stream, logger, cfg
         self.device, self.meta = device, meta
@@ -86,7 +80,9 @@ class Trainer(TrainerState):
         self.speed = speed or Speed(device=device)
         self.parallel = parallel or SingleProcess()
         self.compilation = Compilation(self.parallel)  # what compile() compiled, and its fallback
-        self.guard = Guard(cfg.on_nonfinite, cfg.max_rollbacks, cfg.rollback_lr_scale, self.parallel, logger)
+        self.guard = Guard(
+            cfg.on_nonfinite, cfg.max_rollbacks, cfg.rollback_lr_scale, self.parallel, logger, nonfinite_fixes
+        )
         self.best: dict | None = None  # {"metric", "value", "step"} of checkpoints/best.pt
         self.rollbacks = 0  # times a non-finite value sent the run back to its checkpoint
         self.checkpoint_step: int | None = None  # the step of the last checkpoint written or loaded
@@ -249,37 +245,11 @@ class Trainer(TrainerState):
         self.guard.report(problems, failed_at, self.step, scale, count)
 
     # -- checkpoints (the state: trainer_state.py), samples, evaluations ------
-    @property
-    def sampling_generator(self):
-        """The G that samples and exports come from: the EMA copy when there is one."""
-        return self.ema.module if self.ema else self.model.G
-
     def save(self) -> None:
-        """Write last.pt and generator.pt, unless a weight went non-finite: then the
-        previous checkpoint stays as it is (``guard.py`` decides what happens next)."""
+        """Write last.pt and generator.pt (``trainer_state.py``), unless a weight went
+        non-finite: then the previous checkpoint stays as it is (``guard.py`` decides)."""
         self._check_finite({})
-        run_dir = self.logger.run_dir
-        # Every process's RNG state, so that a resumed data-parallel run draws what an
-        # uninterrupted one would have (a collective: every process calls save()).
-        rng_ranks = self.parallel.gather(capture_rng())
-        failure = None
-        if self.parallel.is_main:
-            try:
-                save_checkpoint({**self.state_dict(), "rng_ranks": rng_ranks}, last_checkpoint(run_dir))
-                save_checkpoint(
-                    {
-                        "generator": self.sampling_generator.state_dict(),
-                        "ema": self.ema is not None,
-                        "step": self.step,
-                        **self.meta,
-                    },
-                    exported_generator(run_dir),
-                )
-            except UserError as exc:
-                failure = exc
-        if self.parallel.any(failure is not None):
-            raise failure or UserError("rank 0 could not write the checkpoint (its message says why)")
-        self.checkpoint_step = self.step
+        self.write_checkpoints(self.logger.run_dir)
 
     def _rng_fork(self):
         return torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])

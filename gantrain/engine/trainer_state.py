@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from gantrain.engine.checkpoint import exported_generator, last_checkpoint, save_checkpoint
 from gantrain.engine.distributed import SingleProcess
 from gantrain.engine.ema import EMA
 from gantrain.engine.runtime import capture_rng, restore_rng
@@ -92,3 +93,26 @@ class TrainerState:
         restore_rng(state["rng"])
         if rank:
             torch.manual_seed(int(torch.randint(2**62, (1,))) + rank)
+
+    @property
+    def sampling_generator(self):
+        """The G that samples and exports come from: the EMA copy when there is one."""
+        return self.ema.module if self.ema else self.model.G
+
+    def write_checkpoints(self, run_dir) -> None:
+        """``last.pt`` (the whole state) and ``generator.pt`` (the G to sample from, the
+        EMA copy when there is one, with the run's record). Every process calls it: it
+        gathers every process's RNG state, so that a resumed data-parallel run draws
+        what an uninterrupted one would have; rank 0 writes."""
+        rng_ranks = self.parallel.gather(capture_rng())
+        failure = None
+        if self.parallel.is_main:
+            try:
+                save_checkpoint({**self.state_dict(), "rng_ranks": rng_ranks}, last_checkpoint(run_dir))
+                export = {"generator": self.sampling_generator.state_dict(), "ema": self.ema is not None}
+                save_checkpoint({**export, "step": self.step, **self.meta}, exported_generator(run_dir))
+            except UserError as exc:
+                failure = exc
+        if self.parallel.any(failure is not None):
+            raise failure or UserError("rank 0 could not write the checkpoint (its message says why)")
+        self.checkpoint_step = self.step

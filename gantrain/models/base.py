@@ -174,7 +174,7 @@ class GANModel(nn.Module, ABC):
         raise OptionError(
             "every",
             f"every > 0 scores the samples of image GANs during training; {cls.__name__} "
-            f"logs its validation metrics at each sample grid (trainer.sample_every) "
+            f"logs its validation metrics at each sample grid "
             f"instead: set every=0",
         )
 

@@ -73,8 +73,9 @@ class GAN(GANModel):
                 "conditional",
                 f"conditional=true needs class labels, but {spec.name} has none: "
                 f"use a labelled dataset (mnist, fashion_mnist, a folder of class "
-                f"subfolders, celeba with data.label_attrs=[Smiling]) or "
+                f"subfolders, celeba with label_attrs=[Smiling]) or "
                 f"conditional=false",
+                also=("label_attrs",),  # the data's option: the config layer names its key
             )
 
     @staticmethod
