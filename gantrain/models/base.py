@@ -40,6 +40,7 @@ from typing import Any, ClassVar, Literal, Protocol
 import torch
 from torch import nn
 
+from gantrain.engine.trainer_config import Evaluator  # what the loop calls every eval.every steps
 from gantrain.errors import OptionError, UserError
 
 # What a model trains on: DataSpec.pairing's values.
@@ -59,19 +60,6 @@ class NetFactory(Protocol):
     data-dependent arguments (``channels``, ``image_size``, ``num_classes``, ...)."""
 
     def __call__(self, **data_args: Any) -> nn.Module: ...
-
-
-class Evaluator(Protocol):
-    """Sample-quality metrics of a generator during training: ``evaluator(G)`` returns a
-    report with ``metrics`` and ``floor`` dicts; ``every`` (steps) and ``best`` (the
-    metric that picks checkpoints/best.pt) say when and what."""
-
-    every: int
-    best: str
-
-    def __call__(self, generator: nn.Module) -> dict: ...
-
-    def is_better(self, value: float, best: float | None) -> bool: ...
 
 
 @dataclass(frozen=True)
