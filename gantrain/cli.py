@@ -29,31 +29,10 @@ from gantrain.config import CONF_DIR, CONFIG_NAME, VERSION_BASE, compose_config
 from gantrain.errors import UserError
 
 # Flags after which Hydra does not train in this process, or trains many jobs.
-_NO_PREFLIGHT = {
-    "-h",
-    "--help",
-    "--hydra-help",
-    "-c",
-    "--cfg",
-    "-i",
-    "--info",
-    "-p",
-    "--package",
-    "--shell-completion",
-    "-sc",
-    "-m",
-    "--multirun",
-    "--run",
-    "-r",
-    "--resolve",
-    "--config-path",
-    "-cp",
-    "--config-name",
-    "-cn",
-    "--config-dir",
-    "-cd",
-    "--experimental-rerun",
-}
+_NO_PREFLIGHT = set(
+    "-h --help --hydra-help -c --cfg -i --info -p --package --shell-completion -sc -m --multirun --run"
+    " -r --resolve --config-path -cp --config-name -cn --config-dir -cd --experimental-rerun".split()
+)
 # What Hydra itself writes into a run directory before our code starts.
 _HYDRA_LEFTOVERS = {".hydra", "train.log"}
 
@@ -161,14 +140,33 @@ def prepare_argv(args: list[str]) -> list[str]:
         overrides = resume_overrides(resume[-1].split("=", 1)[1], rest)
     run_dir = preflight(overrides)
     if not resuming:
+        _created[:] = [p for p in [run_dir, *run_dir.parents] if not p.exists()]
+        check_writable(run_dir)
         if run_dir.exists() and any(run_dir.iterdir()):
             raise UserError(
                 f"run directory {run_dir} already exists and is not empty: choose another "
                 f"hydra.run.dir, or continue that run with resume={run_dir}"
             )
-        _created[:] = [p for p in [run_dir, *run_dir.parents] if not p.exists()]
     # Pin the directory: Hydra would otherwise resolve ${now:...} again, a second later.
     return flags + [o for o in overrides if _key(o) != "hydra.run.dir"] + [f"hydra.run.dir={_quote(run_dir)}"]
+
+
+def check_writable(run_dir: Path) -> None:
+    """The run directory can be created and written: made (with its missing parents) and
+    a file written in it, then all of that removed again, before Hydra makes it for real."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / ".gantrain-write-test").write_bytes(b"")
+        (run_dir / ".gantrain-write-test").unlink()
+    except OSError as exc:
+        raise UserError(
+            f"run directory {run_dir} cannot be created or written ({exc.strerror or exc}): "
+            f"choose another hydra.run.dir"
+        ) from None
+    finally:
+        for path in _created:  # innermost first: only what this check made, and only if empty
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
 
 
 def _remove_unused_run_dir(run_dir: Path) -> None:

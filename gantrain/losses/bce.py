@@ -19,6 +19,7 @@ from typing import Literal, get_args
 import torch
 import torch.nn.functional as F
 
+from gantrain.checks import Weight
 from gantrain.errors import OptionError
 from gantrain.losses.base import AdversarialLoss
 
@@ -27,7 +28,7 @@ VARIANTS = get_args(Variant)
 
 
 class BCELoss(AdversarialLoss):
-    def __init__(self, variant: Variant = "non_saturating", gp_weight: float = 0.0, r1_weight: float = 0.0) -> None:
+    def __init__(self, variant: Variant = "non_saturating", gp_weight: Weight = 0.0, r1_weight: Weight = 0.0) -> None:
         super().__init__(gp_weight, r1_weight)
         if variant not in VARIANTS:
             raise OptionError("variant", f"variant={variant!r} is not known: use {' or '.join(VARIANTS)}")

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from gantrain.checks import at_least
+from gantrain.checks import PositiveInt, Weight, at_least
 from gantrain.errors import UserError
 from gantrain.models.base import GeneratorInfo, NetFactory
 from gantrain.models.gan import GAN
@@ -44,10 +44,10 @@ class ACGAN(GAN):
         generator,
         discriminator,
         loss,
-        z_dim: int,
+        z_dim: PositiveInt,
         num_classes: int,
         reuse_fakes: bool = True,
-        class_weight: float = 1.0,
+        class_weight: Weight = 1.0,
     ) -> None:
         super().__init__(generator, discriminator, loss, z_dim, num_classes, reuse_fakes)
         at_least("class_weight", class_weight, 0)

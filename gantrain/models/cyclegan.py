@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gantrain.checks import at_least
+from gantrain.checks import Count, Weight, at_least
 from gantrain.models.base import GANModel, GeneratorInfo, NetFactory
 from gantrain.models.common import discriminator_loss
 from gantrain.test_time import TestMode, describe, translate, translator
@@ -109,9 +109,9 @@ class CycleGAN(GANModel):
         discriminator: nn.ModuleDict,
         loss,
         image_shape: tuple[int, ...],
-        cycle_weight: float = 10.0,
-        identity_weight: float = 0.5,
-        pool_size: int = 50,
+        cycle_weight: Weight = 10.0,
+        identity_weight: Weight = 0.5,
+        pool_size: Count = 50,
         test_mode: TestMode = "train",
     ) -> None:
         super().__init__()

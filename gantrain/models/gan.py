@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from gantrain.checks import at_least
+from gantrain.checks import PositiveInt, at_least
 from gantrain.errors import OptionError
 from gantrain.models.base import GANModel, GeneratorInfo, NetFactory
 from gantrain.models.common import discriminator_loss, eval_forward
@@ -45,7 +45,7 @@ class GAN(GANModel):
         generator: nn.Module,
         discriminator: nn.Module,
         loss,
-        z_dim: int,
+        z_dim: PositiveInt,
         num_classes: int = 0,
         reuse_fakes: bool = True,
     ) -> None:

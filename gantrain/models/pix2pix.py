@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gantrain.checks import at_least
+from gantrain.checks import Weight, at_least
 from gantrain.metrics.paired import paired_scores
 from gantrain.models.base import GANModel, GeneratorInfo, NetFactory
 from gantrain.models.common import discriminator_loss
@@ -44,7 +44,7 @@ class Pix2Pix(GANModel):
         generator: nn.Module,
         discriminator: nn.Module,
         loss,
-        l1_weight: float = 100.0,
+        l1_weight: Weight = 100.0,
         test_mode: TestMode = "train",
     ) -> None:
         super().__init__()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gantrain.checks import at_least
+from gantrain.checks import PositiveInt, at_least
 from gantrain.nets.dcgan import DCGANDiscriminator, Norm, dcgan_init
 from gantrain.nets.norms import SPECTRAL, spectrally_normalised
 
@@ -22,7 +22,9 @@ from gantrain.nets.norms import SPECTRAL, spectrally_normalised
 class AuxiliaryClassifierDiscriminator(nn.Module):
     norm_choices: tuple[str, ...] = DCGANDiscriminator.norm_choices
 
-    def __init__(self, channels: int, image_size: int, num_classes: int, width: int = 64, norm: Norm = "batch") -> None:
+    def __init__(
+        self, channels: int, image_size: int, num_classes: int, width: PositiveInt = 64, norm: Norm = "batch"
+    ) -> None:
         super().__init__()
         at_least("num_classes", num_classes, 2)
         self.body = DCGANDiscriminator(channels, image_size, 0, width=width, norm=norm)

@@ -27,7 +27,7 @@ from typing import Literal, get_args
 import torch
 from torch import nn
 
-from gantrain.checks import at_least
+from gantrain.checks import PositiveInt, at_least
 from gantrain.errors import OptionError
 from gantrain.nets.conditioning import (
     Conditioning,
@@ -72,7 +72,9 @@ def dcgan_init(module: nn.Module) -> None:
 
 
 class DCGANGenerator(nn.Module):
-    def __init__(self, z_dim: int, channels: int, image_size: int, num_classes: int = 0, width: int = 64) -> None:
+    def __init__(
+        self, z_dim: int, channels: int, image_size: int, num_classes: int = 0, width: PositiveInt = 64
+    ) -> None:
         super().__init__()
         at_least("width", width, 1)
         self.z_dim, self.num_classes = z_dim, num_classes
@@ -120,7 +122,7 @@ class DCGANDiscriminator(nn.Module):
         channels: int,
         image_size: int,
         num_classes: int = 0,
-        width: int = 64,
+        width: PositiveInt = 64,
         norm: Norm = "batch",
         conditioning: Conditioning = "concat",
     ) -> None:

@@ -15,14 +15,20 @@ from typing import Literal, get_args
 import torch
 from torch import nn
 
-from gantrain.checks import at_least
+from gantrain.checks import Count, PositiveInt, at_least
 from gantrain.nets.conditioning import Conditioning, Projection, append_to_vector, check_conditioning
 from gantrain.nets.norms import SPECTRAL, check_norm, spectrally_normalised
 
 
 class MLPGenerator(nn.Module):
     def __init__(
-        self, z_dim: int, channels: int, image_size: int, num_classes: int = 0, hidden: int = 128, blocks: int = 4
+        self,
+        z_dim: int,
+        channels: int,
+        image_size: int,
+        num_classes: int = 0,
+        hidden: PositiveInt = 128,
+        blocks: Count = 4,
     ) -> None:
         super().__init__()
         at_least("hidden", hidden, 1)
@@ -53,8 +59,8 @@ class MLPDiscriminator(nn.Module):
         channels: int,
         image_size: int,
         num_classes: int = 0,
-        hidden: int = 128,
-        blocks: int = 3,
+        hidden: PositiveInt = 128,
+        blocks: Count = 3,
         conditioning: Conditioning = "concat",
         norm: MLPNorm = "none",
     ) -> None:

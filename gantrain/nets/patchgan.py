@@ -26,7 +26,7 @@ from typing import Literal, get_args
 import torch
 from torch import nn
 
-from gantrain.checks import at_least
+from gantrain.checks import PositiveInt, at_least
 from gantrain.errors import OptionError
 from gantrain.nets.dcgan import dcgan_init
 from gantrain.nets.norms import SPECTRAL, check_norm, conv_bias, norm2d, spectrally_normalised
@@ -69,8 +69,8 @@ class PatchDiscriminator(nn.Module):
     def __init__(
         self,
         in_channels: int,
-        width: int = 64,
-        layers: int = 3,
+        width: PositiveInt = 64,
+        layers: PositiveInt = 3,
         norm: PatchNorm = "batch",
         image_size: int | None = None,
     ) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gantrain.checks import at_least
+from gantrain.checks import Count, PositiveInt, at_least
 from gantrain.errors import OptionError
 from gantrain.nets.dcgan import dcgan_init
 from gantrain.nets.norms import Norm2d, check_norm, conv_bias, norm2d
@@ -52,8 +52,8 @@ class ResnetGenerator(nn.Module):
         in_channels: int,
         out_channels: int,
         image_size: int,
-        width: int = 64,
-        blocks: int | None = None,
+        width: PositiveInt = 64,
+        blocks: Count | None = None,
         norm: Norm2d = "instance",
     ) -> None:
         super().__init__()

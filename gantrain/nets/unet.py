@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gantrain.checks import at_least, within
+from gantrain.checks import PositiveInt, at_least, within
 from gantrain.errors import OptionError
 from gantrain.nets.dcgan import dcgan_init
 from gantrain.nets.norms import Norm2d, check_norm, conv_bias, norm2d
@@ -52,7 +52,7 @@ class UNetGenerator(nn.Module):
         in_channels: int,
         out_channels: int,
         image_size: int,
-        width: int = 64,
+        width: PositiveInt = 64,
         norm: Norm2d = "batch",
         dropout: float = 0.5,
     ) -> None:
