@@ -37,6 +37,7 @@ from gantrain.config_check import (
 from gantrain.data.spec import DataSpec
 from gantrain.engine import distributed
 from gantrain.engine.checkpoint import exported_generator, last_checkpoint, load_checkpoint, remove_stale_temporaries
+from gantrain.engine.lock import RunLock
 from gantrain.engine.logger import RunLogger, SilentLogger
 from gantrain.engine.loop import Trainer, TrainerConfig
 from gantrain.engine.runtime import environment, seed_everything, select_device
@@ -321,15 +322,24 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
 
 
 def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> str:
-    """Build everything, record what made the run, train. Returns the loop's status."""
-    trainer = build_trainer(cfg, run_dir, overrides)
-    info = generator_info(cfg.model, trainer.meta["data_spec"])
-    record_start(trainer, run_dir, info.num_classes)
-    status = trainer.fit()
-    record_end(trainer, cfg, run_dir)
-    log.info("%s at step %d; checkpoint %s", status, trainer.step, last_checkpoint(run_dir))
-    trainer.logger.close()
-    return status
+    """Build everything, record what made the run, train. Returns the loop's status.
+
+    The run lock (``engine/lock.py``) is taken before anything is read or written in
+    ``run_dir``: a second process on a directory that a live one trains is refused
+    before it touches the live run's files. Rank 0 holds it for every process."""
+    lock = RunLock(run_dir)
+    distributed.current().from_rank0(lock.acquire)
+    try:
+        trainer = build_trainer(cfg, run_dir, overrides)
+        info = generator_info(cfg.model, trainer.meta["data_spec"])
+        record_start(trainer, run_dir, info.num_classes)
+        status = trainer.fit()
+        record_end(trainer, cfg, run_dir)
+        log.info("%s at step %d; checkpoint %s", status, trainer.step, last_checkpoint(run_dir))
+        trainer.logger.close()
+        return status
+    finally:
+        lock.release()
 
 
 __all__ = [

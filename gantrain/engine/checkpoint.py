@@ -23,6 +23,7 @@ CHECKPOINT_DIR = "checkpoints"
 LAST = "last.pt"
 GENERATOR = "generator.pt"
 FORMAT_VERSION = 1
+WRITTEN_DIRS = (CHECKPOINT_DIR, "samples", "eval")  # the folders a run writes files into atomically
 
 
 def last_checkpoint(run_dir: str | Path) -> Path:
@@ -45,9 +46,10 @@ def exported_generator(run_dir: str | Path) -> Path:
 
 
 def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
-    """Half-written temporaries of a process killed mid-write (``.last.pt.XXXX.tmp``); the
-    checkpoints themselves are whole. Called when a run (re)starts: one run per directory."""
-    stale = sorted((Path(run_dir) / CHECKPOINT_DIR).glob(".*.tmp"))
+    """Half-written temporaries of a process killed mid-write (``.last.pt.XXXX.tmp``, a
+    sample grid's, an evaluation report's); the files themselves are whole. Called when a
+    run (re)starts, holding the run lock (``lock.py``): no live writer owns them."""
+    stale = sorted(p for folder in WRITTEN_DIRS for p in (Path(run_dir) / folder).glob(".*.tmp"))
     for path in stale:
         path.unlink(missing_ok=True)
     return stale

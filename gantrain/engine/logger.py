@@ -1,4 +1,6 @@
-"""TensorBoard logging, plus the sample grids as PNG files in the run directory."""
+"""TensorBoard logging, plus the sample grids as PNG files in the run directory (written atomically:
+``atomic.py``). TensorBoard's event files are appended to, record by record; its reader skips a
+record cut short by a crash."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ from pathlib import Path
 import torch
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid, save_image
+
+from gantrain.atomic import atomic_write
 
 
 class RunLogger:
@@ -46,7 +50,8 @@ class RunLogger:
         self.writer.add_image(tag, grid, step)
         self.samples_dir.mkdir(parents=True, exist_ok=True)
         path = self.samples_dir / f"{tag.replace('/', '_')}_{step:08d}.png"
-        save_image(grid, path)
+        # Atomically: a run killed while writing it leaves the old grid or the new one.
+        atomic_write(path, lambda f: save_image(grid, f, format="png"))
         return path
 
     def flush(self) -> None:

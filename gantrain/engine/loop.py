@@ -5,7 +5,8 @@ followed by the loss's constraint on D, e.g. WGAN's clipping) then one generator
 update, then the EMA of G's weights when ``ema_decay`` > 0. The step counter counts
 generator updates; ``images_seen`` counts real images consumed. Logged values stay on
 the device and are summed there; they are read back (one host sync) only every
-``log_every`` steps.
+``log_every`` steps. A checkpoint is written every ``checkpoint_every`` steps and also
+once ``checkpoint_minutes`` of wall time have passed since the last (``checkpoint_clock.py``).
 
 Ctrl-C or SIGTERM asks the loop to stop: it finishes the current step, writes a
 checkpoint and returns ``"interrupted"``. A second Ctrl-C stops at once.
@@ -26,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from gantrain.engine.checkpoint import best_checkpoint, last_checkpoint, load_checkpoint, save_checkpoint, write_json
+from gantrain.engine.checkpoint_clock import CheckpointClock
 from gantrain.engine.compile_fallback import Compilation, CompileFailed
 from gantrain.engine.distributed import SingleProcess
 from gantrain.engine.ema import EMA
@@ -86,6 +88,7 @@ class Trainer(TrainerState):
         self.best: dict | None = None  # {"metric", "value", "step"} of checkpoints/best.pt
         self.rollbacks = 0  # times a non-finite value sent the run back to its checkpoint
         self.checkpoint_step: int | None = None  # the step of the last checkpoint written or loaded
+        self.checkpoint_clock = CheckpointClock(cfg.checkpoint_minutes, self.parallel)
         # Not a bound method: the schedulers would hold the Trainer in a reference cycle,
         # which keeps it (and what it holds, the process groups among them) alive until
         # the garbage collector happens to run.
@@ -115,7 +118,7 @@ class Trainer(TrainerState):
                     final_eval = bool(self.eval_every and self.step % self.eval_every)
                     if final_eval and self.evaluator:
                         self.evaluate()
-                    if self.step % cfg.checkpoint_every != 0 or final_eval:
+                    if self.checkpoint_step != self.step or final_eval:
                         self.save()
                     break
                 except RollBack as rollback:
@@ -172,7 +175,7 @@ class Trainer(TrainerState):
                 self.log_samples()
             if self.evaluator and self.eval_every and self.step % self.eval_every == 0:
                 self.evaluate()
-            if self.step % cfg.checkpoint_every == 0:
+            if self.step % cfg.checkpoint_every == 0 or self.checkpoint_clock.due(self.step):
                 self.save()
 
     def _update(self, batches) -> tuple[dict, dict[str, torch.Tensor]]:

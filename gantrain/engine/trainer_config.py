@@ -5,6 +5,7 @@ group ``trainer``, checked here, where the bounds are known) and the evaluator i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,6 +33,7 @@ class TrainerConfig:
     log_every: int = 50
     sample_every: int = 500
     checkpoint_every: int = 500
+    checkpoint_minutes: float | None = 5.0  # also a checkpoint after this much wall time (0 or None: off)
     num_samples: int = 64  # images in the fixed-noise grid
     progress: bool = True  # the tqdm bar
     ema_decay: float = 0.0  # > 0: keep an EMA of G's weights and sample from it
@@ -43,6 +45,14 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         for name in ("steps", "d_steps", "log_every", "sample_every", "checkpoint_every", "num_samples"):
             at_least(name, getattr(self, name), 1)
+        if self.checkpoint_minutes is not None:  # NaN and infinity are refused too
+            within(
+                "checkpoint_minutes",
+                self.checkpoint_minutes,
+                0,
+                math.inf,
+                "the wall time between checkpoints, e.g. 5; 0 turns time-based checkpoints off",
+            )
         if self.lr_decay_start is not None:
             at_least("lr_decay_start", self.lr_decay_start, 0)
         within("ema_decay", self.ema_decay, 0, 1, "0 turns the EMA off, 0.999 is usual")

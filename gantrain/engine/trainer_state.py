@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from gantrain.engine.checkpoint import exported_generator, last_checkpoint, save_checkpoint
+from gantrain.engine.checkpoint_clock import CheckpointClock
 from gantrain.engine.distributed import SingleProcess
 from gantrain.engine.ema import EMA
 from gantrain.engine.runtime import capture_rng, restore_rng
@@ -40,6 +41,7 @@ class TrainerState:
     best: dict | None
     rollbacks: int
     checkpoint_step: int | None
+    checkpoint_clock: CheckpointClock  # trainer.checkpoint_minutes: restarted by every checkpoint written or loaded
 
     def state_dict(self) -> dict:
         return {
@@ -78,6 +80,7 @@ class TrainerState:
         self.best = state.get("best")
         self.rollbacks = int(state.get("rollbacks", 0))
         self.checkpoint_step = self.step
+        self.checkpoint_clock.reset()
         for scheduler, scheduler_state in zip(self.schedulers, state["schedulers"]):
             scheduler.load_state_dict(scheduler_state)
         self._restore_rng(state)
@@ -116,3 +119,4 @@ class TrainerState:
         if self.parallel.any(failure is not None):
             raise failure or UserError("rank 0 could not write the checkpoint (its message says why)")
         self.checkpoint_step = self.step
+        self.checkpoint_clock.reset()

@@ -4,7 +4,8 @@
 run directory or one of its checkpoint files, from the run's own saved config, loaded
 with ``weights_only=True``. ``ToolOutput`` is the tool's folder ``RUN/<tool>/<name>``:
 created only when the tool first writes (so a refused command leaves nothing behind),
-never reused (so nothing a user already has is overwritten), and every picture saved
+never reused (so nothing a user already has is overwritten), every file in it written
+atomically (``atomic.py``: a killed tool leaves no half picture), and every picture saved
 there is also logged to the run's TensorBoard under ``<tool>/<name>/...``.
 ``tool_main`` gives every tool the same error contract as ``gantrain``: a mistake is one
 line ``<prog>: error: ...`` and exit status 2, and a half-written output folder is removed.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import shutil
 import sys
 from collections.abc import Callable
@@ -25,6 +27,7 @@ import torch
 from torch import nn
 from torchvision.utils import make_grid, save_image
 
+from gantrain.atomic import atomic_write
 from gantrain.engine.checkpoint import CHECKPOINT_DIR, LAST, exported_generator, last_checkpoint, load_checkpoint
 from gantrain.errors import UserError
 from gantrain.models.base import GeneratorInfo
@@ -227,7 +230,7 @@ class ToolOutput:
         """Images in [-1, 1] as one grid PNG, also logged to TensorBoard."""
         grid = make_grid(images.detach().float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1))
         path = self.file(f"{name}.png")
-        save_image(grid, path)
+        atomic_write(path, lambda f: save_image(grid, f, format="png"))
         self.logger.writer.add_image(f"{self.tool}/{self.name}/{name}", grid, self.run.step)
         return path
 
@@ -235,20 +238,23 @@ class ToolOutput:
         """One PNG per image (in [-1, 1])."""
         paths = [self.file(f"{name}.png") for name in names]
         for image, path in zip(images.detach().float().cpu(), paths):
-            save_image(image, path, normalize=True, value_range=(-1, 1))
+            atomic_write(
+                path, lambda f, image=image: save_image(image, f, format="png", normalize=True, value_range=(-1, 1))
+            )
         return paths
 
     def table(self, name: str, rows: list[dict]) -> Path:
         path = self.file(f"{name}.csv")
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        buffer = io.StringIO(newline="")  # csv's own line ends, untranslated
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write(path, lambda f: f.write(buffer.getvalue().encode()))
         return path
 
     def tensor(self, name: str, value) -> Path:
         path = self.file(f"{name}.pt")
-        torch.save(value, path)
+        atomic_write(path, lambda f: torch.save(value, f))
         return path
 
     def json(self, name: str, data: dict) -> Path:
