@@ -1,6 +1,6 @@
 """TensorBoard logging, plus the sample grids as PNG files in the run directory (written atomically:
-``atomic.py``). TensorBoard's event files are appended to, record by record; its reader skips a
-record cut short by a crash."""
+``atomic.py``). TensorBoard's event files are appended to, record by record; its reader ignores a
+last record cut short by a crash (a resumed run starts a new event file)."""
 
 from __future__ import annotations
 
