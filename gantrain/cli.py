@@ -116,6 +116,11 @@ def preflight(overrides: list[str]) -> Path:
         run_dir = Path(cfg.hydra.run.dir).expanduser().absolute()
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
         raise compose_error(exc) from None
+    except Exception as exc:  # Hydra's own code tripping over an odd override (data=[1,2]): still the command line
+        raise UserError(
+            f"the command line does not compose ({type(exc).__name__}: {' '.join(str(exc).split())}): "
+            f"check the overrides, group=option and key=value (`gantrain --help`)"
+        ) from None
     from gantrain.build import check_config  # imports torch: only once the config composed
 
     check_config(cfg)
@@ -134,7 +139,7 @@ def prepare_argv(args: list[str]) -> list[str]:
     flags = [a for a in args if a.startswith("-")]
     overrides = [a for a in args if not a.startswith("-")]
     resume = [o for o in overrides if _key(o) == "resume"]
-    resuming = bool(resume) and resume[-1].split("=", 1)[1] not in ("", "null")
+    resuming = bool(resume) and "=" in resume[-1] and resume[-1].split("=", 1)[1] not in ("", "null")
     if resuming:
         rest = [o for o in overrides if _key(o) != "resume"]
         overrides = resume_overrides(resume[-1].split("=", 1)[1], rest)

@@ -90,6 +90,20 @@ def model_options(node: dict) -> dict:
 def check_known_keys(tree: dict) -> None:
     """Top-level keys and optimizer sides that nothing reads (``+baz=3``, ``+optim.x=...``);
     the nodes below are checked against their targets' signatures and dataclasses."""
+    for path in ("data", "model", "model.generator", "model.discriminator", "loss", "optim", "optim.g", "optim.d"):
+        node = tree
+        for key in path.split("."):
+            node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            raise UserError(
+                f"{path}={node!r} is not a config node: set the keys under it ({path}.<key>=...), not {path}"
+            )
+    for path in ("trainer", "eval", "speed"):
+        if not isinstance(tree.get(path), dict):
+            raise UserError(f"{path}={tree.get(path)!r} is not a config node: set the keys under it, not {path}")
+    for key in ROOT_KEYS[-3:]:  # seed, device, resume: the values that are not nodes
+        if key not in tree:
+            raise UserError(f"{key} is required: add {key}=... (or leave it as conf/train.yaml sets it)")
     for key in tree:
         if key not in ROOT_KEYS:
             raise UserError(

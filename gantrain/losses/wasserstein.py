@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import torch
 
-from gantrain.checks import PositiveFloat, Weight
+from gantrain.checks import Weight
 from gantrain.errors import OptionError
 from gantrain.losses.base import AdversarialLoss
 
 
 class WassersteinLoss(AdversarialLoss):
-    def __init__(self, clip: PositiveFloat | None = None, gp_weight: Weight = 0.0, r1_weight: Weight = 0.0) -> None:
+    def __init__(self, clip: float | None = None, gp_weight: Weight = 0.0, r1_weight: Weight = 0.0) -> None:
         super().__init__(gp_weight, r1_weight)
         if clip is not None and clip <= 0:
             raise OptionError(
