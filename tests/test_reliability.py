@@ -3,13 +3,13 @@ always leaves a whole checkpoint that resume continues from, losing at most one
 checkpoint interval; SIGTERM writes a checkpoint and exits without a traceback."""
 
 import random
-import re
 import signal
 import subprocess
 import sys
 import time
 
 import torch
+from chaos_kill import Trainee, steps_shown
 from conftest import TINY
 
 from gantrain.engine.checkpoint import load_checkpoint
@@ -25,30 +25,6 @@ ARGS = [
 ]
 
 
-def _start(tmp_path, *args) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "gantrain.cli", *args],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _wait_for(path, proc, deadline=180):
-    end = time.time() + deadline
-    while not path.exists():
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.time() < end, f"{path} never appeared"
-        time.sleep(0.05)
-
-
-def _steps_shown(stderr: str) -> int:
-    """The last step count tqdm printed (it lags the true count a little, never leads)."""
-    counts = re.findall(r"(\d+)/100000 \[", stderr)
-    return int(counts[-1]) if counts else 0
-
-
 def test_sigkill_at_random_moments_never_corrupts_a_checkpoint(tmp_path):
     rng = random.Random(7)
     run_dir = tmp_path / "run"
@@ -56,20 +32,19 @@ def test_sigkill_at_random_moments_never_corrupts_a_checkpoint(tmp_path):
     previous = 0
     for kill in range(6):
         args = [*ARGS, f"hydra.run.dir={run_dir}"] if kill == 0 else [f"resume={run_dir}"]
-        proc = _start(tmp_path, *args)
+        proc = Trainee(tmp_path, args, tmp_path / f"stderr_{kill}.txt")
         if kill == 0:
-            _wait_for(last, proc)
+            proc.wait_for(last)
         else:  # wait until this process has trained, then kill it at a random moment
             time.sleep(4.0)
         time.sleep(rng.uniform(0.0, 1.5))
-        proc.send_signal(signal.SIGKILL)
-        _, stderr = proc.communicate(timeout=60)
+        stderr = proc.kill()
         assert proc.returncode == -signal.SIGKILL
         state = load_checkpoint(last)  # whole, readable, with weights_only=True
         load_checkpoint(generator)
         step = state["step"]
         assert step % INTERVAL == 0 and step >= previous, (step, previous)
-        assert _steps_shown(stderr) - step <= INTERVAL, "more than one checkpoint interval was lost"
+        assert steps_shown(stderr) - step <= INTERVAL, "more than one checkpoint interval was lost"
         previous = step
     done = subprocess.run(
         [sys.executable, "-m", "gantrain.cli", f"resume={run_dir}", f"trainer.steps={previous + INTERVAL}"],
@@ -87,11 +62,11 @@ def test_sigkill_at_random_moments_never_corrupts_a_checkpoint(tmp_path):
 def test_sigterm_checkpoints_and_exits_cleanly_then_resume_continues(tmp_path):
     run_dir = tmp_path / "run"
     args = [a for a in ARGS if not a.startswith("trainer.checkpoint_every")]
-    proc = _start(tmp_path, *args, "trainer.checkpoint_every=100000", f"hydra.run.dir={run_dir}")
-    _wait_for(run_dir / "tb", proc)
+    args = [*args, "trainer.checkpoint_every=100000", f"hydra.run.dir={run_dir}"]
+    proc = Trainee(tmp_path, args, tmp_path / "stderr.txt")
+    proc.wait_for(run_dir / "tb")
     time.sleep(4.0)
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=120)
+    stderr = proc.signal(signal.SIGTERM)
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr
     assert f"gantrain resume={run_dir}" in stderr
     step = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["step"]
