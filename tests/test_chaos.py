@@ -75,6 +75,7 @@ def overrides(tmp_path: Path) -> list[str]:
         "trainer.sample_every=1",
         "trainer.log_every=1",
         "trainer.progress=true",
+        "trainer.ema_decay=0.9",  # the EMA's weights are state to get back too
         f"eval.every={EVAL_EVERY}",
         "eval.num_samples=20",
         f"eval.cache_dir={tmp_path / 'cache'}",
@@ -176,11 +177,18 @@ def check_whole(run_dir: Path) -> int | None:
 
 
 def assert_same_training_state(a: dict, b: dict) -> None:
-    """Weights, optimizer moments and data position: what exact resume promises."""
+    """Weights (the EMA's too), optimizer moments, data position and the best evaluation:
+    what exact resume promises."""
     assert (a["step"], a["images_seen"]) == (b["step"], b["images_seen"])
-    assert a["model"].keys() == b["model"].keys()
-    for key, value in a["model"].items():
-        assert torch.equal(value, b["model"][key]), key
+    for weights in ("model", "ema"):
+        assert a[weights].keys() == b[weights].keys()
+        for key, value in a[weights].items():
+            if isinstance(value, dict):  # the EMA's module
+                assert value.keys() == b[weights][key].keys()
+                for name, tensor in value.items():
+                    assert torch.equal(tensor, b[weights][key][name]), (weights, key, name)
+            else:
+                assert torch.equal(torch.as_tensor(value), torch.as_tensor(b[weights][key])), (weights, key)
     for side in ("g", "d"):
         assert a["optim"][side]["state"].keys() == b["optim"][side]["state"].keys()
         for index, state in a["optim"][side]["state"].items():
@@ -191,6 +199,7 @@ def assert_same_training_state(a: dict, b: dict) -> None:
                     name,
                 )
     assert a["stream"] == b["stream"]
+    assert a["best"] == b["best"]  # checkpoints/best.pt: the same evaluation picked it
 
 
 def test_killed_at_every_phase_and_resumed_ends_where_an_uninterrupted_run_ends(tmp_path):
