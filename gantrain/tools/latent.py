@@ -14,6 +14,7 @@ import torch
 from torchvision.transforms.functional import to_pil_image
 from torchvision.utils import make_grid
 
+from gantrain.atomic import atomic_write
 from gantrain.errors import UserError
 
 METHODS = ("slerp", "lerp")
@@ -94,4 +95,11 @@ def save_gif(frames: list[torch.Tensor], path: Path, fps: float, nrow: int) -> N
     pictures = [
         to_pil_image(make_grid(frame.float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1))) for frame in frames
     ]
-    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=max(1, round(1000 / fps)), loop=0)
+    duration = max(1, round(1000 / fps))
+    # Atomically, like everything a run's folders hold: a kill leaves no half a GIF.
+    atomic_write(
+        path,
+        lambda f: pictures[0].save(
+            f, format="GIF", save_all=True, append_images=pictures[1:], duration=duration, loop=0
+        ),
+    )
