@@ -126,14 +126,14 @@ def kill_at(proc: Trainee, aim: str, run_dir: Path, rng: random.Random, startup:
     elif aim == "sample":  # the next grid: its temporary, or the grid itself being written
         before = _names(samples)
         _poll(proc, lambda: bool(_names(samples) - before))
-    elif aim == "evaluation":  # a grid of an evaluation step: the evaluation follows it
+    elif aim == "evaluation":  # a new grid of an evaluation step: the evaluation follows it
+        since = _mtime(last)
 
         def evaluation_next() -> bool:
             grids = [p for p in samples.glob("samples_*.png") if _grid_step(p) % EVAL_EVERY == 0]
-            return any(_mtime(p) > proc.started for p in grids)
+            return any(_mtime(p) > since for p in grids)
 
-        if _poll(proc, evaluation_next, every=0.005):
-            time.sleep(rng.uniform(0.0, 0.2))
+        _poll(proc, evaluation_next, every=0.002)  # at once: an evaluation of a tiny run is over in milliseconds
     else:
         time.sleep(rng.uniform(0.0, 1.0))
     proc.kill()
