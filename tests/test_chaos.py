@@ -3,7 +3,7 @@ checkpoint write, at a sample grid and at an evaluation, resumed after every kil
 each kill what the run directory holds is whole (the checkpoints load, every report
 parses, every grid decodes) and the checkpoint's step never goes back; at the end the
 weights, optimizer moments and data position equal those of a run never interrupted,
-since resume is exact (``tests/test_train.py``'s one-long-run test, here across ten
+since resume is exact (``tests/test_train.py``'s one-long-run test, here across eleven
 deaths).
 
 A kill at a uniformly random time rarely lands inside a write of a few milliseconds.
