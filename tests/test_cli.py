@@ -45,7 +45,7 @@ def no_run_left(cwd: Path) -> bool:
         (["data.image_size=0"], ["data.image_size=0 must be at least 1"]),
         (["optim.g.lr=nan"], ["optim.g.lr=nan is not a finite number"]),
         (["loss.gp_weight=inf"], ["loss.gp_weight=inf is not a finite number"]),
-        (["trainer.ema_decay=.inf"], ["trainer.ema_decay=inf is not a finite number"]),
+        (["trainer.ema_decay=-inf"], ["trainer.ema_decay=-inf is not a finite number"]),
         (["optim.d.betas=[2,0.9]"], ["optim.d was refused by torch.optim.Adam", "beta"]),
         (["eval.metrics=[fid]"], ["eval.metrics", "fid unknown"]),
         (["eval.best=fdi", "eval.every=2"], ["eval.best='fdi' is not a metric", "classifier_fid"]),
