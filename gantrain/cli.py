@@ -68,7 +68,9 @@ def _quote(value: Path | str) -> str:
 
 
 def resume_overrides(run_dir: str, extra: list[str]) -> list[str]:
-    """The overrides that made ``run_dir``, updated by ``extra``, aimed back at ``run_dir``."""
+    """The overrides that made ``run_dir``, updated by ``extra``, aimed back at ``run_dir``.
+    A run killed before its first checkpoint has nothing to continue from: it starts over
+    from step 0 in its own directory, with the overrides Hydra recorded when it began."""
     from gantrain.engine.checkpoint import last_checkpoint, load_checkpoint
 
     path = Path(run_dir).expanduser()
@@ -76,16 +78,21 @@ def resume_overrides(run_dir: str, extra: list[str]) -> list[str]:
         raise UserError(
             f"resume={run_dir}: no such directory; pass a run directory, e.g. resume=outputs/2026-01-01/12-00-00"
         )
-    saved = load_checkpoint(last_checkpoint(path))["overrides"]
+    recorded = path / ".hydra" / "overrides.yaml"
+    if last_checkpoint(path).is_file() or not recorded.is_file():
+        saved = load_checkpoint(last_checkpoint(path))["overrides"]  # no checkpoint and no record: one line
+        resume = [f"resume={_quote(path.resolve())}"]
+    else:
+        from omegaconf import OmegaConf
+
+        saved = [str(o) for o in OmegaConf.load(recorded)]
+        resume = []  # a fresh start: nothing of the killed attempt is trained on
+        print(f"gantrain: {path} has no checkpoint yet: starting that run over from step 0", file=sys.stderr)
     extra_keys = {_key(o) for o in extra}
     kept = [o for o in saved if _key(o) not in extra_keys and _key(o) != "resume" and not _key(o).startswith("hydra.")]
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     path = path.resolve()
-    return (
-        kept
-        + extra
-        + [f"resume={_quote(path)}", f"hydra.run.dir={_quote(path)}", f"hydra.output_subdir=.hydra/resume_{stamp}"]
-    )
+    return kept + extra + resume + [f"hydra.run.dir={_quote(path)}", f"hydra.output_subdir=.hydra/resume_{stamp}"]
 
 
 def compose_error(exc: Exception) -> UserError:

@@ -226,7 +226,12 @@ def test_killed_at_every_phase_and_resumed_ends_where_an_uninterrupted_run_ends(
     story = []  # (aimed at, landed in, checkpoint step) of every kill
     previous, startup = -1, 2.0  # startup: seconds to the first checkpoint, measured below
     for number, aim in enumerate(plan):
-        resuming = (run_dir / "checkpoints" / "last.pt").exists()
+        # Once the run has begun (Hydra recorded its command), resume= continues it: from
+        # its checkpoint, or from step 0 when it was killed before the first one. A kill in
+        # the instant before that record leaves a directory with nothing of the run in it.
+        resuming = (run_dir / ".hydra" / "overrides.yaml").exists()
+        if not resuming:
+            shutil.rmtree(run_dir, ignore_errors=True)
         command = [f"resume={run_dir}"] if resuming else [*args, f"hydra.run.dir={run_dir}"]
         proc = Trainee(tmp_path, command, tmp_path / f"stderr_{number}.txt", env=THREADS)
         kill_at(proc, aim, run_dir, rng, startup)
@@ -238,11 +243,8 @@ def test_killed_at_every_phase_and_resumed_ends_where_an_uninterrupted_run_ends(
         hit = phase_hit(run_dir, proc.started, step)
         hits[hit] += 1
         story.append((aim, hit, step))
-        if step is None:
-            # Killed before its first checkpoint: nothing to resume, and the directory is
-            # not empty. Today the user must delete it (see the xfail test below).
+        if step is None:  # killed before its first checkpoint: the next resume= starts it over
             assert previous == -1
-            shutil.rmtree(run_dir, ignore_errors=True)
             continue
         assert step >= previous, (step, previous)
         assert steps_shown(stderr) - step <= 1, "more than one step was lost with a checkpoint every step"
@@ -264,21 +266,15 @@ def test_killed_at_every_phase_and_resumed_ends_where_an_uninterrupted_run_ends(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a run killed before its first checkpoint cannot be continued: resume= says 'no checkpoint at "
-    "RUN/checkpoints/last.pt', and the same command again says 'run directory RUN already exists and is not "
-    "empty ... continue that run with resume=RUN' (gantrain/cli.py prepare_argv, resume_overrides)",
-)
 def test_a_run_killed_at_start_up_can_be_continued(tmp_path):
     args = [*TINY, "trainer.steps=2"]
     run_dir = tmp_path / "run"
     proc = Trainee(tmp_path, [*args, f"hydra.run.dir={run_dir}"], tmp_path / "stderr.txt", env=THREADS)
-    _poll(proc, lambda: (run_dir / ".hydra").exists(), every=0.005)  # Hydra made the directory: the run began
+    # Hydra recorded the command: the run began (and has no checkpoint yet).
+    _poll(proc, lambda: (run_dir / ".hydra" / "overrides.yaml").exists(), every=0.005)
     proc.kill()
     assert proc.returncode == -signal.SIGKILL and not (run_dir / "checkpoints" / "last.pt").exists()
     resume = Trainee(tmp_path, [f"resume={run_dir}"], tmp_path / "resume.txt")
-    if resume.proc.wait(timeout=300) != 0:  # or the same command again starts it over
-        rerun = Trainee(tmp_path, [*args, f"hydra.run.dir={run_dir}"], tmp_path / "rerun.txt")
-        assert rerun.proc.wait(timeout=300) == 0, resume.stderr + rerun.stderr
+    assert resume.proc.wait(timeout=300) == 0, resume.stderr
+    assert "has no checkpoint yet: starting that run over from step 0" in resume.stderr
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] == 2
