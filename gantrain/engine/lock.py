@@ -89,6 +89,9 @@ class RunLock:
         self.run_dir = Path(run_dir)
         self.path = lock_path(run_dir)
         self._file: IO | None = None
+        # The folders acquire() made (innermost first): release() removes them again when
+        # they are empty, so a run that fails before writing anything leaves nothing.
+        self._created: list[Path] = []
 
     @property
     def held(self) -> bool:
@@ -96,6 +99,7 @@ class RunLock:
 
     def acquire(self) -> None:
         try:
+            self._created = [p for p in [self.run_dir, *self.run_dir.parents] if not p.exists()]
             self.run_dir.mkdir(parents=True, exist_ok=True)
             while True:
                 # Not truncated on open: the holder's record must stay readable to a refused process.
@@ -150,6 +154,9 @@ class RunLock:
         self.path.unlink(missing_ok=True)
         self._file.close()
         self._file = None
+        for folder in self._created:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
 
     def __enter__(self) -> RunLock:
         self.acquire()
