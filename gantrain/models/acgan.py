@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from gantrain.checks import PositiveInt, Weight, at_least
 from gantrain.errors import UserError
-from gantrain.models.base import GeneratorInfo, NetFactory
+from gantrain.models.base import GeneratorInfo
 from gantrain.models.gan import GAN
 
 
@@ -55,35 +55,19 @@ class ACGAN(GAN):
 
     # -- construction ----------------------------------------------------------------
     @classmethod
-    def check_options(cls, options: Mapping[str, Any]) -> None:
-        if "z_dim" in options:
-            at_least("z_dim", options["z_dim"], 1)
-
-    @classmethod
     def check_data(cls, spec, options: Mapping[str, Any]) -> None:
         if spec.pairing != cls.data_kind or spec.num_classes < 2:
             raise UserError(
                 f"AC-GAN trains on labelled images (two classes or more), but {spec.name or 'the data'} "
-                f"holds {'none' if spec.pairing == 'none' else spec.pairing + ' images'}"
-                f"{' without labels' if spec.pairing == 'none' else ''}: choose a labelled data= "
+                f"holds {'images without labels' if spec.pairing == 'none' else spec.pairing + ' images'}: "
+                f"choose a labelled data= "
                 f"(mnist, fashion_mnist, a folder of class subfolders, celeba with label_attrs)"
             )
 
     @staticmethod
     def classes(spec, options: Mapping[str, Any]) -> int:
+        """Always the data's classes: GAN.build_nets and GAN.evaluator ask this."""
         return int(spec.num_classes)
-
-    @classmethod
-    def build_nets(
-        cls, make_generator: NetFactory, make_discriminator: NetFactory, spec, options: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        """G(z, c) conditioned on the data's classes; D with a class head of as many outputs."""
-        shape = {"channels": spec.channels, "image_size": spec.image_size, "num_classes": int(spec.num_classes)}
-        return {
-            "generator": make_generator(z_dim=options["z_dim"], **shape),
-            "discriminator": make_discriminator(**shape),
-            "num_classes": shape["num_classes"],
-        }
 
     @classmethod
     def generator_info(cls, options: Mapping[str, Any], spec: Mapping[str, Any]) -> GeneratorInfo:
