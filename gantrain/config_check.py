@@ -42,7 +42,23 @@ NET_KEYS = ("generator", "discriminator")
 NET_SHAPE_ARGS = ("channels", "image_size", "num_classes", "in_channels", "out_channels")
 # The keys of the root config (conf/train.yaml) and of the optim group: a `+key=...` that
 # adds anything else would be read by nothing.
-ROOT_KEYS = ("data", "model", "loss", "optim", "trainer", "eval", "speed", "seed", "device", "resume")
+ROOT_KEYS = (
+    "data",
+    "model",
+    "loss",
+    "optim",
+    "trainer",
+    "eval",
+    "speed",
+    "augment",
+    "seed",
+    "device",
+    "resume",
+    "init_from",
+)
+# The root values that are not nodes and that every config has (augment and init_from came
+# later: the configs of older runs lack them).
+REQUIRED_VALUES = ("seed", "device", "resume")
 OPTIM_SIDES = ("g", "d")
 # The metrics an evaluation reports, by family (image GANs: metrics/judge.py and
 # metrics/inception.py) and for the translators (metrics/evaluate.py: pix2pix, CycleGAN).
@@ -101,7 +117,7 @@ def check_known_keys(tree: dict) -> None:
     for path in ("trainer", "eval", "speed"):
         if not isinstance(tree.get(path), dict):
             raise UserError(f"{path}={tree.get(path)!r} is not a config node: set the keys under it, not {path}")
-    for key in ROOT_KEYS[-3:]:  # seed, device, resume: the values that are not nodes
+    for key in REQUIRED_VALUES:
         if key not in tree:
             raise UserError(f"{key} is required: add {key}=... (or leave it as conf/train.yaml sets it)")
     for key in tree:
