@@ -22,7 +22,8 @@ aligned; the colour means are taken per group (per image), not over all of C.
 Everything runs on x's device from torch's global RNG (the loop checkpoints its state, so
 a resumed run draws the same), without host syncs or data-dependent branches: it runs in
 every training step. Shifts and masks are index and multiply ops, so gradients (and the
-second derivatives R1 needs) flow to x.
+second derivatives R1 needs) flow to x. It is an ``Augmentation`` (``base.py``) that reads
+nothing of D's scores: the model calls it as it is (``augment=diffaugment``).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import nn
 
+from gantrain.augment.base import Augmentation
 from gantrain.checks import PositiveInt, at_least, within
 from gantrain.errors import OptionError
 
@@ -43,7 +44,7 @@ def _ratio(name: str, value: float, what: str) -> float:
     return float(value)
 
 
-class DiffAugment(nn.Module):
+class DiffAugment(Augmentation):
     def __init__(
         self,
         channels: PositiveInt,
