@@ -63,6 +63,11 @@ def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
 
 
 class AdversarialLoss:
+    # Where D's score separates "real" (above) from "fake" (below): 0 for logits and the
+    # hinge's margin scores; ADA's overfitting statistic r_t = E[sign(D(real) - boundary)].
+    # None for a score with no such point (a Wasserstein critic's drifts freely).
+    decision_boundary: float | None = 0.0
+
     def __init__(self, gp_weight: Weight = 0.0, r1_weight: Weight = 0.0) -> None:
         at_least("gp_weight", gp_weight, 0)
         at_least("r1_weight", r1_weight, 0)

@@ -25,6 +25,8 @@ from gantrain.losses.base import AdversarialLoss
 
 
 class LSGANLoss(AdversarialLoss):
+    decision_boundary = 0.5  # midway between the codes of fake (0) and real (1)
+
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         return (real_logits - 1).square().mean() + fake_logits.square().mean()
 

@@ -23,6 +23,8 @@ from gantrain.losses.base import AdversarialLoss
 
 
 class WassersteinLoss(AdversarialLoss):
+    decision_boundary = None  # the critic's scores have no fixed point between real and fake
+
     def __init__(self, clip: float | None = None, gp_weight: Weight = 0.0, r1_weight: Weight = 0.0) -> None:
         super().__init__(gp_weight, r1_weight)
         if clip is not None and clip <= 0:

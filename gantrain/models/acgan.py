@@ -30,9 +30,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from gantrain.augment.base import augmented
 from gantrain.checks import PositiveInt, Weight, at_least
 from gantrain.errors import UserError
 from gantrain.models.base import GeneratorInfo
+from gantrain.models.common import observe
 from gantrain.models.gan import GAN
 
 
@@ -80,12 +82,13 @@ class ACGAN(GAN):
         real, fake = batch["image"], fake.detach()
         if self.loss.needs_real_grad:  # R1 differentiates D(real) with respect to real
             real = real.detach().requires_grad_(True)
-        real_logits, real_classes = self.D(real, with_classes=True)
-        fake_logits, fake_classes = self.D(fake, with_classes=True)
+        judge = augmented(self.D, self.augment)  # D o augment, the penalty's too
+        real_logits, real_classes = judge(real, with_classes=True)
+        fake_logits, fake_classes = judge(fake, with_classes=True)
         real_logits, fake_logits = real_logits.float(), fake_logits.float()
         class_real = F.cross_entropy(real_classes.float(), y)
         class_fake = F.cross_entropy(fake_classes.float(), y)
-        penalty, penalty_logs = self.loss.penalty(self.D, real, fake, None, real_logits)
+        penalty, penalty_logs = self.loss.penalty(judge, real, fake, None, real_logits)
         loss = self.loss.d_loss(real_logits, fake_logits) + self.class_weight * (class_real + class_fake) + penalty
         accuracy = (real_classes.argmax(1) == y).float().mean()
         return loss, {
@@ -95,12 +98,13 @@ class ACGAN(GAN):
             "d/fake": self.loss.score(fake_logits.detach()).mean(),
             "d/class_accuracy_real": accuracy,
             **penalty_logs,
+            **observe(self.augment, self.loss, real_logits),
         }
 
     def g_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         fake, y = self._fakes if self._fakes is not None else self._generate(batch)
         self._fakes = None
-        logits, classes = self.D(fake, with_classes=True)
+        logits, classes = augmented(self.D, self.augment)(fake, with_classes=True)
         adversarial = self.loss.g_loss(logits.float())
         class_loss = F.cross_entropy(classes.float(), y)
         loss = adversarial + self.class_weight * class_loss

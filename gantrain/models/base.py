@@ -16,6 +16,10 @@ A model declares, in this order of its life:
   each D update (WGAN's clipping); ``callable_nets()`` lists the nets it calls, and
   ``twice_differentiated()`` those whose graphs a penalty differentiates twice (the
   fast path compiles the first and leaves the second eager).
+* **augmentation** (``augment=diffaugment|ada``, ``gantrain/augment/``): ``augment``, set
+  by build after construction, is applied to every image D sees (``augment.base.augmented``),
+  in D's step, G's step and the penalties; ``discriminator_loss`` reports D's real scores
+  to it (ADA's r_t). Each model keeps labels and stacked pairs as they are.
 * **samples and validation**: ``fixed_inputs`` (what every sample grid is drawn from),
   ``sample_grid``, ``validation``/``validate`` (held-out metrics at each grid), and
   ``calibration_inputs`` (what an EMA copy of G recomputes BatchNorm statistics on).
@@ -40,6 +44,7 @@ from typing import Any, ClassVar, Literal, Protocol
 import torch
 from torch import nn
 
+from gantrain.augment.base import Augmentation
 from gantrain.engine.trainer_config import Evaluator  # what the loop calls every eval.every steps
 from gantrain.errors import OptionError, UserError
 
@@ -90,9 +95,16 @@ class GANModel(nn.Module, ABC):
 
     G: nn.Module
     D: nn.Module
+    augment: Augmentation | None  # what D's inputs go through (None: nothing); a submodule, so checkpointed
     # What an EMA copy of G recomputes its BatchNorm statistics on (engine/ema.py):
     # ``calibration_inputs(device)`` -> batches of G's inputs; None: the copy takes G's.
     calibration_inputs: Callable[[torch.device], list[tuple]] | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        # An instance attribute, not a class one: nn.Module keeps a submodule assigned later
+        # in _modules, which a class attribute of the same name would shadow.
+        self.augment = None
 
     # -- construction ----------------------------------------------------------------
     @classmethod

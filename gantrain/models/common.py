@@ -1,30 +1,52 @@
 """What every GAN algorithm here does the same way: one discriminator's loss with the
-loss object's penalties, and a forward pass in eval mode for sampling."""
+loss object's penalties (through the model's augmentation, if any), and a forward pass
+in eval mode for sampling."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from gantrain.augment.base import Augmentation, augmented
+
 
 def discriminator_loss(
-    loss, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None = None, scale: float = 1.0
+    loss,
+    D: nn.Module,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    y: torch.Tensor | None = None,
+    scale: float = 1.0,
+    augment: Augmentation | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``scale * loss.d_loss(D(real), D(fake)) + penalties`` and its logs (``d/real`` and
-    ``d/fake`` as the loss scores them, the unweighted penalties). ``fake`` must be
-    detached already; D is called with ``y`` only when it is conditional."""
-    call = (lambda x: D(x, y)) if y is not None else D
+    ``d/fake`` as the loss scores them, the unweighted penalties, the augmentation's). ``fake``
+    must be detached already; D is called with ``y`` only when it is conditional. With an
+    ``augment``, D is ``D o augment`` everywhere, the penalties included (``augment/base.py``),
+    and it is told D's real scores against the loss's decision boundary (ADA's r_t)."""
+    judge = augmented(D, augment)
+    call = (lambda x: judge(x, y)) if y is not None else judge
     if loss.needs_real_grad:  # R1 differentiates D(real) with respect to real
         real = real.detach().requires_grad_(True)
     # float32 logits: under bf16 autocast (speed.amp) the losses still reduce in float32.
     real_logits, fake_logits = call(real).float(), call(fake).float()
-    penalty, penalty_logs = loss.penalty(D, real, fake, y, real_logits)
+    penalty, penalty_logs = loss.penalty(judge, real, fake, y, real_logits)
     total = scale * loss.d_loss(real_logits, fake_logits) + penalty
     return total, {
         "d/real": loss.score(real_logits.detach()).mean(),
         "d/fake": loss.score(fake_logits.detach()).mean(),
         **penalty_logs,
+        **observe(augment, loss, real_logits),
     }
+
+
+def observe(augment: Augmentation | None, loss, real_logits: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Tell the augmentation what D said of the real images (positive: judged real), and
+    return what it logs. Nothing without an augmentation, or for a loss with no decision
+    boundary (the config check refuses an augmentation that needs one there)."""
+    if augment is None or loss.decision_boundary is None:
+        return {}
+    return augment.observe(real_logits.detach() - loss.decision_boundary)
 
 
 @torch.no_grad()

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gantrain.augment.base import augmented
 from gantrain.checks import Count, Weight, at_least
 from gantrain.models.base import GANModel, GeneratorInfo, NetFactory
 from gantrain.models.common import discriminator_loss
@@ -97,6 +98,14 @@ class ImagePool(nn.Module):
         return torch.cat([fakes[:stored], returned]) if stored else returned
 
 
+def _side_tag(tag: str, side: str) -> str:
+    """The tag of one D's logged value: ``d/real`` -> ``d_A/real``, ``penalty/gp`` ->
+    ``penalty/gp_A``; the shared augmentation's (``augment/p``) stays as it is."""
+    if tag.startswith("augment/"):
+        return tag
+    return tag.replace("d/", f"d_{side}/") if tag.startswith("d/") else f"{tag}_{side}"
+
+
 class CycleGAN(GANModel):
     data_kind = "unpaired"  # batches {"A": from domain A, "B": from domain B}, not aligned
     built_args = ("generator", "discriminator", "image_shape")
@@ -143,11 +152,9 @@ class CycleGAN(GANModel):
         }
 
     def _d_side(self, side: str, real: torch.Tensor, fake: torch.Tensor):
-        loss, logs = discriminator_loss(self.loss, self.D[side], real, fake, scale=0.5)
-        return loss, {
-            tag.replace("d/", f"d_{side}/") if tag.startswith("d/") else f"{tag}_{side}": value
-            for tag, value in logs.items()
-        }
+        # One augmentation for both Ds: ADA's p follows the real scores of both.
+        loss, logs = discriminator_loss(self.loss, self.D[side], real, fake, scale=0.5, augment=self.augment)
+        return loss, {_side_tag(tag, side): value for tag, value in logs.items()}
 
     def d_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         A, B = batch["A"], batch["B"]
@@ -162,9 +169,8 @@ class CycleGAN(GANModel):
         A, B = batch["A"], batch["B"]
         fakes = self._fakes or {"B": self.G["AB"](A), "A": self.G["BA"](B)}
         self._fakes = None
-        adversarial = self.loss.g_loss(self.D["B"](fakes["B"]).float()) + self.loss.g_loss(
-            self.D["A"](fakes["A"]).float()
-        )
+        judge_A, judge_B = (augmented(self.D[side], self.augment) for side in "AB")
+        adversarial = self.loss.g_loss(judge_B(fakes["B"]).float()) + self.loss.g_loss(judge_A(fakes["A"]).float())
         cycle = F.l1_loss(self.G["BA"](fakes["B"]), A) + F.l1_loss(self.G["AB"](fakes["A"]), B)
         loss = adversarial + self.cycle_weight * cycle
         logs = {"loss/g_adv": adversarial.detach(), "loss/cycle": cycle.detach()}

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from gantrain.augment.base import augmented
 from gantrain.checks import PositiveInt, at_least
 from gantrain.errors import OptionError
 from gantrain.models.base import GANModel, GeneratorInfo, NetFactory
@@ -110,13 +111,13 @@ class GAN(GANModel):
     def d_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         fake, y = self._generate(batch)
         self._fakes = (fake, y) if self.reuse_fakes else None
-        loss, logs = discriminator_loss(self.loss, self.D, batch["image"], fake.detach(), y)
+        loss, logs = discriminator_loss(self.loss, self.D, batch["image"], fake.detach(), y, augment=self.augment)
         return loss, {"loss/d": loss.detach(), **logs}
 
     def g_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         fake, y = self._fakes if self._fakes is not None else self._generate(batch)
         self._fakes = None
-        loss = self.loss.g_loss(self.D(fake, y).float())
+        loss = self.loss.g_loss(augmented(self.D, self.augment)(fake, y).float())
         return loss, {"loss/g": loss.detach()}
 
     def calibration_inputs(self, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor | None]]:

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gantrain.augment.base import augmented
 from gantrain.checks import Weight, at_least
 from gantrain.metrics.paired import paired_scores
 from gantrain.models.base import GANModel, GeneratorInfo, NetFactory
@@ -69,15 +70,15 @@ class Pix2Pix(GANModel):
         fake = self.G(A)
         self._fake = fake  # G's step uses the same output: G has not changed since
         loss, logs = discriminator_loss(
-            self.loss, self.D, torch.cat([A, B], 1), torch.cat([A, fake.detach()], 1), scale=0.5
-        )
+            self.loss, self.D, torch.cat([A, B], 1), torch.cat([A, fake.detach()], 1), scale=0.5, augment=self.augment
+        )  # an augmentation transforms the stacked pair alike in A and B: it stays a pair
         return loss, {"loss/d": loss.detach(), **logs}
 
     def g_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         A, B = batch["A"], batch["B"]
         fake = self._fake if self._fake is not None else self.G(A)
         self._fake = None
-        adversarial = self.loss.g_loss(self.D(torch.cat([A, fake], 1)).float())
+        adversarial = self.loss.g_loss(augmented(self.D, self.augment)(torch.cat([A, fake], 1)).float())
         l1 = F.l1_loss(fake, B)
         loss = adversarial + self.l1_weight * l1
         return loss, {"loss/g": loss.detach(), "loss/g_adv": adversarial.detach(), "loss/l1": l1.detach()}
