@@ -116,6 +116,7 @@ class CachedCelebA(InMemorySource):
         labels = attribute_class(table[:, dataset.label_columns]) if dataset.label_columns else None
         super().__init__(images, labels, spec, hflip, extras={"attrs": table.to(torch.float32)})
         self.dataset = dataset
+        self.files = dataset.image_files()
 
 
 def celeba(

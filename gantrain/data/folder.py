@@ -105,5 +105,7 @@ def folder(
     if cache:
         settings = {"image_size": image_size, "channels": channels, "on_bad_file": on_bad_file}
         images, cached_labels = cached_images(dataset, files, settings, cache_dir, root.name, labels is not None)
-        return InMemorySource(images, cached_labels, DataSpec(**spec_args), hflip)
+        source = InMemorySource(images, cached_labels, DataSpec(**spec_args), hflip)
+        source.files = files  # what a subset's record names (subset.py)
+        return source
     return DatasetSource(dataset, DataSpec(**spec_args), hflip)

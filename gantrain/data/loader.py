@@ -24,14 +24,17 @@ device, as ``mirror_flips`` decides: bit 0 of each item's seed. The in-memory st
 
 from __future__ import annotations
 
+import copy
 import weakref
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from gantrain.data.spec import DataSpec, EpochStream, to_unit_range, upload
+from gantrain.data.subset import Part, SubsetItems, choose, files_of, part_of
 
 _MASK64 = (1 << 64) - 1
 
@@ -193,3 +196,13 @@ class DatasetSource:
         # An image folder with class subfolders keeps its labels beside the file list.
         labels = getattr(self.dataset, "labels", None)
         return None if labels is None else torch.as_tensor(labels)
+
+    def subset(self, n: int, seed: int) -> tuple[DatasetSource, dict[str, Part]]:
+        """The same source streaming a seeded random ``n`` of its items (``subset.py``). A
+        copy: a subclass keeps its kind and its held-out data (pix2pix's validation pairs
+        are never limited, only the training pairs)."""
+        index = choose(len(self.dataset), n, seed)
+        limited = copy.copy(self)
+        limited.dataset = SubsetItems(self.dataset, index)
+        limited.spec = replace(self.spec, size=len(index))
+        return limited, {"images": part_of(len(self.dataset), index, files_of(self.dataset))}

@@ -11,12 +11,15 @@ would dominate the step time of a small GAN.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from gantrain.data.loader import mirror, mirror_flips
 from gantrain.data.spec import EpochStream, to_unit_range, upload
+from gantrain.data.subset import Part, choose, part_of
 
 
 def resize_uint8(images: torch.Tensor, image_size: int) -> torch.Tensor:
@@ -74,6 +77,8 @@ class InMemorySource:
     ``DataSource``, ``data/source.py``)."""
 
     in_memory = True
+    # The files the images were decoded from, in order (a cached folder or CelebA), else None.
+    files: list[Path] | None = None
 
     def __init__(
         self,
@@ -105,3 +110,12 @@ class InMemorySource:
 
     def class_labels(self) -> torch.Tensor | None:
         return self.labels
+
+    def subset(self, n: int, seed: int) -> tuple[InMemorySource, dict[str, Part]]:
+        """A seeded random ``n`` of the images, with their labels and extras (``subset.py``);
+        the spec's size becomes ``n``, its classes stay those of the whole set."""
+        index = choose(len(self.images), n, seed)
+        extras = {key: value[index] for key, value in self.extras.items()}
+        labels = None if self.labels is None else self.labels[index]
+        limited = InMemorySource(self.images[index], labels, replace(self.spec, size=len(index)), self.hflip, extras)
+        return limited, {"images": part_of(len(self.images), index, self.files)}

@@ -5,7 +5,8 @@ Every builder in ``gantrain.data`` (``mnist``, ``folder``, ``facades``, ...) ret
 ``DataSource``; the translation builders return a ``TranslationSource`` (paired data
 adds ``validation_batches``). Two implementations cover them all: ``InMemorySource``
 (one uint8 tensor: the MNIST family, synthetic data, decoded caches) and
-``DatasetSource`` (a map-style dataset read by a DataLoader).
+``DatasetSource`` (a map-style dataset read by a DataLoader). Either can be limited to
+a seeded random subset of its images (``subset``; ``data.max_images``, ``subset.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Protocol
 import torch
 
 from gantrain.data.spec import BatchStream, DataSpec
+from gantrain.data.subset import Part
 
 
 class DataSource(Protocol):
@@ -40,6 +42,12 @@ class DataSource(Protocol):
 
     def class_labels(self) -> torch.Tensor | None:
         """Every image's class label, read without decoding an image; None when unlabelled."""
+        ...
+
+    def subset(self, n: int, seed: int) -> tuple[DataSource, dict[str, Part]]:
+        """A source of the same kind that streams a seeded random ``n`` of the training
+        images (of each domain, for unpaired data), and what it kept, by part ("images",
+        or "A" and "B"): ``subset.py``. Held-out data (pix2pix's validation pairs) stays whole."""
         ...
 
 

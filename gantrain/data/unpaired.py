@@ -17,6 +17,8 @@ same items as decoding (see paired.py).
 
 from __future__ import annotations
 
+import copy
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -39,6 +41,7 @@ from gantrain.data.paired import (
     square,
 )
 from gantrain.data.spec import DataSpec, to_unit_range
+from gantrain.data.subset import Part, choose, part_of
 from gantrain.errors import OptionError
 
 
@@ -58,12 +61,29 @@ class UnpairedImages(Dataset):
         self.read_a, self.read_b = FallbackReader(files_a, on_bad_file), FallbackReader(files_b, on_bad_file)
         self.image_size, self.load_size, self.flip = image_size, load_size, flip
         self.cache: dict[str, MappedArray] | None = None  # "A", "B": each domain at load_size (with cache)
+        # The images of each domain used, by position in its files (``limited``); None: all of them.
+        self.kept: dict[str, list[int]] | None = None
+
+    def domain_size(self, domain: str) -> int:
+        """How many images of domain "A" or "B" the items are drawn from."""
+        if self.kept is not None:
+            return len(self.kept[domain])
+        return len(self.files_a if domain == "A" else self.files_b)
 
     def __len__(self) -> int:
-        return max(len(self.files_a), len(self.files_b))
+        return max(self.domain_size("A"), self.domain_size("B"))
+
+    def limited(self, index_a: list[int], index_b: list[int]) -> UnpairedImages:
+        """A copy whose items draw only on these images of each domain (``data/subset.py``)."""
+        limited = copy.copy(self)
+        limited.kept = {"A": list(index_a), "B": list(index_b)}
+        return limited
 
     def loaded(self, domain: str, index: int) -> torch.Tensor:
-        """Image ``index`` of domain "A" or "B" resized to load_size (``load``), from the cache if there is one."""
+        """Image ``index`` of domain "A" or "B" (of those kept) resized to load_size (``load``),
+        from the cache if there is one."""
+        if self.kept is not None:
+            index = self.kept[domain][index]
         if self.cache is not None:
             return self.cache[domain][index]
         reader = self.read_a if domain == "A" else self.read_b
@@ -72,9 +92,9 @@ class UnpairedImages(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         index, seed = split_key(key)
         generator = torch.Generator().manual_seed(seed)
-        b_index = int(torch.randint(len(self.files_b), (), generator=generator))
+        b_index = int(torch.randint(self.domain_size("B"), (), generator=generator))
         a = draw_crop_flip(self.load_size, self.image_size, self.flip, generator)(
-            self.loaded("A", index % len(self.files_a))
+            self.loaded("A", index % self.domain_size("A"))
         )
         b = draw_crop_flip(self.load_size, self.image_size, self.flip, generator)(self.loaded("B", b_index))
         return {"A": a, "B": b}
@@ -109,6 +129,20 @@ class UnpairedSource(DatasetSource):
     def __init__(self, dataset: UnpairedImages, validation: tuple[list[Path], list[Path]], spec: DataSpec) -> None:
         super().__init__(dataset, spec)
         self.validation = validation
+
+    def subset(self, n: int, seed: int) -> tuple[UnpairedSource, dict[str, Part]]:
+        """A seeded random ``n`` images of each training domain (all of a domain that has no
+        more; ``data/subset.py``); the held-out images of the sample grids stay whole."""
+        dataset = self.dataset
+        index_a = choose(len(dataset.files_a), n, seed, "A")
+        index_b = choose(len(dataset.files_b), n, seed, "B")
+        limited = copy.copy(self)
+        limited.dataset = dataset.limited(index_a.tolist(), index_b.tolist())
+        extras = {**self.spec.extras, "size_a": len(index_a), "size_b": len(index_b)}
+        limited.spec = replace(self.spec, size=len(limited.dataset), extras=extras)
+        parts = {"A": part_of(len(dataset.files_a), index_a, dataset.files_a)}
+        parts["B"] = part_of(len(dataset.files_b), index_b, dataset.files_b)
+        return limited, parts
 
     def fixed_batch(self, n: int) -> dict[str, torch.Tensor]:
         """The first n images of each held-out domain (n capped by the smaller one),
