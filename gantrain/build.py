@@ -45,7 +45,7 @@ from gantrain.engine.speed import Speed, SpeedConfig
 from gantrain.errors import UserError, keyed
 from gantrain.metrics.evaluate import EvalConfig
 from gantrain.models.base import GANModel, GeneratorInfo
-from gantrain.run_record import hparams_of, metric_tags, record_end, record_start
+from gantrain.run_record import hparams_of, metric_tags, record_end, record_start, training_subset
 from gantrain.validate import check_all_targets, resolve_target, to_dataclass
 
 log = logging.getLogger("gantrain")
@@ -188,7 +188,8 @@ def load_generator(run_dir: str | Path, device: str | torch.device = "cpu") -> t
 
 
 def build_source(cfg: DictConfig):
-    """The dataset of the data node (without the batching keys)."""
+    """The dataset of the data node (without the batching keys): the whole dataset, also
+    with ``data.max_images`` (only the training stream is limited: ``build_trainer``)."""
     with keyed("data"):
         return instantiate(_without(cfg.data, LOADER_KEYS))
 
@@ -244,13 +245,17 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
 
     loader = to_dataclass(LoaderConfig, {k: cfg.data[k] for k in LOADER_KEYS if k in cfg.data}, "data")
     source = parallel.node_leaders_first(lambda: build_source(cfg))
-    spec = source.spec
+    # Only the stream sees a data.max_images subset: the evaluator, the sample grids and the
+    # validation keep the whole dataset (a G that memorised the subset must not score well).
+    train_source, subset = training_subset(source, loader.max_images, cfg.seed, cfg.resume)
+    spec = train_source.spec
     with keyed("data"):
         stream = KeyedStream(
-            source.stream(
+            train_source.stream(
                 loader.batch_size, cfg.seed, device, loader.num_workers, shard=(parallel.rank, parallel.world)
             )
         )
+    stream.subset = subset  # what record_start writes to RUN/data_subset.json
     cls, options = _model(cfg.model)
     with keyed("model", {"label_attrs": "data.label_attrs"}):  # a model may point at the data's options
         cls.check_data(spec, options)

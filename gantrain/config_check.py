@@ -23,10 +23,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from gantrain.checks import at_least
+from gantrain.checks import PositiveInt, at_least
 from gantrain.engine.loop import TrainerConfig
 from gantrain.engine.speed import SpeedConfig
-from gantrain.errors import UserError, keyed
+from gantrain.errors import OptionError, UserError, keyed
 from gantrain.metrics.evaluate import FAMILIES, EvalConfig
 from gantrain.models.base import GANModel
 from gantrain.size_check import check_fits_in_memory
@@ -34,8 +34,10 @@ from gantrain.validate import check_all_targets, check_call, check_value, resolv
 
 log = logging.getLogger("gantrain")
 
-# Keys of the data node that configure batching, not the dataset builder.
-LOADER_KEYS = ("batch_size", "num_workers")
+# Keys of the data node that configure batching, not the dataset builder. max_images limits
+# the training stream only (data/subset.py): the builder, and so the evaluation, the tools
+# and gantrain-eval, see the whole dataset.
+LOADER_KEYS = ("batch_size", "num_workers", "max_images")
 # Keys of the model node that hold its nets' configs, not constructor options.
 NET_KEYS = ("generator", "discriminator")
 # Net arguments that come from the data (image GANs, then translation nets).
@@ -73,10 +75,23 @@ TRANSLATION_METRICS = ("l1", "psnr", "ssim", "fid", "fid_AB", "fid_BA", "cycle_l
 class LoaderConfig:
     batch_size: int = 64
     num_workers: int = 0
+    # Train on a seeded random subset of this many images (of each domain, for unpaired
+    # data); None: all of them. Not below batch_size: every batch comes from the subset.
+    max_images: PositiveInt | None = None
 
     def __post_init__(self) -> None:
         at_least("batch_size", self.batch_size, 1)
         at_least("num_workers", self.num_workers, 0)
+        if self.max_images is None:
+            return
+        at_least("max_images", self.max_images, 1)
+        if self.max_images < self.batch_size:
+            raise OptionError(
+                "max_images",
+                f"max_images={self.max_images} is fewer than batch_size={self.batch_size}: every batch is "
+                f"drawn from the subset; raise max_images or lower batch_size",
+                also=("batch_size",),
+            )
 
 
 def plain(cfg: DictConfig) -> dict:
