@@ -23,6 +23,7 @@ from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from gantrain import init_from
 from gantrain.config_check import (
     LOADER_KEYS,
     NET_KEYS,
@@ -45,6 +46,7 @@ from gantrain.engine.speed import Speed, SpeedConfig
 from gantrain.errors import UserError, keyed
 from gantrain.metrics.evaluate import EvalConfig
 from gantrain.models.base import GANModel, GeneratorInfo
+from gantrain.nets.freeze import trainable_parameters
 from gantrain.run_record import hparams_of, metric_tags, record_end, record_start, training_subset
 from gantrain.validate import check_all_targets, resolve_target, to_dataclass
 
@@ -267,7 +269,7 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
     speed.prepare_nets(model)
     parallel.broadcast_nets(model)
     opt_g = build_optimizer(cfg.optim.g, model.G.parameters(), "optim.g", speed)
-    opt_d = build_optimizer(cfg.optim.d, model.D.parameters(), "optim.d", speed)
+    opt_d = build_optimizer(cfg.optim.d, trainable_parameters(model.D), "optim.d", speed)  # not Freeze-D's
     warn_clipping_with_momentum(loss, opt_d)
 
     trainer_cfg = to_dataclass(TrainerConfig, plain(cfg.trainer), "trainer")
@@ -284,6 +286,8 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
                 f"run {cfg.resume} already finished at step {checkpoint['step']}: to "
                 f"train further, resume with trainer.steps=N, N > {checkpoint['step']}"
             )
+    # Fine-tuning (init_from.py), before anything is written; not on resume: its checkpoint is newer.
+    pretrained = init_from.start_from(cfg, model, spec, parallel) if cfg.get("init_from") and not checkpoint else None
     env = environment(device)
     env["fast path"] = speed.summary()
     env["processes"] = str(parallel.world)
@@ -321,6 +325,8 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
     )
     if checkpoint:
         trainer.load_state_dict(checkpoint)
+    if pretrained:
+        init_from.finish(trainer, pretrained, run_dir)
     if speed.compile:
         trainer.compile()
     return trainer

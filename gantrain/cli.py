@@ -131,6 +131,10 @@ def preflight(overrides: list[str]) -> Path:
     from gantrain.build import check_config  # imports torch: only once the config composed
 
     check_config(cfg)
+    if cfg.get("init_from") and not cfg.resume:  # a resumed run continues from its own checkpoint
+        from gantrain.init_from import source_checkpoint
+
+        source_checkpoint(cfg.init_from)
     return run_dir
 
 

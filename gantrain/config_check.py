@@ -185,6 +185,7 @@ def check_config(cfg: DictConfig) -> None:
     check_value("seed", tree["seed"], int)
     check_value("device", tree["device"], str)
     check_value("resume", tree["resume"], str | None)
+    check_value("init_from", tree.get("init_from"), str | None)
     data = dict(tree["data"])
     to_dataclass(LoaderConfig, {k: data.pop(k) for k in LOADER_KEYS if k in data}, "data")
     check_call(data, "data")

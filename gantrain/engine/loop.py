@@ -192,15 +192,19 @@ class Trainer(TrainerState):
             self.parallel.reduce_gradients(D)
             self.opt_d.step()
             model.after_d_step()  # e.g. WGAN's weight clipping
-        # D's weights need no gradients for G's update; skipping them is free speed.
-        D.requires_grad_(False)
+        # D's weights need no gradients for G's update; skipping them is free speed. Only the
+        # trainable ones are switched off and back on: Freeze-D's frozen blocks stay frozen.
+        trainable = [p for p in D.parameters() if p.requires_grad]
+        for p in trainable:
+            p.requires_grad_(False)
         try:
             with speed.autocast():
                 loss_g, logs_g = model.g_loss(batch)
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
         finally:  # also when compilation fails here: the eager retry trains D again
-            D.requires_grad_(True)
+            for p in trainable:
+                p.requires_grad_(True)
         self.compilation.check_peers()
         self.parallel.reduce_gradients(model.G)
         self.opt_g.step()

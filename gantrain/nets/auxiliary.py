@@ -7,6 +7,8 @@ DCGAN D's last layer (the paper: "the discriminator ... outputs both a probabili
 distribution over sources and a probability distribution over the class labels").
 ``D(x)`` returns the source logits, as every loss and penalty expects;
 ``D(x, with_classes=True)`` returns (source logits, class logits) from one pass.
+``freeze`` (Freeze-D, Mo et al., 2020) freezes the first blocks of the DCGAN stack, as
+there; the two heads are the last block and always train.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gantrain.checks import PositiveInt, at_least
+from gantrain.checks import Count, PositiveInt, at_least
 from gantrain.nets.dcgan import DCGANDiscriminator, Norm, dcgan_init
 from gantrain.nets.norms import SPECTRAL, spectrally_normalised
 
@@ -23,11 +25,17 @@ class AuxiliaryClassifierDiscriminator(nn.Module):
     norm_choices: tuple[str, ...] = DCGANDiscriminator.norm_choices
 
     def __init__(
-        self, channels: int, image_size: int, num_classes: int, width: PositiveInt = 64, norm: Norm = "batch"
+        self,
+        channels: int,
+        image_size: int,
+        num_classes: int,
+        width: PositiveInt = 64,
+        norm: Norm = "batch",
+        freeze: Count = 0,
     ) -> None:
         super().__init__()
         at_least("num_classes", num_classes, 2)
-        self.body = DCGANDiscriminator(channels, image_size, 0, width=width, norm=norm)
+        self.body = DCGANDiscriminator(channels, image_size, 0, width=width, norm=norm, freeze=freeze)
         last = self.body.net[-1]
         head = nn.Conv2d(last.in_channels, num_classes, last.kernel_size, last.stride, last.padding)
         dcgan_init(head)

@@ -17,7 +17,10 @@ A transposed convolution maps H_in to (H_in - 1) * stride - 2 * padding + kernel
 * powers of two from 16 to 256: kernel 4, stride 1, padding 0 takes 1 to 4, then
   kernel 4, stride 2, padding 1 doubles the size: 4, 8, 16, 32, 64 for CelebA.
 
-D runs the same stack backwards, ending in one logit per image.
+D runs the same stack backwards, ending in one logit per image. Its blocks, for
+Freeze-D (``freeze``, Mo et al., 2020; see ``nets/freeze.py``): each strided conv with
+its norm and LeakyReLU, input first, then the output conv (with the projection
+embedding, which is never frozen).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Literal, get_args
 import torch
 from torch import nn
 
-from gantrain.checks import PositiveInt, at_least
+from gantrain.checks import Count, PositiveInt, at_least
 from gantrain.errors import OptionError
 from gantrain.nets.conditioning import (
     Conditioning,
@@ -36,6 +39,7 @@ from gantrain.nets.conditioning import (
     append_to_vector,
     check_conditioning,
 )
+from gantrain.nets.freeze import freeze_blocks
 from gantrain.nets.norms import SPECTRAL, check_norm, spectrally_normalised
 
 # (kernel, stride, padding) of each transposed convolution, from the 1x1 noise map up.
@@ -125,7 +129,9 @@ class DCGANDiscriminator(nn.Module):
         width: PositiveInt = 64,
         norm: Norm = "batch",
         conditioning: Conditioning = "concat",
+        freeze: Count = 0,
     ) -> None:
+        """``freeze``: the first blocks whose weights stay fixed (Freeze-D, see the module)."""
         super().__init__()
         check_norm(norm, choices=self.norm_choices)
         check_conditioning(conditioning)
@@ -150,6 +156,7 @@ class DCGANDiscriminator(nn.Module):
         self.apply(dcgan_init)
         if norm == SPECTRAL:
             spectrally_normalised(self)
+        freeze_blocks(self.net, freeze)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.projection is None:

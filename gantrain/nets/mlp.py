@@ -5,7 +5,10 @@ Linear to all the pixels and a Tanh (images live in [-1, 1]).
 D: the flattened image through Linear -> LeakyReLU(0.2) blocks, halving the width,
 down to one logit. No normalisation layer in D, so any penalty applies; ``norm:
 spectral`` divides every linear layer's weight (and the projection embedding) by its
-largest singular value (Miyato et al., 2018; see ``nets/norms.py``).
+largest singular value (Miyato et al., 2018; see ``nets/norms.py``). D's blocks, for
+Freeze-D (``freeze``, Mo et al., 2020; see ``nets/freeze.py``): each Linear with its
+LeakyReLU, input first, then the output Linear (with the projection embedding, which is
+never frozen).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from torch import nn
 
 from gantrain.checks import Count, PositiveInt, at_least
 from gantrain.nets.conditioning import Conditioning, Projection, append_to_vector, check_conditioning
+from gantrain.nets.freeze import freeze_blocks
 from gantrain.nets.norms import SPECTRAL, check_norm, spectrally_normalised
 
 
@@ -63,7 +67,9 @@ class MLPDiscriminator(nn.Module):
         blocks: Count = 3,
         conditioning: Conditioning = "concat",
         norm: MLPNorm = "none",
+        freeze: Count = 0,
     ) -> None:
+        """``freeze``: the first blocks whose weights stay fixed (Freeze-D, see the module)."""
         super().__init__()
         check_norm(norm, choices=self.norm_choices)
         check_conditioning(conditioning)
@@ -82,6 +88,7 @@ class MLPDiscriminator(nn.Module):
         self.projection = Projection(num_classes, in_dim) if num_classes and not concat else None
         if norm == SPECTRAL:
             spectrally_normalised(self)
+        freeze_blocks(self.net, freeze)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.projection is None:

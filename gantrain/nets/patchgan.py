@@ -17,6 +17,9 @@ Receptive field: walking the stack back from a single output logit, a layer with
 kernel k and stride s turns a window of r positions into (r - 1) * s + k positions of
 its input. ``receptive_field`` applies that to the same stack the net is built from:
 1 -> 4 -> 7 -> 16 -> 34 -> 70 for ``layers``=3.
+
+Blocks, for Freeze-D (``freeze``, Mo et al., 2020; see ``nets/freeze.py``): each conv
+with its norm and LeakyReLU, input first, then the output conv: ``layers`` + 2 blocks.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from typing import Literal, get_args
 import torch
 from torch import nn
 
-from gantrain.checks import PositiveInt, at_least
+from gantrain.checks import Count, PositiveInt, at_least
 from gantrain.errors import OptionError
 from gantrain.nets.dcgan import dcgan_init
+from gantrain.nets.freeze import freeze_blocks
 from gantrain.nets.norms import SPECTRAL, check_norm, conv_bias, norm2d, spectrally_normalised
 
 KERNEL, PADDING = 4, 1
@@ -73,9 +77,11 @@ class PatchDiscriminator(nn.Module):
         layers: PositiveInt = 3,
         norm: PatchNorm = "batch",
         image_size: int | None = None,
+        freeze: Count = 0,
     ) -> None:
         """``image_size``: when given, checked to leave a logit map of at least 2x2 (a
-        1x1 map before the last conv cannot be normalised per sample)."""
+        1x1 map before the last conv cannot be normalised per sample). ``freeze``: the
+        first blocks whose weights stay fixed (Freeze-D, see the module)."""
         super().__init__()
         check_norm(norm, choices=self.norm_choices)
         at_least("width", width, 1)
@@ -105,6 +111,7 @@ class PatchDiscriminator(nn.Module):
         self.apply(dcgan_init)
         if norm == SPECTRAL:
             spectrally_normalised(self)
+        freeze_blocks(self.net, freeze)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
