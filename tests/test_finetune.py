@@ -116,6 +116,19 @@ def test_cyclegan_pools_are_not_loaded(tmp_path):
         trainer.logger.close()
 
 
+def test_augmentation_state_is_not_loaded(tmp_path):
+    train(tmp_path / "source", [*TINY, "augment=ada"])
+    saved = checkpoint(tmp_path / "source")
+    saved["model"]["augment.p"] = torch.tensor(0.5)  # an adapted p, which must not carry over
+    torch.save(saved, tmp_path / "adapted.pt")
+    trainer = built(tmp_path / "run", [*TINY, "augment=ada", f"init_from={tmp_path / 'adapted.pt'}"])
+    try:
+        assert float(trainer.model.augment.p) == 0.0  # augment.initial_p
+        assert_same(trainer.model.D.state_dict(), net_state("D.", saved["model"]))
+    finally:
+        trainer.logger.close()
+
+
 def test_a_source_of_another_width_is_one_line_and_leaves_no_run_dir(tmp_path, source):
     run_dir = tmp_path / "run"
     out = gantrain(*TINY, "model.generator.width=16", f"init_from={source}", f"hydra.run.dir={run_dir}", cwd=tmp_path)
