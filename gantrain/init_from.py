@@ -161,7 +161,7 @@ def start_from(
         misfit = _first_misfit(name, mine, loaded)
         if misfit is not None:
             differ = differences(cfg, spec, source)
-            fix = f"set {', '.join(differ)} back" if differ else "e.g. data.image_size, model.generator.width"
+            fix = f"these differ: {', '.join(differ)}" if differ else "e.g. data.image_size, model.generator.width"
             raise UserError(
                 f"init_from={cfg.init_from}: the source's weights do not fit this run's nets: {misfit}; "
                 f"use the source run's model and data shapes ({fix})"
