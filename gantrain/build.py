@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from gantrain import init_from
+from gantrain.augment.base import Augmentation
 from gantrain.config_check import (
     LOADER_KEYS,
     NET_KEYS,
@@ -155,11 +156,25 @@ def build_nets(model_cfg: DictConfig, spec: DataSpec | Mapping[str, Any]) -> dic
     return cls.build_nets(make_g, make_d, as_spec(spec), options)
 
 
-def build_model(model_cfg: DictConfig, spec: DataSpec, loss) -> GANModel:
+def build_model(model_cfg: DictConfig, spec: DataSpec, loss, augment: Augmentation | None = None) -> GANModel:
+    """The model, its nets made for data of ``spec``; ``augment``: what D's inputs go through."""
     cls, _ = _model(model_cfg)
     nets = build_nets(model_cfg, spec)
     with keyed("model"):
-        return instantiate(_without(model_cfg, NET_KEYS + cls.build_options), **nets, loss=loss)
+        model = instantiate(_without(model_cfg, NET_KEYS + cls.build_options), **nets, loss=loss)
+    if augment is not None:
+        model.augment = augment
+    return model
+
+
+def build_augment(cfg: DictConfig, spec: DataSpec) -> Augmentation | None:
+    """The augmentation of D's inputs (``augment=diffaugment|ada``), for images of the data's
+    channels; None for ``augment=none`` (and in the configs of runs from before it existed)."""
+    node = cfg.get("augment")
+    if not node:
+        return None
+    with keyed("augment"):
+        return instantiate(node, channels=spec.channels)
 
 
 def generator_info(model_cfg: DictConfig, spec: Mapping[str, Any]) -> GeneratorInfo:
@@ -264,7 +279,7 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
 
     with keyed("loss"):
         loss = instantiate(cfg.loss)
-    model = build_model(cfg.model, spec, loss).to(device)
+    model = build_model(cfg.model, spec, loss, build_augment(cfg, spec)).to(device)
     check_penalty_norm(loss, model.D)
     speed.prepare_nets(model)
     parallel.broadcast_nets(model)

@@ -23,6 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from gantrain.augment.base import Augmentation
 from gantrain.checks import PositiveInt, at_least
 from gantrain.engine.loop import TrainerConfig
 from gantrain.engine.speed import SpeedConfig
@@ -145,6 +146,32 @@ def check_known_keys(tree: dict) -> None:
             raise UserError(f"unknown option optim.{side}: optim takes g (the generator's) and d (the discriminator's)")
 
 
+def check_augment(tree: dict) -> None:
+    """``augment``: a gantrain augmentation whose options fit its signature (and its
+    pipeline's, for ADA), and that the loss can drive: ADA reads D's real scores against
+    the loss's decision boundary, which a Wasserstein critic does not have."""
+    node = tree.get("augment") or {}
+    if not node:
+        return
+    cls = check_call(node, "augment", provided=("channels",))
+    if not (isinstance(cls, type) and issubclass(cls, Augmentation)):
+        raise UserError(
+            f"augment._target_={node['_target_']} is not an augmentation of gantrain.augment: "
+            f"choose augment=diffaugment, augment=ada or augment=none"
+        )
+    pipeline = node.get("pipeline")
+    if isinstance(pipeline, dict) and "_target_" in pipeline:
+        check_call(pipeline, "augment.pipeline", provided=("channels",))
+    loss = resolve_target(tree["loss"], "loss")
+    if cls.needs_decision_boundary and getattr(loss, "decision_boundary", 0.0) is None:
+        raise UserError(
+            f"augment={cls.__name__.lower()} adjusts its probability from the sign of D's scores on real "
+            f"images, and a Wasserstein critic's scores have no sign that means real or fake: use "
+            f"augment=diffaugment with loss={'wgan_gp' if tree['loss'].get('gp_weight') else 'wgan'}, "
+            f"or loss=bce, hinge or lsgan"
+        )
+
+
 def check_optimizer(node: dict, path: str) -> None:
     """The optimizer's own range checks (betas, eps, weight decay, ...), made once on a
     one-element dummy parameter: the same class and options, nothing else built."""
@@ -200,6 +227,7 @@ def check_config(cfg: DictConfig) -> None:
     check_call(model["generator"], "model.generator", provided=("z_dim",) + NET_SHAPE_ARGS)
     check_call(model["discriminator"], "model.discriminator", provided=NET_SHAPE_ARGS)
     check_call(tree["loss"], "loss")
+    check_augment(tree)
     for side in ("g", "d"):
         optim = tree["optim"][side]
         check_call(optim, f"optim.{side}", provided=("params",))

@@ -8,16 +8,18 @@ applied with probability ``p``. ``p`` follows D's overfitting, measured by
 
 accumulated over ``interval`` D steps; then
 
-    p <- clamp(p + sign(r_t - target) * N / (kimg * 1000), 0, 1)
+    p <- max(p + sign(r_t - target) * N / (kimg * 1000), 0)
 
 with N the real images observed over those steps: ``p`` can move from 0 to 1 in
 ``kimg`` thousand images. The paper's values: ``target`` 0.6, ``interval`` 4 minibatches,
 ``kimg`` 500, ``p`` starting at 0. ``sign`` is taken against the loss's decision
 boundary (0 for the logistic and hinge losses, 1/2 for the least-squares loss's 0-1
 coding); a Wasserstein critic has none, and the config check refuses ADA with it. A
-PatchGAN's scores count patch by patch. The authors clamp ``p`` at 0 only; above 1 every
-op already applies to every image, so the clamp at 1 changes what is done in no step
-and only keeps ``p`` from drifting where it means nothing.
+PatchGAN's scores count patch by patch. As in the authors' code, ``p`` is bounded below
+only (by 0): it may pass 1, and then takes as long to come back. N counts the real images
+shown to the discriminators: CycleGAN's two Ds each report their batch, so one of its
+steps counts twice the batch (and two observations towards ``interval``). When fine-tuning
+(``init_from``) the authors use ``kimg`` = 100.
 
 ``p``, the running sums and ``r_t`` are buffers updated on the device: no step waits on
 the host, and the checkpoint holds them, so a resumed run continues with the exact ``p``.
@@ -80,12 +82,14 @@ class ADA(Augmentation):
         return {"augment/p": self.p.clone(), "augment/rt": self.rt.clone()}
 
     def _adjust(self) -> None:
-        totals = torch.stack([self.sign_sum, self.sign_count, torch.tensor(float(self.images), device=self.p.device)])
+        # torch.full: a fill on the device; torch.tensor(value, device=...) would copy from the host.
+        images = torch.full((), float(self.images), device=self.p.device)
+        totals = torch.stack([self.sign_sum, self.sign_count, images])
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(totals)
         rt = totals[0] / totals[1].clamp(min=1)
         step = torch.sign(rt - self.target) * totals[2] / (self.kimg * 1000)
-        self.p.copy_((self.p + step).clamp(0, 1))
+        self.p.copy_((self.p + step).clamp(min=0))
         self.rt.copy_(rt)
         self.sign_sum.zero_()
         self.sign_count.zero_()

@@ -4,7 +4,9 @@ Both recipes (DiffAugment, Zhao et al., 2020; ADA, Karras et al., 2020) augment 
 image D sees, real and generated, in D's step and in G's, and inside the penalties: the
 discriminator being trained is ``D o T`` with ``T`` a random differentiable augmentation,
 so G's gradient passes through ``T`` and R1 / the gradient penalty differentiate
-``D(T(x))`` with respect to the un-augmented ``x`` (as the authors' ADA code does).
+``D(T(x))`` with respect to the un-augmented ``x`` (R1: as the authors' ADA code does).
+The gradient penalty (which no author combined with these augmentations) thus holds
+``D o T`` 1-Lipschitz, at an augmentation drawn for the interpolates alone.
 Labels are untouched (a conditional D gets the batch's labels), and an input that stacks
 several images along the channels (pix2pix's (A, B) pairs) is augmented alike in every
 group, so a pair stays a pair.

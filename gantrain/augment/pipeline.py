@@ -33,7 +33,9 @@ Blit ops alone stay exact (pixel centres land on pixel centres).
 
 An input may stack several images of ``channels`` channels along C (pix2pix's pairs): the
 geometric transform is shared by all channels of a sample, the colour matrix by its groups.
-The work is done in float32 (bfloat16 input is cast and cast back); gradients, and the
+The work is done in float32, also under bf16 autocast (``speed.amp``), which is switched off
+inside: in bf16 the matrices and the sampling grid would move pixels even at p = 0 (bfloat16
+input is cast and cast back); gradients, and the
 second derivatives R1 needs, flow to x through ``grid_sample`` and the matrix products.
 """
 
@@ -126,6 +128,10 @@ class AugmentPipeline(nn.Module):
         device, the probability scale of every op. The same shape and dtype back."""
         if x.dim() != 4 or x.shape[1] % self.channels:
             raise ValueError(f"AugmentPipeline expects (N, k*{self.channels}, H, W) images, got {tuple(x.shape)}")
+        with torch.autocast(x.device.type, enabled=False):
+            return self._augment(x, p)
+
+    def _augment(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         p = torch.as_tensor(p, dtype=torch.float32, device=x.device)
         y = x.float()
         geometry = self._geometry(y.shape[0], y.shape[2], y.shape[3], p, x.device)

@@ -53,4 +53,5 @@ class WassersteinLoss(AdversarialLoss):
     def constrain(self, D) -> None:
         if self.clip is not None:
             for p in D.parameters():
-                p.clamp_(-self.clip, self.clip)
+                if p.requires_grad:  # not the blocks Freeze-D keeps as they were loaded
+                    p.clamp_(-self.clip, self.clip)
