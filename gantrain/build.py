@@ -173,7 +173,12 @@ def build_augment(cfg: DictConfig, spec: DataSpec) -> Augmentation | None:
     node = cfg.get("augment")
     if not node:
         return None
-    with keyed("augment"):
+    # The channels come from the data; ADA's pipeline options sit one level down.
+    paths = {"channels": "data.channels"}
+    pipeline = node.get("pipeline")
+    if isinstance(pipeline, DictConfig):
+        paths.update({key: f"augment.pipeline.{key}" for key in pipeline if not key.startswith("_")})
+    with keyed("augment", paths):
         return instantiate(node, channels=spec.channels)
 
 

@@ -123,6 +123,7 @@ def main() -> None:
     parser.add_argument("--finetune-steps", type=int, default=500)
     parser.add_argument("--num-samples", type=int, default=1000)
     parser.add_argument("--skip-finetune", action="store_true")
+    parser.add_argument("--skip-augment", action="store_true")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "gantrain"))
     args = parser.parse_args()
@@ -135,7 +136,7 @@ def main() -> None:
         args.device,
     )
     with tempfile.TemporaryDirectory() as tmp:
-        augment_rows = augmentation_table(evaluator, Path(tmp), args)
+        augment_rows = [] if args.skip_augment else augmentation_table(evaluator, Path(tmp), args)
         finetune_rows = [] if args.skip_finetune else finetune_table(evaluator, Path(tmp), args)
 
     seeds = ", ".join(map(str, args.seeds))
@@ -146,7 +147,7 @@ def main() -> None:
     print(f"ADA: augment.kimg={args.ada_kimg:g}, target 0.6, interval 4, the bgc pipeline\n")
     print("| images | augment=none | augment=diffaugment | augment=ada |")
     print("|---:|---|---|---|")
-    for size in args.sizes:
+    for size in args.sizes if augment_rows else []:
         by_augment = {augment: values for s, augment, values in augment_rows if s == size}
         print(
             f"| {size} | {cell(by_augment['none'])} | {cell(by_augment['diffaugment'])} | {cell(by_augment['ada'])} |"

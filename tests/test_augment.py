@@ -160,6 +160,16 @@ def test_build_makes_the_configured_augmentation_for_the_data_channels():
     assert isinstance(ada, ADA) and ada.p.item() == 0 and ada.target == 0.6 and ada.interval == 4 and ada.kimg == 500
 
 
+def test_colour_ops_on_images_of_other_channel_counts_name_the_keys_to_change(tmp_path):
+    data = ["data=synthetic", "data.channels=2", "data.image_size=16", "hydra.run.dir=run"]
+    done = gantrain(*TINY, *data, "augment=ada", cwd=tmp_path)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert "data.channels=2" in done.stderr and "augment.pipeline.brightness" in done.stderr, done.stderr
+    assert not (tmp_path / "run").exists()
+    off = [f"augment.pipeline.{op}=0" for op in ("brightness", "contrast", "lumaflip", "hue", "saturation")]
+    assert gantrain(*TINY, *data, "augment=ada", *off, cwd=tmp_path).returncode == 0
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
