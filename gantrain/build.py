@@ -197,16 +197,36 @@ def translator(model_cfg: DictConfig, G: nn.Module, direction: str, seed: int = 
 def load_generator(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """The generator a run exported (``checkpoints/generator.pt``: the EMA weights when
     the run kept an EMA), rebuilt from the run's own config, in eval mode. Returns it
-    with the export's record (step, data_spec, config, ...)."""
-    path = exported_generator(run_dir)
-    if not path.is_file():
-        raise UserError(
-            f"no exported generator at {path}: point at a gantrain run directory that has saved a checkpoint"
-        )
-    state = load_checkpoint(path, map_location=device)
-    G = build_nets(OmegaConf.create(state["config"]).model, state["data_spec"])["generator"]
-    G.load_state_dict(state["generator"])
-    return G.to(device).eval(), state
+    with the export's record (step, data_spec, config, ...). ``run_dir`` may also be a
+    folder ``gantrain-export --format safetensors`` wrote: G is rebuilt from its
+    ``config.json`` and ``generator.safetensors`` alone, unpickling nothing; its record
+    adds ``export`` (the whole ``config.json``). A translator's test mode is applied where
+    it translates (``translator``), as for a run."""
+    # Imported here: only this function reads exported folders (gantrain/export/folder.py).
+    from gantrain.export.folder import is_export, read_config, read_safetensors
+
+    if is_export(run_dir):
+        export = read_config(run_dir)
+        state = read_safetensors(run_dir, export)
+        record = {
+            "step": export["step"],
+            "config": {"model": export["model"]},
+            "data_spec": export["data_spec"],
+            "ema": export["weights"] == "ema",
+            "export": export,
+        }
+    else:
+        path = exported_generator(run_dir)
+        if not path.is_file():
+            raise UserError(
+                f"no exported generator at {path}: point at a gantrain run directory that has saved a checkpoint "
+                f"or a folder of gantrain-export --format safetensors"
+            )
+        record = load_checkpoint(path, map_location=device)
+        state = record["generator"]
+    G = build_nets(OmegaConf.create(record["config"]).model, record["data_spec"])["generator"]
+    G.load_state_dict(state)
+    return G.to(device).eval(), record
 
 
 def build_source(cfg: DictConfig):

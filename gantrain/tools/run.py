@@ -2,11 +2,14 @@
 
 ``open_run`` rebuilds the generator (and, when a tool asks, the discriminator) from a
 run directory or one of its checkpoint files, from the run's own saved config, loaded
-with ``weights_only=True``. ``ToolOutput`` is the tool's folder ``RUN/<tool>/<name>``:
+with ``weights_only=True``; or from a folder ``gantrain-export --format safetensors`` wrote
+(``build.load_generator``: its ``config.json`` and weights, nothing unpickled), which holds
+G alone: a tool that needs D or the dataset says so in one line, naming the run to use.
+``ToolOutput`` is the tool's folder ``RUN/<tool>/<name>`` (``EXPORT/<tool>/<name>``):
 created only when the tool first writes (so a refused command leaves nothing behind),
 never reused (so nothing a user already has is overwritten), every file in it written
 atomically (``atomic.py``: a killed tool leaves no half picture), and every picture saved
-there is also logged to the run's TensorBoard under ``<tool>/<name>/...``.
+there is also logged to the run's TensorBoard under ``<tool>/<name>/...`` (not an export's).
 ``tool_main`` gives every tool the same error contract as ``gantrain``: a mistake is one
 line ``<prog>: error: ...`` and exit status 2, and a half-written output folder is removed.
 """
@@ -30,6 +33,7 @@ from torchvision.utils import make_grid, save_image
 from gantrain.atomic import atomic_write
 from gantrain.engine.checkpoint import CHECKPOINT_DIR, LAST, exported_generator, last_checkpoint, load_checkpoint
 from gantrain.errors import UserError
+from gantrain.export.folder import is_export, read_config
 from gantrain.models.base import GeneratorInfo
 
 WEIGHTS = ("auto", "ema", "raw")
@@ -51,6 +55,7 @@ class GeneratorRun:
     weights: str  # "ema" or "raw": which copy of G this is
     device: torch.device
     full_state_path: Path | None  # the checkpoint holding D too, when there is one
+    exported: bool = False  # an exported folder: G, its config.json and card; no D, no data
 
     @property
     def spec(self) -> dict:
@@ -60,7 +65,11 @@ class GeneratorRun:
     def config(self):
         from omegaconf import OmegaConf
 
-        return OmegaConf.create(self.record["config"])
+        config = OmegaConf.create(self.record["config"])
+        if self.exported:
+            # No data node in an export: building its dataset (build_source) is one line saying so.
+            config.data = {"_target_": f"{__name__}.no_dataset", "folder": str(self.run_dir)}
+        return config
 
     @property
     def model_name(self) -> str:
@@ -119,6 +128,11 @@ class GeneratorRun:
 
     def discriminator(self) -> nn.Module:
         """D as it was at the run's last checkpoint, in eval mode."""
+        if self.exported:
+            raise UserError(
+                f"this needs the discriminator, which the exported folder {self.run_dir} does not hold: "
+                f"point at the run directory it was exported from ({self.record['export'].get('source', 'RUN')})"
+            )
         if self.full_state_path is None:
             raise UserError(
                 f"this needs the discriminator, which {exported_generator(self.run_dir).name} "
@@ -132,12 +146,36 @@ class GeneratorRun:
         return D.to(self.device).eval().requires_grad_(False)
 
 
+def no_dataset(folder: str):
+    """The data node of an exported folder's config: it holds no dataset (a ``_target_``)."""
+    source = read_config(folder).get("source", "RUN")
+    raise UserError(
+        f"this needs the training data, which the exported folder {folder} does not hold: point at "
+        f"the run directory it was exported from ({source})"
+    )
+
+
+def _open_export(path: Path, device: torch.device, weights: str) -> GeneratorRun:
+    """A folder of ``gantrain-export --format safetensors``: G rebuilt from it alone."""
+    from gantrain.build import load_generator
+
+    G, record = load_generator(path, device)
+    held = record["export"]["weights"]
+    if weights not in ("auto", held):
+        raise UserError(
+            f"{path} holds the {'EMA' if held == 'ema' else 'raw'} weights only: leave out --weights, or export "
+            f"the run again with gantrain-export RUN --weights {weights}"
+        )
+    return GeneratorRun(path, G.requires_grad_(False), record, held, device, None, exported=True)
+
+
 def _run_dir_of(path: Path) -> Path:
     return path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
 
 
 def open_run(path: str | Path, device: torch.device | str = "cpu", weights: str = "auto") -> GeneratorRun:
-    """``path``: a run directory, or a checkpoint in it (``generator.pt``, ``last.pt``, ``best.pt``).
+    """``path``: a run directory, or a checkpoint in it (``generator.pt``, ``last.pt``, ``best.pt``),
+    or a folder of ``gantrain-export --format safetensors`` (or a file in it).
     ``weights``: ``ema`` (the averaged G; an error when the run kept none), ``raw`` (the
     trained G itself), ``auto`` (EMA when there is one)."""
     from gantrain.build import build_nets
@@ -146,6 +184,10 @@ def open_run(path: str | Path, device: torch.device | str = "cpu", weights: str 
         raise UserError(f"--weights {weights} is not known: use one of {', '.join(WEIGHTS)}")
     device = torch.device(device)
     path = Path(path).expanduser()
+    if path.is_file() and is_export(path.parent):
+        path = path.parent  # generator.safetensors: its folder
+    if path.is_dir() and is_export(path):
+        return _open_export(path, device, weights)
     if path.is_dir():
         run_dir, generator_path, full_path = path, exported_generator(path), last_checkpoint(path)
     elif path.is_file():
@@ -231,7 +273,8 @@ class ToolOutput:
         grid = make_grid(images.detach().float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1))
         path = self.file(f"{name}.png")
         atomic_write(path, lambda f: save_image(grid, f, format="png"))
-        self.logger.writer.add_image(f"{self.tool}/{self.name}/{name}", grid, self.run.step)
+        if not self.run.exported:  # an exported folder gets no TensorBoard log of its own
+            self.logger.writer.add_image(f"{self.tool}/{self.name}/{name}", grid, self.run.step)
         return path
 
     def images(self, images: torch.Tensor, names: list[str]) -> list[Path]:
