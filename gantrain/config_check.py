@@ -65,9 +65,15 @@ REQUIRED_VALUES = ("seed", "device", "resume")
 OPTIM_SIDES = ("g", "d")
 # The metrics an evaluation reports, by family (image GANs: metrics/judge.py and
 # metrics/inception.py) and for the translators (metrics/evaluate.py: pix2pix, CycleGAN).
+# Both families also report precision, recall, density and coverage (metrics/prdc.py).
 FAMILY_METRICS = {
-    "classifier": ("classifier_fid", "classifier_score", "class_accuracy"),
-    "inception": ("fid", "kid_mean", "kid_std", "is_mean", "is_std"),
+    "classifier": (
+        "classifier_fid",
+        "classifier_score",
+        "class_accuracy",
+        *(f"classifier_{name}" for name in ("precision", "recall", "density", "coverage")),
+    ),
+    "inception": ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "density", "coverage"),
 }
 TRANSLATION_METRICS = ("l1", "psnr", "ssim", "fid", "fid_AB", "fid_BA", "cycle_l1_A", "cycle_l1_B")
 

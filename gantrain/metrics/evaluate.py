@@ -9,6 +9,12 @@ Two families, chosen by ``metrics`` (``auto`` picks by the data):
 * ``inception``: FID, KID and IS through torchmetrics (``inception.py``); needs the
   Inception weights (downloaded once, or ``inception_weights=<file>``).
 
+Both families also report precision, recall, density and coverage (Kynkäänniemi et al.,
+2019; Naeem et al., 2020) in their feature space (``prdc.py``: ``precision``, ...;
+``classifier_precision``, ...): they come with the family, no switch (at N = 1000 they
+cost a fraction of the feature extraction). ``score.py`` computes every family for any
+2N real and N generated images; ``folders.py`` feeds it image folders.
+
 Every report also scores two disjoint sets of N real images against each other: the
 floor that a perfect generator would reach at this N (Fréchet distances are biased
 upwards at small N, so a number means little without it). The exception is the
@@ -27,6 +33,7 @@ import torch
 from gantrain.checks import at_least
 from gantrain.data.spec import to_unit_range
 from gantrain.errors import OptionError
+from gantrain.metrics import prdc
 
 FAMILIES = ("classifier", "inception")
 # Metrics where a smaller value is better; the others (scores, accuracy) are maximised.
@@ -122,71 +129,21 @@ def generate(
 
 def evaluate(sample, z_dim: int, num_classes: int, source, cfg: EvalConfig, device, seed: int = 0) -> dict:
     """Score ``sample(z, y)`` (a generator in eval mode) against ``source``'s real images."""
+    from gantrain.metrics.score import score
+
     chosen = families(cfg, source.spec)
     n = cfg.num_samples
     check_num_samples(n, source.spec)
     # 2n real images: n to compare with the samples, n more for the real-vs-real floor.
     real, _ = real_images(source, 2 * n, seed)
     fake, fake_labels = generate(sample, z_dim, num_classes, n, seed + 1, cfg.batch_size, device)
-    report = {
-        "metrics": {},
-        "floor": {},
-        "protocol": {"num_samples": n, "real": f"{source.spec.name}, random subset (seed {seed})", "families": chosen},
+    report = score(real, fake, fake_labels, chosen, cfg, device, judge_source=source)
+    report["protocol"] = {
+        "num_samples": n,
+        "real": f"{source.spec.name}, random subset (seed {seed})",
+        "families": chosen,
+        **report["protocol"],
     }
-    if "classifier" in chosen:
-        from gantrain.metrics.judge import (
-            HELD_OUT_SHARE,
-            held_out_accuracy,
-            judge_metrics,
-            judge_split,
-            load_or_train_judge,
-            real_floor,
-        )
-
-        judge_seed = 0  # fixed, not the evaluation's seed: one cached judge serves every evaluation
-        judge = load_or_train_judge(source.images, source.labels, 10, source.spec.name, cfg.cache_dir, seed=judge_seed)
-        report["metrics"].update(judge_metrics(judge, real[:n], fake, fake_labels))
-        report["floor"].update(real_floor(judge, real[:n], real[n:]))
-        trained_on, held_out = (len(index) for index in judge_split(len(source.images), judge_seed))
-        report["protocol"]["classifier"] = {
-            "judge": "gantrain SmallCNN (metrics/judge.py) trained on the dataset's training images less a "
-            "held-out part, cached",
-            "judge_train_images": trained_on,
-            "judge_held_out_images": held_out,
-            "held_out_split": f"1 image in {HELD_OUT_SHARE}, torch.randperm seeded with {judge_seed}",
-            "floor": "classifier_fid, classifier_score: two disjoint sets of N real images",
-        }
-        if fake_labels is not None:
-            # The ceiling of a conditional run's class accuracy: the judge on real images it never trained on.
-            report["floor"]["class_accuracy"], _ = held_out_accuracy(judge, source.images, source.labels, judge_seed)
-            report["protocol"]["classifier"]["class_accuracy_floor"] = (
-                f"the judge's accuracy on its {held_out} held-out real images"
-            )
-    if "inception" in chosen:
-        from gantrain.metrics.inception import inception_metrics
-
-        def batches(images):
-            return (images[k : k + cfg.batch_size] for k in range(0, len(images), cfg.batch_size))
-
-        scores = inception_metrics(
-            batches(real[:n]),
-            batches(fake),
-            weights_path=cfg.inception_weights,
-            device=device,
-            option="inception_weights",
-        )
-        report["protocol"]["inception"] = scores.pop("protocol")
-        report["metrics"].update(scores)
-        floor = inception_metrics(
-            batches(real[:n]),
-            batches(real[n:]),
-            metrics=("fid", "kid"),
-            weights_path=cfg.inception_weights,
-            device=device,
-            option="inception_weights",
-        )
-        floor.pop("protocol")
-        report["floor"].update(floor)
     return report
 
 
@@ -194,6 +151,8 @@ def protocol_lines(protocol: dict) -> list[str]:
     """A report's protocol in a few lines of words, to print beside its numbers."""
     where = protocol.get("real") or protocol.get("images")
     lines = [f"N = {protocol.get('num_samples')}" + (f"; real images: {where}" if where else "")]
+    if "fake" in protocol:  # folders (metrics/folders.py)
+        lines.append(f"generated images: {protocol['fake']}")
     judge = protocol.get("classifier")
     if isinstance(judge, dict):
         line = (
@@ -213,6 +172,10 @@ def protocol_lines(protocol: dict) -> list[str]:
         lines.append(line)
     elif inception is not None:
         lines.append(f"Inception: {inception}")
+    # PRDC: the same k in both feature spaces, so one line.
+    prdc = [part["prdc"] for part in (judge, inception) if isinstance(part, dict) and part.get("prdc")]
+    if prdc:
+        lines.append(f"PRDC: {prdc[0]}")
     if "generator" in protocol:  # translators: how G ran (gantrain/test_time.py)
         lines.append(f"generator: {protocol['generator']}")
     return lines
@@ -231,6 +194,14 @@ class GeneratorEvaluator:
         # What would stop the first evaluation stops the run now, hours earlier, while the
         # config layer still adds the key path to an option's error.
         check_num_samples(cfg.num_samples, source.spec)
+        least = prdc.least_samples()
+        if self.best.removeprefix("classifier_") in prdc.NAMES and cfg.num_samples < least:
+            raise OptionError(
+                "num_samples",
+                f"num_samples={cfg.num_samples} is too few for best={self.best}: its k-NN balls need "
+                f"num_samples >= {least}",
+                also=("best",),
+            )
         if "inception" in chosen:  # weights that cannot be had: load once (download if need be), drop
             from gantrain.metrics.inception import load_inception
 

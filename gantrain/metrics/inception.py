@@ -12,6 +12,8 @@
 - IS, Inception Score (Salimans et al., 2016, "Improved Techniques for Training GANs"):
   exp(E KL(p(y|x) || p(y))) over the Inception class posteriors of the generated images only,
   per split (mean and standard deviation over splits). Higher is better.
+- On request (``prdc``): precision, recall, density and coverage of the same pool features
+  (Kynkäänniemi et al., 2019; Naeem et al., 2020), written in ``prdc.py``.
 
 No Inception code lives here: the network is torch-fidelity's port of the TensorFlow FID Inception
 (2015-12-05 graph), wrapped by torchmetrics (``NoTrainInceptionV3``), and the three statistics are
@@ -64,7 +66,8 @@ from torch import nn
 
 from gantrain.errors import OptionError, UserError
 
-METRICS = ("fid", "kid", "is")
+METRICS = ("fid", "kid", "is")  # the default set
+ON_REQUEST = ("prdc",)  # precision, recall, density, coverage on the pool features (metrics/prdc.py)
 KID_SUBSETS = 100  # torchmetrics' and torch-fidelity's default number of random subsets
 KID_MAX_SUBSET = 1000  # the subset size of the KID paper's code, torchmetrics and torch-fidelity
 _CHUNK = 50  # images per Inception forward pass (299x299 activations are large)
@@ -242,7 +245,8 @@ def inception_metrics(
 
     ``real`` and ``fake`` yield float batches in [-1, 1], (N, C, H, W) with C = 1 (repeated to
     RGB) or 3; ``real`` is not read when only IS is asked for. Returns the requested subset of
-    ``fid``, ``kid_mean``, ``kid_std``, ``is_mean``, ``is_std`` (floats) and ``protocol``, a dict
+    ``fid``, ``kid_mean``, ``kid_std``, ``is_mean``, ``is_std`` (and with ``prdc`` asked for,
+    ``precision``, ``recall``, ``density``, ``coverage``: ``metrics/prdc.py``) and ``protocol``, a dict
     recording what the numbers are comparable with. KID's subsets hold ``choose_kid_subset_size(
     n_real, n_fake, kid_max_subset_size)`` images: at most ``kid_max_subset_size``, at most half
     of N. KID subsets and IS splits are drawn with ``seed`` (the global RNG is left untouched), so
@@ -257,7 +261,7 @@ def inception_metrics(
     device = torch.device(device)
     extractor = load_inception(weights_path, option).to(device)
 
-    need_real = bool(wanted & {"fid", "kid"})
+    need_real = bool(wanted & {"fid", "kid", "prdc"})
     real_pool = _extract(extractor, real, "real", device, logits=False)[0] if need_real else None
     fake_pool, fake_logits = _extract(extractor, fake, "generated", device, logits="is" in wanted)
     n_real = len(real_pool) if real_pool is not None else 0
@@ -325,16 +329,31 @@ def inception_metrics(
             result["is_mean"], result["is_std"] = float(mean), float(std)
             per_split = -(-n_fake // is_splits)  # torch.chunk: ceil(N / splits) images a split
             protocol.update(is_splits=is_splits, is_splits_used=-(-n_fake // per_split), is_images_per_split=per_split)
+        if "prdc" in wanted:
+            result.update(_prdc(real_pool, fake_pool, device, protocol))
     result["protocol"] = protocol
     return result
+
+
+def _prdc(real_pool: torch.Tensor, fake_pool: torch.Tensor, device: torch.device, protocol: dict) -> dict:
+    """PRDC on the 2048-d pool features; skipped (the protocol says why) below its least N."""
+    from gantrain.metrics import prdc
+
+    least = prdc.least_samples()
+    if min(len(real_pool), len(fake_pool)) < least:
+        protocol["prdc"] = f"skipped: needs at least {least} real and {least} generated images"
+        return {}
+    protocol["prdc"] = prdc.protocol()
+    return prdc.prdc(real_pool, fake_pool, device=device)
 
 
 def _check_metrics(metrics: Sequence[str]) -> set[str]:
     names = [metrics] if isinstance(metrics, str) else list(metrics)
     wanted = {str(name).lower() for name in names}
-    unknown = sorted(wanted - set(METRICS))
+    unknown = sorted(wanted - set(METRICS + ON_REQUEST))
     if unknown:
-        raise UserError(f"unknown Inception metric(s) {', '.join(unknown)}: choose from {', '.join(METRICS)}")
+        known = ", ".join(METRICS + ON_REQUEST)
+        raise UserError(f"unknown Inception metric(s) {', '.join(unknown)}: choose from {known}")
     if not wanted:
         raise UserError(f"no Inception metric asked for: choose from {', '.join(METRICS)}")
     return wanted

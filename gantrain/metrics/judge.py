@@ -8,7 +8,7 @@ the judge's seed, 0 by default; on MNIST's 60,000 training images, 50,000 / 10,0
 beside ``class_accuracy``: what a generator that draws every class perfectly would
 score, measured, like the generated images, on images the judge never trained on (on
 its training images the judge scores what it memorised, a ceiling no sample can reach).
-From it, three numbers:
+From it, these numbers:
 
 * ``classifier_fid``: the Fréchet distance between real and generated images in the
   judge's 128-d penultimate feature space, ``||mu_r - mu_g||^2 + tr(S_r + S_g -
@@ -21,6 +21,9 @@ From it, three numbers:
 * ``class_accuracy`` (conditional generators only): the share of samples the judge
   labels as the class they were drawn for; chance is 1 / num_classes, the ceiling is
   ``held_out_accuracy``.
+* ``classifier_precision``, ``_recall``, ``_density``, ``_coverage`` (on request): the
+  k-NN manifold metrics of Kynkäänniemi et al. (2019) and Naeem et al. (2020) in the
+  same 128-d feature space (``prdc.py``). Higher is better.
 
 Why not Inception: its weights need a download (gantrain must work offline), and
 Inception features, learnt on 299x299 colour photographs, fit 28x28 grey digits
@@ -281,17 +284,28 @@ def judge_outputs(judge: SmallCNN, images: torch.Tensor, batch_size: int = 500) 
 
 
 def judge_metrics(
-    judge: SmallCNN, real: torch.Tensor, fake: torch.Tensor, fake_labels: torch.Tensor | None = None
+    judge: SmallCNN,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    fake_labels: torch.Tensor | None = None,
+    prdc_device: torch.device | str | None = None,
 ) -> dict:
     """``classifier_fid`` (real vs fake), ``classifier_score`` (of the fakes), and with
     ``fake_labels`` (the class each fake was drawn for) ``class_accuracy``. Images are
-    floats in [-1, 1], (N, C, H, W)."""
+    floats in [-1, 1], (N, C, H, W). With ``prdc_device``, also ``classifier_precision``,
+    ``_recall``, ``_density`` and ``_coverage`` in the judge's feature space (``prdc.py``),
+    computed there, when both sets hold at least ``prdc.least_samples()`` images."""
+    from gantrain.metrics import prdc
+
     real_features, _ = judge_outputs(judge, real)
     fake_features, fake_probabilities = judge_outputs(judge, fake)
     metrics = {
         "classifier_fid": frechet_distance(real_features, fake_features),
         "classifier_score": classifier_score(fake_probabilities)[0],
     }
+    if prdc_device is not None and min(len(real), len(fake)) >= prdc.least_samples():
+        scores = prdc.prdc(real_features, fake_features, device=prdc_device)
+        metrics.update({f"classifier_{name}": value for name, value in scores.items()})
     if fake_labels is not None:
         if len(fake_labels) != len(fake):
             raise ValueError(f"{len(fake)} fakes but {len(fake_labels)} labels")
@@ -312,11 +326,16 @@ def held_out_accuracy(
 
 
 def real_floor(
-    judge: SmallCNN, real_a: torch.Tensor, real_b: torch.Tensor, labels_b: torch.Tensor | None = None
+    judge: SmallCNN,
+    real_a: torch.Tensor,
+    real_b: torch.Tensor,
+    labels_b: torch.Tensor | None = None,
+    prdc_device: torch.device | str | None = None,
 ) -> dict:
     """``judge_metrics`` of one real set against another, disjoint one of the same N:
     what a perfect generator would score at this N (the Fréchet distance is not 0 there,
-    it is biased upwards at small N). With ``labels_b``, also ``class_accuracy``."""
+    it is biased upwards at small N). With ``labels_b``, also ``class_accuracy``; with
+    ``prdc_device``, also the PRDC four."""
     if len(real_a) != len(real_b):
         raise ValueError(f"the real-vs-real floor wants two sets of the same N, got {len(real_a)} and {len(real_b)}")
-    return judge_metrics(judge, real_a, real_b, labels_b)
+    return judge_metrics(judge, real_a, real_b, labels_b, prdc_device)
