@@ -86,6 +86,8 @@ def model_card(config: dict[str, Any], parity: dict, run_dir: Path | None) -> st
     spec, fmt = config["data_spec"], config["format"]
     kind = "noise -> image" if config["kind"] == "noise" else "image -> image translator"
     model = str(config["model"].get("_target_", "?")).rsplit(".", 1)[-1]
+    if config["num_classes"] and model == "GAN":
+        model = "conditional GAN"  # model=cgan: the GAN class with conditional=true
     c, h, w = config["image_shape"]
     weights = "the EMA (moving average) of G" if config["weights"] == "ema" else "G as trained (raw, no EMA)"
     classes = config["num_classes"]
