@@ -128,6 +128,7 @@ def run_eval(args: argparse.Namespace) -> dict:
     from gantrain.engine.checkpoint import write_json
     from gantrain.engine.logger import RunLogger
     from gantrain.engine.runtime import select_device
+    from gantrain.errors import UserError
 
     device = select_device(args.device)
     G, export = load_generator(args.run_dir, device)
@@ -149,6 +150,11 @@ def run_eval(args: argparse.Namespace) -> dict:
         report["step"], report["source"] = export["step"], "ema" if export["ema"] else "G"
         _write_out(args, report)
         return report
+    if "export" in export:  # an exported folder (gantrain-export) holds G alone, not the dataset
+        raise UserError(
+            f"{args.run_dir} is an exported generator, without the training data to score it "
+            f"against: add --real DIR (a folder of real images), or evaluate the run it came from"
+        )
     # The model's own report: image GANs against real training images, translators
     # against the held-out targets.
     report = evaluate_generator(cfg, G, build_source(cfg), device, args.seed)

@@ -86,7 +86,15 @@ def test_conditional_runs_report_class_accuracy_with_its_floor(tmp_path, monkeyp
     train(run_dir, mnist_run(tmp_path, "model.conditional=true"))
     report = run_eval(_eval_args(run_dir, "--num-samples", "20", "--cache-dir", str(tmp_path / "cache")))
     assert 0 <= report["metrics"]["class_accuracy"] <= 1
-    assert set(report["metrics"]) == {"classifier_fid", "classifier_score", "class_accuracy"}
+    assert set(report["metrics"]) == {
+        "classifier_fid",
+        "classifier_score",
+        "class_accuracy",
+        "classifier_precision",
+        "classifier_recall",
+        "classifier_density",
+        "classifier_coverage",
+    }
     # The ceiling is the judge's accuracy on the 10 of the 60 real images held out of its training.
     judge = report["protocol"]["classifier"]
     assert (judge["judge_train_images"], judge["judge_held_out_images"]) == (50, 10)

@@ -147,3 +147,18 @@ def test_a_run_against_a_folder_of_other_channels_is_refused(folder_run, tmp_pat
     result = eval_cli(str(folder_run), "--real", str(tmp_path / "rgb"), "--num-samples", "4", "--device", "cpu")
     assert result.returncode == 2 and "the generator makes grey" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_exported_generator_is_scored_against_a_folder_and_alone_is_one_line(folder_run, digits, tmp_path, capsys):
+    from gantrain.eval_cli import main, parse, run_eval
+    from gantrain.export import cli as export_cli
+
+    exported = tmp_path / "export"
+    export_cli.main([str(folder_run), "--format", "safetensors", "--out", str(exported)])
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(exported), "--num-samples", "10", "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and "add --real DIR" in err, err
+    args = ["--real", str(digits), "--num-samples", "10", "--cache-dir", str(tmp_path / "cache")]
+    report = run_eval(parse([str(exported), *args]))
+    assert report["metrics"]["classifier_fid"] >= 0 and "classifier_coverage" in report["metrics"]
