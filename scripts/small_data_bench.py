@@ -62,11 +62,15 @@ def score(evaluator: GeneratorEvaluator, run_dir: Path, device: str) -> float:
     return report["metrics"]["classifier_fid"]
 
 
+def ada_overrides(args) -> list[str]:
+    return [f"augment.kimg={args.ada_kimg}"] + [f"augment.pipeline.{op}=0" for op in args.ada_off]
+
+
 def augmentation_table(evaluator, tmp: Path, args) -> list[tuple[int, str, list[float]]]:
     rows = []
     for size in args.sizes:
-        for augment in ("none", "diffaugment", "ada"):
-            extra = [f"augment={augment}"] + ([f"augment.kimg={args.ada_kimg}"] if augment == "ada" else [])
+        for augment in args.augments:
+            extra = [f"augment={augment}"] + (ada_overrides(args) if augment == "ada" else [])
             values = []
             for seed in args.seeds:
                 start = time.perf_counter()
@@ -117,7 +121,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--steps", type=int, default=2000, help="G steps of every augmentation run")
     parser.add_argument("--width", type=int, default=32)
-    parser.add_argument("--ada-kimg", type=float, default=100.0)
+    parser.add_argument("--augments", nargs="+", default=["none", "diffaugment", "ada"])
+    parser.add_argument("--ada-kimg", type=float, default=500.0, help="augment.kimg (the paper's 500)")
+    parser.add_argument(
+        "--ada-off",
+        nargs="*",
+        default=["xflip", "rotate90"],
+        help="ADA ops switched off (mirrored digits are no digits)",
+    )
     parser.add_argument("--source-steps", type=int, default=2000)
     parser.add_argument("--finetune-size", type=int, default=200)
     parser.add_argument("--finetune-steps", type=int, default=500)
@@ -144,14 +155,14 @@ def main() -> None:
         f"\nDCGAN width {args.width}, {args.steps} G steps, batch 64, {args.device}; FD by the judge, "
         f"N = {args.num_samples} against the full 5,000; mean ± sd over seeds {seeds} (each value)"
     )
-    print(f"ADA: augment.kimg={args.ada_kimg:g}, target 0.6, interval 4, the bgc pipeline\n")
+    off = f" without {', '.join(args.ada_off)}" if args.ada_off else ""
+    print(f"ADA: augment.kimg={args.ada_kimg:g}, target 0.6, interval 4, the bgc pipeline{off}\n")
     print("| images | augment=none | augment=diffaugment | augment=ada |")
     print("|---:|---|---|---|")
     for size in args.sizes if augment_rows else []:
         by_augment = {augment: values for s, augment, values in augment_rows if s == size}
-        print(
-            f"| {size} | {cell(by_augment['none'])} | {cell(by_augment['diffaugment'])} | {cell(by_augment['ada'])} |"
-        )
+        cells = [cell(by_augment[a]) if a in by_augment else "" for a in ("none", "diffaugment", "ada")]
+        print(f"| {size} | {' | '.join(cells)} |")
     if finetune_rows:
         print(
             f"\nFine-tuning: source {args.source_steps} steps on split=train (4,000 images); then "
