@@ -96,7 +96,7 @@ def test_reports_and_checkpoints_survive_a_failed_write(tmp_path, monkeypatch):
 
 
 def test_tool_outputs_are_written_atomically(tmp_path, monkeypatch):
-    output = ToolOutput(SimpleNamespace(run_dir=tmp_path, step=0), "sample", "out")
+    output = ToolOutput(SimpleNamespace(run_dir=tmp_path, step=0, exported=False), "sample", "out")
     images = torch.rand(2, 3, 8, 8) * 2 - 1
     paths = [output.grid("grid", images, 2), *output.images(images, ["a", "b"])]
     paths += [output.table("scores", [{"k": 1}]), output.tensor("z", torch.zeros(3))]
