@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from gantrain.augment.base import augmented
 from gantrain.checks import PositiveInt, Weight, at_least
 from gantrain.errors import UserError
+from gantrain.health.signals import d_accuracy_logs
 from gantrain.models.base import GeneratorInfo
 from gantrain.models.common import observe
 from gantrain.models.gan import GAN
@@ -99,6 +100,7 @@ class ACGAN(GAN):
             "d/class_accuracy_real": accuracy,
             **penalty_logs,
             **observe(self.augment, self.loss, real_logits),
+            **d_accuracy_logs(real_logits, fake_logits, self.loss.decision_boundary),  # of the source logit
         }
 
     def g_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from gantrain.augment.base import Augmentation, augmented
+from gantrain.health.signals import d_accuracy_logs
 
 
 def discriminator_loss(
@@ -20,7 +21,9 @@ def discriminator_loss(
     augment: Augmentation | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``scale * loss.d_loss(D(real), D(fake)) + penalties`` and its logs (``d/real`` and
-    ``d/fake`` as the loss scores them, the unweighted penalties, the augmentation's). ``fake``
+    ``d/fake`` as the loss scores them, the unweighted penalties, the augmentation's, and the
+    health signals of D's accuracy, ``health/d_acc_real``, ``_fake``, ``health/rt``:
+    ``health/signals.py``, on the device). ``fake``
     must be detached already; D is called with ``y`` only when it is conditional. With an
     ``augment``, D is ``D o augment`` everywhere, the penalties included (``augment/base.py``),
     and it is told D's real scores against the loss's decision boundary (ADA's r_t)."""
@@ -37,6 +40,7 @@ def discriminator_loss(
         "d/fake": loss.score(fake_logits.detach()).mean(),
         **penalty_logs,
         **observe(augment, loss, real_logits),
+        **d_accuracy_logs(real_logits, fake_logits, loss.decision_boundary),
     }
 
 

@@ -100,8 +100,10 @@ class ImagePool(nn.Module):
 
 def _side_tag(tag: str, side: str) -> str:
     """The tag of one D's logged value: ``d/real`` -> ``d_A/real``, ``penalty/gp`` ->
-    ``penalty/gp_A``; the shared augmentation's (``augment/p``) stays as it is."""
-    if tag.startswith("augment/"):
+    ``penalty/gp_A``; the shared augmentation's (``augment/p``) stays as it is, and so do the
+    health signals (``health/d_acc_real``): ``d_loss`` logs their mean over both Ds, so that
+    every model logs the same health tags."""
+    if tag.startswith(("augment/", "health/")):
         return tag
     return tag.replace("d/", f"d_{side}/") if tag.startswith("d/") else f"{tag}_{side}"
 
@@ -163,7 +165,8 @@ class CycleGAN(GANModel):
         loss_b, logs_b = self._d_side("B", B, self.pools["B"].query(fakes["B"]))
         loss_a, logs_a = self._d_side("A", A, self.pools["A"].query(fakes["A"]))
         loss = loss_a + loss_b
-        return loss, {"loss/d": loss.detach(), **logs_a, **logs_b}
+        health = {tag: (value + logs_b[tag]) / 2 for tag, value in logs_a.items() if tag.startswith("health/")}
+        return loss, {"loss/d": loss.detach(), **logs_a, **logs_b, **health}
 
     def g_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         A, B = batch["A"], batch["B"]
