@@ -5,9 +5,10 @@ sorted by a metric. Printed, and written as ``DIR/report.csv`` and ``DIR/report.
 A run is a folder with ``.hydra/overrides.yaml``. Its numbers come from what it wrote:
 the best evaluation (``eval/best.json``: the metric, its value and step), the last
 evaluation report, and the last value of each loss in its TensorBoard events (read
-with TensorBoard's own reader). Lower-is-better metrics (FID, KID, classifier FID,
-losses) sort ascending, the others descending; ``--metric`` and ``--ascending`` /
-``--descending`` choose.
+with TensorBoard's own reader); and its health verdict (``verdict``: healthy, or
+unhealthy and the causes), judged from the same events as ``gantrain-doctor`` does.
+Lower-is-better metrics (FID, KID, classifier FID, losses) sort ascending, the others
+descending; ``--metric`` and ``--ascending`` / ``--descending`` choose.
 """
 
 from __future__ import annotations
@@ -43,25 +44,20 @@ def _overrides(run: Path) -> dict[str, str]:
     return {key.lstrip("+~"): value for key, value in pairs if not key.lstrip("+~").startswith("hydra.")}
 
 
-def _last_scalars(run: Path, tags: tuple[str, ...]) -> dict[str, float]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    if not (run / "tb").is_dir():
-        return {}
-    events = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0, "images": 1, "tensors": 1})
-    events.Reload()
-    present = set(events.Tags().get("scalars", []))
-    values = {tag: events.Scalars(tag)[-1] for tag in tags if tag in present}
-    out = {tag: float(event.value) for tag, event in values.items()}
-    steps = [events.Scalars(tag)[-1].step for tag in present]
+def _last_scalars(history: dict[str, list[tuple[int, float]]], tags: tuple[str, ...]) -> dict[str, float]:
+    out = {tag: history[tag][-1][1] for tag in tags if history.get(tag)}
+    steps = [points[-1][0] for points in history.values() if points]
     if steps:
         out["step"] = float(max(steps))
     return out
 
 
-def run_numbers(run: Path) -> dict[str, float]:
-    """What the run measured: the last evaluation's metrics, the best one, the last losses."""
-    numbers = _last_scalars(run, LOSS_TAGS)
+def run_numbers(run: Path, history: dict[str, list[tuple[int, float]]] | None = None) -> dict[str, float]:
+    """What the run measured: the last evaluation's metrics, the best one, the last losses
+    (``history``: the run's scalars, ``gantrain.health.history.read_history``, when read already)."""
+    from gantrain.health.history import read_history
+
+    numbers = _last_scalars(read_history(run) if history is None else history, LOSS_TAGS)
     reports = sorted((run / "eval").glob("step_*.json"))
     if reports:
         numbers.update(json.loads(reports[-1].read_text())["metrics"])
@@ -96,14 +92,29 @@ def collect(root: Path) -> list[dict]:
         raise UserError(
             f"no gantrain runs under {root} (a run has .hydra/overrides.yaml): point at a multirun directory"
         )
-    return [
-        {"run": str(run.relative_to(root)) or ".", "overrides": _overrides(run), "numbers": run_numbers(run)}
-        for run in runs
-    ]
+    return [_row(root, run) for run in runs]
+
+
+def _row(root: Path, run: Path) -> dict:
+    from gantrain.doctor import examine
+    from gantrain.health.history import read_history
+
+    history = read_history(run)
+    try:
+        verdict = examine(run, history)["verdict"]
+    except UserError:  # no readable .hydra/config.yaml: nothing to judge the run by
+        verdict = "unknown"
+    return {
+        "run": str(run.relative_to(root)) or ".",
+        "overrides": _overrides(run),
+        "numbers": run_numbers(run, history),
+        "verdict": verdict,
+    }
 
 
 def table(rows: list[dict], metric: str | None, ascending: bool | None) -> tuple[list[str], list[list[str]]]:
-    """Header and cells: the run, the overrides that vary, then the numbers; sorted by ``metric``."""
+    """Header and cells: the run, the overrides that vary, the numbers, the health verdict;
+    sorted by ``metric``."""
     keys = sorted({k for row in rows for k in row["overrides"]})
     varying = [k for k in keys if len({row["overrides"].get(k) for row in rows}) > 1] or keys
     names = sorted({k for row in rows for k in row["numbers"]})
@@ -115,9 +126,14 @@ def table(rows: list[dict], metric: str | None, ascending: bool | None) -> tuple
         missing = [r for r in rows if metric not in r["numbers"] or math.isnan(r["numbers"][metric])]
         present = sorted((r for r in rows if r not in missing), key=lambda r: r["numbers"][metric], reverse=not up)
         rows = present + missing  # runs without the metric (failed, still running) last
-    header = ["run", *varying, *names]
+    header = ["run", *varying, *names, "verdict"]
     cells = [
-        [row["run"], *(row["overrides"].get(k, "") for k in varying), *(_fmt(row["numbers"].get(n)) for n in names)]
+        [
+            row["run"],
+            *(row["overrides"].get(k, "") for k in varying),
+            *(_fmt(row["numbers"].get(n)) for n in names),
+            row.get("verdict", ""),
+        ]
         for row in rows
     ]
     return header, cells
