@@ -219,3 +219,20 @@ def test_verdict_names_causes_in_order():
     assert verdict(episodes) == "unhealthy: d_won, no_progress"
     assert set(CAUSES) == {"d_won", "mode_collapse", "divergence", "d_overfits", "no_progress"}
     assert THRESHOLDS.patience >= 2
+
+
+def test_the_start_of_a_run_is_not_judged():
+    """An untrained G (samples that first differ, then all look alike) and a D that calls
+    everything real (r_t ~1) are how runs start: no diagnosis in the warmup."""
+    start = THRESHOLDS.warmup_points
+    history = with_values(healthy(), "health/diversity", 0, lambda k, v: 0.5 / (1 + 10 * k) if k < start else v)
+    history = with_values(history, "health/rt", 0, lambda k, v: 0.95 if k < start else v)
+    history = with_values(history, "health/d_acc_fake", 0, lambda k, v: 0.1 if k < start else v)
+    assert timeline(history, dataclasses.replace(CONTEXT, train_images=2000)) == []
+    # Past the warmup too, a D that calls the fakes real is not overfitting, however high r_t.
+    later = with_values(history, "health/rt", 60, 0.95)
+    later = with_values(later, "health/d_acc_fake", 60, 0.2)
+    assert causes(later, dataclasses.replace(CONTEXT, train_images=2000)) == []
+    # The monitor of a short run (fewer log points than the warmup) says nothing.
+    short = {tag: points[: start - 1] for tag, points in with_values(history, "loss/d", 0, 1e6).items()}
+    assert diagnose(short, CONTEXT) == []

@@ -21,7 +21,9 @@ losses; every threshold is a field of ``Thresholds`` (thresholds.py):
 
 A rule that lacks its tags says nothing (older runs, translators). A rule's condition is
 judged at every log step (the steps of ``loss/d``) with the values logged at or before it,
-and a diagnosis holds once the condition held at ``patience`` consecutive log steps.
+and a diagnosis holds once the condition held at ``patience`` consecutive log steps. The
+first ``warmup_points`` log steps are never judged: an untrained G and a D that calls
+everything real are how every run starts.
 """
 
 from __future__ import annotations
@@ -60,16 +62,18 @@ class Episode:
 class _Series:
     """One tag's points with what the rules ask of its prefixes, precomputed once."""
 
-    def __init__(self, points: list[tuple[int, float]], baseline_points: int) -> None:
+    def __init__(self, points: list[tuple[int, float]], baseline_points: int, warmup_points: int) -> None:
         self.steps = [step for step, _ in points]
         self.values = [value for _, value in points]
         finite = [v for v in self.values[:baseline_points] if math.isfinite(v)]
         self.baseline_points = baseline_points
         self.early = median(abs(v) for v in finite) if finite else math.nan  # the tag's scale
         self.early_signed = median(finite) if finite else math.nan
+        # The best so far, from the end of the warmup on: an untrained G's first samples may
+        # differ more than those of a G that started to learn, and that fall is no collapse.
         self.peaks, peak = [], -math.inf
-        for value in self.values:
-            peak = max(peak, value) if math.isfinite(value) else peak
+        for k, value in enumerate(self.values):
+            peak = max(peak, value) if math.isfinite(value) and k >= warmup_points else peak
             self.peaks.append(peak)
 
     def count(self, step: int) -> int:
@@ -214,6 +218,9 @@ def _d_overfits(view: _View, context: RunContext, th: Thresholds) -> Diagnosis |
         images = context.train_images
         if context.wasserstein or rt is None or images is None or images > th.small_data_images or rt < th.rt_high:
             return None
+        fake = view.last("health/d_acc_fake")
+        if fake is not None and fake < th.rt_fake_acc:  # D calls nearly everything real: not memorising
+            return None
         evidence = f"r_t = {_num(rt)} on {images} training images: D is sure of nearly every one"
     if context.augment == "none":
         overrides, fix, advice = ("augment=diffaugment" if context.wasserstein else "augment=ada",), "augment", ""
@@ -274,13 +281,17 @@ def log_steps(history: History) -> list[int]:
 
 
 def _judge(history: History, context: RunContext, th: Thresholds) -> Callable[[int], dict[str, Diagnosis]]:
-    """A function of a step -> the causes whose condition holds there (without patience)."""
-    series = {tag: _Series(points, th.baseline_points) for tag, points in history.items() if points}
+    """A function of a step -> the causes whose condition holds there (without patience);
+    none during the first warmup_points log steps."""
+    series = {tag: _Series(points, th.baseline_points, th.warmup_points) for tag, points in history.items() if points}
+    steps = log_steps(history)
     metric = series.get(f"eval/{context.eval_metric}") if context.eval_metric else None
     stale = _Staleness(metric, context.eval_lower_is_better, th) if metric else None
     rules = (_d_won, _mode_collapse, _divergence, _d_overfits)
 
     def judge(step: int) -> dict[str, Diagnosis]:
+        if bisect_right(steps, step) <= th.warmup_points:
+            return {}
         view = _View(series, step)
         found = [rule(view, context, th) for rule in rules] + [_no_progress(view, context, th, stale)]
         return {d.cause: d for d in found if d is not None}

@@ -21,6 +21,12 @@ class Thresholds:
     point (a spike of the averaged logs) must not stop a run; three points are 150 steps at
     the default log_every=50, short against any run worth diagnosing."""
 
+    warmup_points: int = 10
+    """Log points at the start of a run that no rule judges: an untrained G's samples, a D
+    that calls everything real (r_t ~1) and fast-moving early losses are how every run
+    starts, not failures. Ten points are 500 steps at log_every=50 (and the first
+    diagnosis comes patience points later); sooner than that there is nothing to save."""
+
     baseline_points: int = 5
     """A tag's first this many points give its early median, the run's own scale that
     the 'collapsed' and 'exploded' rules compare to (nets and losses differ by orders of
@@ -84,6 +90,11 @@ class Thresholds:
     rt_high: float = 0.8
     """d_overfits (no held-out images): r_t at least this. ADA holds r_t at 0.6; its
     paper shows r_t rising towards 1 as D overfits a small set."""
+
+    rt_fake_acc: float = 0.5
+    """d_overfits by r_t only while D also calls at least this fraction of the fakes fake
+    (when logged): a D that calls everything real (G winning, or a confused D) has a high
+    r_t without memorising anything."""
 
     small_data_images: int = 20_000
     """d_overfits by r_t only on training sets of at most this many images: ADA's small-
