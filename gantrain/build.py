@@ -45,6 +45,7 @@ from gantrain.engine.loop import Trainer, TrainerConfig
 from gantrain.engine.runtime import environment, seed_everything, select_device
 from gantrain.engine.speed import Speed, SpeedConfig
 from gantrain.errors import UserError, keyed
+from gantrain.health_build import build_health
 from gantrain.metrics.evaluate import EvalConfig
 from gantrain.models.base import GANModel, GeneratorInfo
 from gantrain.nets.freeze import trainable_parameters
@@ -281,7 +282,7 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
     parallel = distributed.current()
     device = select_device(cfg.device, parallel.local_rank if parallel.world > 1 else None)
     parallel.use_device(device)
-    speed = to_dataclass(SpeedConfig, plain(cfg.speed), "speed").resolve(device)
+    speed = to_dataclass(SpeedConfig, plain(cfg.speed), "speed").resolve(device, cfg.trainer.steps)
     speed.configure_backends()
     seed_everything(cfg.seed)  # the same on every process: identical initial weights
 
@@ -330,6 +331,8 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
     pretrained = init_from.start_from(cfg, model, spec, parallel) if cfg.get("init_from") and not checkpoint else None
     env = environment(device)
     env["fast path"] = speed.summary()
+    if speed.reasons:
+        env["fast path: auto left off"] = "; ".join(speed.reasons)
     env["processes"] = str(parallel.world)
     meta = {
         "config": OmegaConf.to_yaml(cfg, resolve=True),
@@ -344,6 +347,8 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
     fixed = model.fixed_inputs(trainer_cfg.num_samples, cfg.seed, source)
     validation = model.validation(source, loader.batch_size)
     evaluator = build_evaluator(cfg, source, device) if cfg.eval.every and parallel.is_main else None
+    data, built = (source, train_source, subset), (model, loss, opt_g, opt_d)
+    health = build_health(trainer_cfg, run_dir, built, data, evaluator, parallel, device, cfg.seed)
     if parallel.rank:  # each process its own noise
         seed_everything(cfg.seed + 1_000_003 * parallel.rank)
     trainer = Trainer(
@@ -362,6 +367,7 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
         parallel=parallel,
         eval_every=cfg.eval.every,
         nonfinite_fixes=nonfinite_fixes(trainer_cfg.on_nonfinite),
+        health=health,
     )
     if checkpoint:
         trainer.load_state_dict(checkpoint)

@@ -4,7 +4,10 @@ Before Hydra runs (and creates a run directory), ``main`` checks the command lin
 composes the config once to catch unknown options and bad values, and turns
 ``resume=<run dir>`` into the run's own overrides plus yours, pointed at that same
 directory. Mistakes end as one line ``gantrain: error: ...`` and exit status 2; an
-interrupted run exits with 130 after writing its checkpoint.
+interrupted run exits with 130 after writing its checkpoint; a run that
+``trainer.on_unhealthy=stop`` stopped (``gantrain/health/monitor.py``) with status 1 and one
+line ``gantrain: unhealthy: ...`` naming the cause, the step and the overrides to try (in a
+sweep the line alone: the other jobs go on).
 
 Under ``torchrun`` (data parallelism), rank 0 alone checks the command line and picks
 the run directory, then hands the result to the other processes, which write nothing
@@ -230,6 +233,13 @@ def _train(cfg: DictConfig) -> float | None:
         elif hydra_cfg.output_subdir:
             shutil.rmtree(run_dir / hydra_cfg.output_subdir, ignore_errors=True)
         fail(exc)
+    if status == "unhealthy":
+        from gantrain.health.monitor import stop_message
+
+        if _rank() == 0:
+            print(f"gantrain: unhealthy: {stop_message(run_dir)}", file=sys.stderr)
+        if hydra_cfg.mode != RunMode.MULTIRUN:
+            sys.exit(1)
     if status == "interrupted":
         if _rank() == 0:
             print(f"gantrain: interrupted; continue with: gantrain resume={run_dir}", file=sys.stderr)

@@ -12,38 +12,40 @@ Ctrl-C or SIGTERM asks the loop to stop: it finishes the current step, writes a
 checkpoint and returns ``"interrupted"``. A second Ctrl-C stops at once.
 
 Two detours leave the loop by an exception and come back to it from ``fit``: a NaN/Inf
-caught by the guard rolls back to the last checkpoint (``guard.py``), and a
+caught by the guard rolls back to the last checkpoint (``guard.py``), as does a health
+diagnosis with ``trainer.on_unhealthy=rollback`` to the last healthy one; and a
 ``torch.compile`` failure in the first step falls back to eager nets
-(``compile_fallback.py``).
+(``compile_fallback.py``). At each log point the health monitor (``health/monitor.py``)
+gets the logged values, G's and D's gradient norms among them, and may stop the run.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from gantrain.engine.checkpoint import best_checkpoint, last_checkpoint, load_checkpoint, save_checkpoint, write_json
+from gantrain.engine.checkpoint import last_checkpoint, load_checkpoint
 from gantrain.engine.checkpoint_clock import CheckpointClock
 from gantrain.engine.compile_fallback import Compilation, CompileFailed
 from gantrain.engine.distributed import SingleProcess
 from gantrain.engine.ema import EMA
 from gantrain.engine.guard import DEFAULT_FIXES, Guard, RollBack
 from gantrain.engine.logger import RunLogger
+from gantrain.engine.outputs import TrainerOutputs
 from gantrain.engine.runtime import restore_rng
 from gantrain.engine.schedule import linear_decay
 from gantrain.engine.speed import Speed, compile_nets
 from gantrain.engine.stop import StopRequest
 from gantrain.engine.trainer_config import Evaluator, TrainerConfig  # TrainerConfig: imported from here too
-from gantrain.engine.trainer_state import TrainerState
+from gantrain.health.signals import grad_norm
 
 STOP_CHECK_EVERY = 8  # steps between the processes' agreements on a stop request (torchrun)
 
 
-class Trainer(TrainerState):
+class Trainer(TrainerOutputs):
     """One run: ``fit`` calls ``_train``, which calls ``_update`` once a step."""
 
     def __init__(
@@ -63,6 +65,7 @@ class Trainer(TrainerState):
         parallel: SingleProcess | None = None,
         eval_every: int | None = None,
         nonfinite_fixes: str = DEFAULT_FIXES,
+        health=None,
     ) -> None:
         """``fixed``: what every sample grid is drawn from (the model's fixed noise, or
         a fixed validation batch); ``validation``: batches for ``model.validate``;
@@ -70,7 +73,8 @@ class Trainer(TrainerState):
         ``evaluator.every``; under data parallelism only rank 0 has an evaluator, and
         every process needs the schedule); ``speed``: the fast path's switches;
         ``parallel``: the data-parallel context (``engine/distributed.py``);
-        ``nonfinite_fixes``: what the error of a NaN/Inf tells the user to try."""
+        ``nonfinite_fixes``: what the error of a NaN/Inf tells the user to try; ``health``: the
+        health monitor (``health/monitor.py``: ``HealthMonitor``), or None."""
         self.model, self.opt_g, self.opt_d = model, opt_g, opt_d
         self.stream, self.logger, self.cfg = stream, logger, cfg
         self.device, self.meta = device, meta
@@ -78,6 +82,7 @@ class Trainer(TrainerState):
         self.images_seen = 0
         self.ema = EMA(model.G, cfg.ema_decay, model.calibration_inputs) if cfg.ema_decay else None
         self.fixed, self.validation, self.evaluator = fixed, validation, evaluator
+        self.health = health
         self.eval_every = eval_every if eval_every is not None else (evaluator.every if evaluator else 0)
         self.speed = speed or Speed(device=device)
         self.parallel = parallel or SingleProcess()
@@ -122,13 +127,15 @@ class Trainer(TrainerState):
                         self.save()
                     break
                 except RollBack as rollback:
-                    self._roll_back(rollback.problems)
+                    self._roll_back(rollback)
                     bar.reset(total=cfg.steps)
                     bar.update(self.step)
                 except CompileFailed as failure:
                     self._train_eagerly(failure)
             bar.close()
         self.logger.flush()
+        if self.health and self.health.stopped:
+            return "unhealthy"  # on_unhealthy=stop
         return "interrupted" if interrupted else "finished"
 
     def _train(self, stop: StopRequest, bar) -> None:
@@ -161,6 +168,8 @@ class Trainer(TrainerState):
                 values["perf/images_per_sec"] = (self.images_seen - last_log_images) / max(now - last_log_time, 1e-9)
                 values["lr/g"] = self.opt_g.param_groups[0]["lr"]
                 values["lr/d"] = self.opt_d.param_groups[0]["lr"]
+                if self.health:  # weight norms, the sample probe's signals (rank 0)
+                    values.update(self.health.measure(self))
                 self.logger.scalars(values, self.step)
                 bar.set_postfix(
                     {
@@ -171,6 +180,8 @@ class Trainer(TrainerState):
                     refresh=False,
                 )
                 sums, logged_steps, last_log_time, last_log_images = {}, 0, now, self.images_seen
+                if self.health and self.health.decide(self, values):  # or it raises a RollBack
+                    return
             if self.step % cfg.sample_every == 0 and self.parallel.is_main:
                 self.log_samples()
             if self.evaluator and self.eval_every and self.step % self.eval_every == 0:
@@ -212,7 +223,9 @@ class Trainer(TrainerState):
             self.ema.update(model.G)
         for scheduler in self.schedulers:
             scheduler.step()
-        return batch, {**logs, **logs_g}
+        # D's gradients are still those of its last step: its weights took none in G's.
+        norms = {"health/grad_g": grad_norm(model.G.parameters()), "health/grad_d": grad_norm(D.parameters())}
+        return batch, {**logs, **logs_g, **norms}
 
     # -- torch.compile's fallback (compile_fallback.py) ----------------------
     def compile(self) -> None:
@@ -239,8 +252,12 @@ class Trainer(TrainerState):
         nets = {"G": self.model.G, "D": self.model.D, **({"EMA": self.ema.shadow} if self.ema else {})}
         self.guard.check(values, nets, self.step, self.checkpoint_step, self.rollbacks)
 
-    def _roll_back(self, problems: list[str]) -> None:
-        """Back to the last checkpoint, with the learning rates scaled down (``guard.py``)."""
+    def _roll_back(self, rollback: RollBack) -> None:
+        """Back to the last checkpoint, with the learning rates scaled down (``guard.py``);
+        a health diagnosis' rollback is the monitor's (``health/monitor.py``)."""
+        if hasattr(rollback, "decision"):
+            self.health.roll_back(self, rollback.decision)
+            return
         failed_at, count = self.step, self.rollbacks + 1
         path = last_checkpoint(self.logger.run_dir)
         self.load_state_dict(self.parallel.from_rank0(lambda: load_checkpoint(path)))
@@ -249,43 +266,11 @@ class Trainer(TrainerState):
             (self.opt_g, self.opt_d), self.schedulers, self._lr_factor(self.step), times=count - self.rollbacks
         )
         self.rollbacks = count
-        self.guard.report(problems, failed_at, self.step, scale, count)
+        self.guard.report(rollback.problems, failed_at, self.step, scale, count)
 
-    # -- checkpoints (the state: trainer_state.py), samples, evaluations ------
+    # -- checkpoints (the state: trainer_state.py); samples, evaluations: outputs.py --
     def save(self) -> None:
         """Write last.pt and generator.pt (``trainer_state.py``), unless a weight went
         non-finite: then the previous checkpoint stays as it is (``guard.py`` decides)."""
         self._check_finite({})
         self.write_checkpoints(self.logger.run_dir)
-
-    def _rng_fork(self):
-        return torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
-
-    def evaluate(self) -> dict:
-        """Score samples, log them, write eval/step_<N>.json, keep checkpoints/best.pt."""
-        with self._rng_fork():
-            report = self.evaluator(self.sampling_generator)
-        report["step"] = self.step
-        self.logger.scalars({f"eval/{name}": value for name, value in report["metrics"].items()}, self.step)
-        self.logger.scalars({f"eval_floor/{name}": value for name, value in report["floor"].items()}, self.step)
-        run_dir = self.logger.run_dir
-        write_json(Path(run_dir) / "eval" / f"step_{self.step:08d}.json", report)
-        metric = self.evaluator.best
-        value = report["metrics"].get(metric)
-        if value is not None and self.evaluator.is_better(value, self.best["value"] if self.best else None):
-            self.best = {"metric": metric, "value": value, "step": self.step}
-            save_checkpoint(self.state_dict(), best_checkpoint(run_dir))
-            write_json(Path(run_dir) / "eval" / "best.json", {**self.best, "report": report})
-        return report
-
-    def log_samples(self) -> None:
-        # Sampling and validation must not draw from the training RNG streams (a data
-        # loader's seed, say): a run that samples at step N would diverge from one that
-        # does not, and resume would no longer match an uninterrupted run.
-        with self._rng_fork():
-            fixed = {key: value.to(self.device) for key, value in self.fixed.items()}
-            images, columns = self.model.sample_grid(fixed, generator=self.sampling_generator)
-            self.logger.images("samples", images, self.step, nrow=columns)
-            if self.validation is not None:
-                metrics = self.model.validate(self.validation(), generator=self.sampling_generator)
-                self.logger.scalars(metrics, self.step)

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from gantrain.checks import at_least, within
 from gantrain.engine.guard import NonFinite
+
+# What a health diagnosis (gantrain/health/) does to the run: see health/monitor.py.
+OnUnhealthy = Literal["warn", "stop", "rollback"]
 
 
 class Evaluator(Protocol):
@@ -41,6 +44,7 @@ class TrainerConfig:
     on_nonfinite: NonFinite = "stop"  # or "rollback" to the last checkpoint with lower learning rates
     max_rollbacks: int = 3
     rollback_lr_scale: float = 0.5
+    on_unhealthy: OnUnhealthy = "warn"  # a health diagnosis: warn, stop, or rollback to the last healthy checkpoint
 
     def __post_init__(self) -> None:
         for name in ("steps", "d_steps", "log_every", "sample_every", "checkpoint_every", "num_samples"):

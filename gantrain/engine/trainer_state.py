@@ -2,7 +2,9 @@
 
 The state is everything an uninterrupted run would still have in memory: weights,
 optimizer moments, the data stream's position, the learning-rate schedules, the EMA,
-the best evaluation so far, the rollback count, and the random number generators, so
+the best evaluation so far, the rollback count, what the health monitor recorded (its
+history, and the actions of ``trainer.on_unhealthy``, which a resume re-applies: a
+switched-on DiffAugment), and the random number generators, so
 that a resumed run draws the same noise and batches as one that never stopped. Under
 data parallelism each process's generators are saved (``rng_ranks``) and each process
 gets its own back.
@@ -42,6 +44,7 @@ class TrainerState:
     rollbacks: int
     checkpoint_step: int | None
     checkpoint_clock: CheckpointClock  # trainer.checkpoint_minutes: restarted by every checkpoint written or loaded
+    health: Any  # the health monitor (health/monitor.py), or None
 
     def state_dict(self) -> dict:
         return {
@@ -56,6 +59,7 @@ class TrainerState:
             **({"ema": self.ema.state_dict()} if self.ema else {}),
             **({"best": self.best} if self.best else {}),
             "rollbacks": self.rollbacks,
+            **({"health": self.health.state_dict()} if self.health else {}),
             **self.meta,
         }
 
@@ -83,6 +87,8 @@ class TrainerState:
         self.checkpoint_clock.reset()
         for scheduler, scheduler_state in zip(self.schedulers, state["schedulers"]):
             scheduler.load_state_dict(scheduler_state)
+        if self.health:  # after the schedulers: it reads their rates; older checkpoints have no "health"
+            self.health.load_state_dict(state.get("health"), self)
         self._restore_rng(state)
 
     def _restore_rng(self, state: dict) -> None:
@@ -114,6 +120,8 @@ class TrainerState:
                 save_checkpoint({**self.state_dict(), "rng_ranks": rng_ranks}, last_checkpoint(run_dir))
                 export = {"generator": self.sampling_generator.state_dict(), "ema": self.ema is not None}
                 save_checkpoint({**export, "step": self.step, **self.meta}, exported_generator(run_dir))
+                if self.health:  # checkpoints/healthy.pt (on_unhealthy=rollback)
+                    self.health.keep_healthy(run_dir)
             except UserError as exc:
                 failure = exc
         if self.parallel.any(failure is not None):
