@@ -1,53 +1,33 @@
 """Diagnoses of a GAN run from its logged scalars: which failure holds, why (in plain
-words, with the numbers), and the Hydra overrides to try.
+words, with the numbers), and the Hydra overrides to try; the episodes of a whole run and
+its verdict.
 
-Five causes (``CAUSES``), each a rule over the ``health/`` tags (health.md) and the
-losses; every threshold is a field of ``Thresholds`` (thresholds.py):
-
-* ``d_won``: D separates real from fake (``d_acc_real``, ``d_acc_fake`` >= acc_high; or
-  ``loss/d`` <= d_loss_floor on runs without accuracy tags) AND G is starved (its gradient
-  norm below grad_vanish_ratio of its early median, or ``loss/g`` risen by loss_g_rise):
-  the vanishing gradient of an optimal D (Arjovsky & Bottou 2017, thm. 2.4).
-* ``mode_collapse``: ``diversity`` (pairwise feature distance of fixed samples over that
-  of real images) below diversity_low and below diversity_drop of its best so far; or the
-  judge's class-histogram entropy fell the same way (Salimans et al. 2016).
-* ``divergence``: a loss, gradient norm or weight norm grew by its factor over its early
-  median (or is NaN/inf).
-* ``d_overfits``: D's accuracy on held-out reals is heldout_gap below that on training
-  reals; or, without held-out images, ADA's r_t = E[sign(D(real) - boundary)] >= rt_high
-  on a training set of at most small_data_images (Karras et al. 2020, sec. 2-3).
-* ``no_progress``: the evaluation metric's best is stale_evals evaluations and
-  stale_fraction of trainer.steps old.
-
-A rule that lacks its tags says nothing (older runs, translators). A rule's condition is
-judged at every log step (the steps of ``loss/d``) with the values logged at or before it,
-and a diagnosis holds once the condition held at ``patience`` consecutive log steps. The
-first ``warmup_points`` log steps are never judged: an untrained G and a D that calls
-everything real are how every run starts.
+Five causes (``CAUSES``), each a rule of ``rules.py`` over the ``health/`` tags and the
+losses (the module docstring there gives each rule and its literature; every threshold is
+a field of ``Thresholds``, thresholds.py). A rule's condition is judged at every log step
+(the steps of ``loss/d``) with the values logged at or before it; a diagnosis holds once
+the condition held at ``patience`` consecutive log steps, and no rule judges the first
+``warmup_points`` log steps. ``timeline`` replays this over a whole history (the monitor
+calls ``diagnose`` at each log point; ``gantrain-doctor`` reads ``timeline``): an episode
+starts at the log step where a diagnosis begins to hold and ends at the first log step
+where it no longer does. ``verdict`` is "unhealthy" for the causes still holding at the
+end and those that held for long_episode_fraction of the run.
 """
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from statistics import median
 
 from gantrain.health.history import History, RunContext
+from gantrain.health.rules import RULES, Diagnosis, Series, Staleness, View, no_progress
 from gantrain.health.thresholds import THRESHOLDS, Thresholds
+
+__all__ = ["CAUSES", "Diagnosis", "Episode", "diagnose", "log_steps", "timeline", "unhealthy_causes", "verdict"]
 
 CAUSES = ("d_won", "mode_collapse", "divergence", "d_overfits", "no_progress")
 LOG_TAG = "loss/d"  # logged at every log step by every model
-
-
-@dataclass(frozen=True)
-class Diagnosis:
-    cause: str  # one of CAUSES
-    step: int  # the log step where it holds
-    explanation: str  # plain language, with the evidence numbers, one or two sentences
-    overrides: tuple[str, ...]  # Hydra overrides to try, e.g. ("optim.d.lr=0.0001",) or ("augment=ada",)
-    fix: str  # what on_unhealthy=rollback would change: "lower_lr" | "augment" | "none"
 
 
 @dataclass
@@ -57,220 +37,6 @@ class Episode:
     end: int | None  # the first log step where it no longer held; None: still holding
     explanation: str  # the diagnosis' explanation at its start
     overrides: tuple[str, ...]
-
-
-class _Series:
-    """One tag's points with what the rules ask of its prefixes, precomputed once."""
-
-    def __init__(self, points: list[tuple[int, float]], baseline_points: int, warmup_points: int) -> None:
-        self.steps = [step for step, _ in points]
-        self.values = [value for _, value in points]
-        finite = [v for v in self.values[:baseline_points] if math.isfinite(v)]
-        self.baseline_points = baseline_points
-        self.early = median(abs(v) for v in finite) if finite else math.nan  # the tag's scale
-        self.early_signed = median(finite) if finite else math.nan
-        # The best so far, from the end of the warmup on: an untrained G's first samples may
-        # differ more than those of a G that started to learn, and that fall is no collapse.
-        self.peaks, peak = [], -math.inf
-        for k, value in enumerate(self.values):
-            peak = max(peak, value) if math.isfinite(value) and k >= warmup_points else peak
-            self.peaks.append(peak)
-
-    def count(self, step: int) -> int:
-        return bisect_right(self.steps, step)
-
-    def baseline(self, n: int) -> float | None:
-        """The early median of |value|, once the tag has a point after its baseline points."""
-        return self.early if n > self.baseline_points and math.isfinite(self.early) else None
-
-
-class _View:
-    """The history as it stood at ``step`` (values logged at or before it)."""
-
-    def __init__(self, series: dict[str, _Series], step: int) -> None:
-        self.series, self.step = series, step
-
-    def last(self, tag: str) -> float | None:
-        s = self.series.get(tag)
-        n = s.count(self.step) if s else 0
-        return s.values[n - 1] if n else None
-
-    def get(self, tag: str) -> tuple[_Series, int] | None:
-        s = self.series.get(tag)
-        n = s.count(self.step) if s else 0
-        return (s, n) if n else None
-
-
-def _num(x: float) -> str:
-    return f"{x:.3g}"
-
-
-def _lr(context: RunContext, side: str, th: Thresholds) -> tuple[str, ...]:
-    rate = context.lr_g if side == "g" else context.lr_d
-    return (f"optim.{side}.lr={_num(rate * th.lr_scale)}",) if math.isfinite(rate) and rate > 0 else ()
-
-
-def _d_won(view: _View, context: RunContext, th: Thresholds) -> Diagnosis | None:
-    real, fake = view.last("health/d_acc_real"), view.last("health/d_acc_fake")
-    if real is not None and fake is not None:
-        if not (real >= th.acc_high and fake >= th.acc_high):
-            return None
-        confident = f"D calls {real:.0%} of real and {fake:.0%} of fake images right"
-    else:
-        loss_d = view.last("loss/d")
-        if context.wasserstein or loss_d is None or not loss_d <= th.d_loss_floor:
-            return None
-        confident = f"D's loss is down to {_num(loss_d)}"
-    starved = None
-    grad = view.get("health/grad_g")
-    if grad and (base := grad[0].baseline(grad[1])) and grad[0].values[grad[1] - 1] < th.grad_vanish_ratio * base:
-        starved = f"G's gradient norm fell to {_num(grad[0].values[grad[1] - 1])} from {_num(base)} early on"
-    loss = None if context.wasserstein else view.get("loss/g")
-    if starved is None and loss:
-        series, n = loss
-        early, now = series.early_signed, series.values[n - 1]
-        if series.baseline(n) is not None and now >= early + th.loss_g_rise:
-            starved = f"G's loss rose to {_num(now)} from {_num(early)} early on"
-    if starved is None:
-        return None
-    return Diagnosis(
-        "d_won",
-        view.step,
-        f"D has won: {confident}, and {starved}, so G gets little to learn from. Slow D down with a lower "
-        "learning rate.",
-        _lr(context, "d", th),
-        "lower_lr",
-    )
-
-
-def _fell(view: _View, tag: str, low: float, drop: float) -> tuple[float, float] | None:
-    """(now, best so far) when the tag is below ``low`` and below ``drop`` of its best."""
-    got = view.get(tag)
-    if not got:
-        return None
-    series, n = got
-    now, best = series.values[n - 1], series.peaks[n - 1]
-    return (now, best) if math.isfinite(now) and now < low and now < drop * best else None
-
-
-def _mode_collapse(view: _View, context: RunContext, th: Thresholds) -> Diagnosis | None:
-    evidence = []
-    if fell := _fell(view, "health/diversity", th.diversity_low, th.diversity_drop):
-        evidence.append(f"the samples' diversity fell to {_num(fell[0])} of the real images' (best {_num(fell[1])})")
-    if fell := _fell(view, "health/class_entropy", th.entropy_low, th.entropy_drop):
-        evidence.append(f"the class entropy of its samples fell to {_num(fell[0])} (best {_num(fell[1])})")
-    if not evidence:
-        return None
-    return Diagnosis(
-        "mode_collapse",
-        view.step,
-        f"Mode collapse: {' and '.join(evidence)}; G draws only a few kinds of image. Try lower learning rates.",
-        _lr(context, "g", th) + _lr(context, "d", th),
-        "lower_lr",
-    )
-
-
-DIVERGENCE_TAGS = (
-    ("loss/d", "loss"),
-    ("loss/g", "loss"),
-    ("health/grad_g", "grad"),
-    ("health/grad_d", "grad"),
-    ("health/weight_g", "weight"),
-    ("health/weight_d", "weight"),
-)
-
-
-def _divergence(view: _View, context: RunContext, th: Thresholds) -> Diagnosis | None:
-    evidence = []
-    for tag, kind in DIVERGENCE_TAGS:
-        got = view.get(tag)
-        if not got:
-            continue
-        series, n = got
-        now, base = series.values[n - 1], series.baseline(n)
-        if not math.isfinite(now):
-            evidence.append(f"{tag} is {now}")
-        elif base is not None:
-            factor = {"loss": th.loss_factor, "grad": th.grad_factor, "weight": th.weight_factor}[kind]
-            scale = max(base, th.loss_scale_floor) if kind == "loss" else base
-            if scale > 0 and abs(now) >= factor * scale:
-                evidence.append(f"{tag} is {_num(now)}, {abs(now) / scale:.0f} times its early {_num(base)}")
-    if not evidence:
-        return None
-    return Diagnosis(
-        "divergence",
-        view.step,
-        f"Divergence: {'; '.join(evidence[:3])}. Training ran away; try lower learning rates.",
-        _lr(context, "g", th) + _lr(context, "d", th),
-        "lower_lr",
-    )
-
-
-def _d_overfits(view: _View, context: RunContext, th: Thresholds) -> Diagnosis | None:
-    real, heldout = view.last("health/d_acc_real"), view.last("health/d_acc_heldout")
-    if real is not None and heldout is not None:
-        if real - heldout < th.heldout_gap:
-            return None
-        evidence = f"D calls {real:.0%} of its training images real but only {heldout:.0%} of real images it never saw"
-    else:
-        rt = view.last("health/rt")
-        rt = view.last("augment/rt") if rt is None else rt
-        images = context.train_images
-        if context.wasserstein or rt is None or images is None or images > th.small_data_images or rt < th.rt_high:
-            return None
-        fake = view.last("health/d_acc_fake")
-        if fake is not None and fake < th.rt_fake_acc:  # D calls nearly everything real: not memorising
-            return None
-        evidence = f"r_t = {_num(rt)} on {images} training images: D is sure of nearly every one"
-    if context.augment == "none":
-        overrides, fix, advice = ("augment=diffaugment" if context.wasserstein else "augment=ada",), "augment", ""
-    elif context.augment == "diffaugment" and not context.wasserstein:
-        overrides, fix, advice = ("augment=ada",), "none", ""
-    else:
-        overrides, fix, advice = (), "none", " The run already augments: more training images would help."
-    return Diagnosis(
-        "d_overfits",
-        view.step,
-        f"D overfits its training set: {evidence}.{advice or ' Augment what D sees.'}",
-        overrides,
-        fix,
-    )
-
-
-class _Staleness:
-    """For each evaluation: the best so far (improving by min_improvement) and its step."""
-
-    def __init__(self, series: _Series, lower: bool, th: Thresholds) -> None:
-        self.best, self.best_step, self.since = [], [], []
-        best, best_step, since = math.nan, 0, 0
-        for step, value in zip(series.steps, series.values, strict=True):
-            margin = th.min_improvement * abs(best)
-            better = value < best - margin if lower else value > best + margin
-            if math.isfinite(value) and (math.isnan(best) or better):
-                best, best_step, since = value, step, 0
-            else:
-                since += 1
-            self.best.append(best)
-            self.best_step.append(best_step)
-            self.since.append(since)
-
-
-def _no_progress(view: _View, context: RunContext, th: Thresholds, stale: _Staleness | None) -> Diagnosis | None:
-    got = view.get(f"eval/{context.eval_metric}")
-    if stale is None or not got:
-        return None
-    n = got[1]
-    since, best, best_step = stale.since[n - 1], stale.best[n - 1], stale.best_step[n - 1]
-    if since < th.stale_evals or view.step - best_step < th.stale_fraction * context.steps:
-        return None
-    return Diagnosis(
-        "no_progress",
-        view.step,
-        f"No progress: {context.eval_metric}'s best, {_num(best)} at step {best_step}, is {since} evaluations "
-        f"({view.step - best_step} steps) old; checkpoints/best.pt holds it. Stop here, or retry with lower rates.",
-        _lr(context, "g", th) + _lr(context, "d", th),
-        "none",
-    )
 
 
 def log_steps(history: History) -> list[int]:
@@ -283,17 +49,16 @@ def log_steps(history: History) -> list[int]:
 def _judge(history: History, context: RunContext, th: Thresholds) -> Callable[[int], dict[str, Diagnosis]]:
     """A function of a step -> the causes whose condition holds there (without patience);
     none during the first warmup_points log steps."""
-    series = {tag: _Series(points, th.baseline_points, th.warmup_points) for tag, points in history.items() if points}
+    series = {tag: Series(points, th.baseline_points, th.warmup_points) for tag, points in history.items() if points}
     steps = log_steps(history)
     metric = series.get(f"eval/{context.eval_metric}") if context.eval_metric else None
-    stale = _Staleness(metric, context.eval_lower_is_better, th) if metric else None
-    rules = (_d_won, _mode_collapse, _divergence, _d_overfits)
+    stale = Staleness(metric, context.eval_lower_is_better, th) if metric else None
 
     def judge(step: int) -> dict[str, Diagnosis]:
         if bisect_right(steps, step) <= th.warmup_points:
             return {}
-        view = _View(series, step)
-        found = [rule(view, context, th) for rule in rules] + [_no_progress(view, context, th, stale)]
+        view = View(series, step)
+        found = [rule(view, context, th) for rule in RULES] + [no_progress(view, context, th, stale)]
         return {d.cause: d for d in found if d is not None}
 
     return judge
