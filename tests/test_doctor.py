@@ -149,3 +149,16 @@ def test_the_command_line(tmp_path):
         [sys.executable, "-m", "gantrain.doctor", str(tmp_path / "bad")], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 1 and "mode_collapse" in result.stdout, result.stderr
+
+
+def test_the_suggested_overrides_compose():
+    """Every override a diagnosis suggests is one a user can paste (adam and rmsprop both
+    have optim.g.lr/optim.d.lr; DiffAugment is the Wasserstein critic's augmentation)."""
+    from gantrain.config_check import check_config
+
+    for extra in (
+        ["optim.g.lr=0.0001", "optim.d.lr=0.0001", "augment=ada"],
+        ["optim=rmsprop", "optim.g.lr=2.5e-05", "optim.d.lr=2.5e-05"],
+        ["loss=wgan_gp", "augment=diffaugment"],
+    ):
+        check_config(compose_config([*TINY, *extra]))
