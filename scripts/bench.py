@@ -2,6 +2,10 @@
 
 Workloads (gantrain runs the named experiment, with random data in place of the files):
 
+* ``dcgan-28``: ``experiment=dcgan_mnist`` (DCGAN, BCE, 28x28x1, z 64, width 64,
+  Adam(2e-4, (0.5, 0.999))): the shape of the default job (``gantrain`` alone).
+* ``gan-28``: ``experiment=gan_mnist`` (the MLP GAN: hidden 128, 4 G blocks with
+  BatchNorm, 3 D blocks; z 64; G's update on fresh noise, as Algorithm 1).
 * ``dcgan-64``: ``experiment=dcgan_celeba`` (DCGAN, BCE, 64x64x3, z 100, width 64,
   Adam(2e-4, (0.5, 0.999))).
 * ``wgan_gp-64``: ``experiment=wgan_gp_celeba`` (the same nets with a layer-normalised
@@ -53,7 +57,11 @@ script reads ``perf/images_per_sec`` from the run's TensorBoard events, the valu
 last log point, which covers only the timed steps after a warm-up (on CUDA at least 30
 steps, so that torch.compile's compilation and cuDNN's autotuning fall in it). The
 plain loop runs the same warm-up and timed steps. Rounds alternate plain and gantrain;
-the table shows medians, and the ratio is the median of the per-round ratios.
+the table shows medians, and the ratio is the median of the per-round ratios. gantrain's
+speed switches are those ``speed=auto`` picks for a long run on the device: on the CPU
+that includes ``torch.compile``, which auto leaves off for runs too short to pay for it
+(these timed runs are short, and stand for the steps of a long one). With
+``--eager-too`` each round also times gantrain with every switch off (``gantrain eager``).
 
 FLOPs. ``torch.utils.flop_counter.FlopCounterMode`` counts one whole step of the plain
 loop (D and G, forward and backward, the penalty's double backward included), divided
@@ -64,6 +72,7 @@ fraction of the device's dense bf16 tensor-core peak.
     python scripts/bench.py                              # CPU, and the GPU when there is one
     python scripts/bench.py --device cuda --batch-size 512 --pix2pix-batch-size 64
     python scripts/bench.py --device cpu --steps 3 --rounds 1 --batch-size 8 --image-scale 0.5
+    python scripts/bench.py --device cpu --eager-too --markdown        # README's CPU rows
     python scripts/bench.py --device cuda --override speed.compile=false   # an ablation
 """
 
@@ -88,6 +97,7 @@ from torch import nn
 
 from gantrain.config import compose_config  # noqa: E402
 from gantrain.nets.dcgan import DCGANDiscriminator, DCGANGenerator  # noqa: E402
+from gantrain.nets.mlp import MLPDiscriminator, MLPGenerator  # noqa: E402
 from gantrain.nets.patchgan import PatchDiscriminator  # noqa: E402
 from gantrain.nets.unet import UNetGenerator  # noqa: E402
 
@@ -128,6 +138,10 @@ class Workload:
     lr: float
     betas: tuple[float, float]
     d_steps: int = 1
+    channels: int = 3
+    z_dim: int = Z_DIM
+    cpu_batch: int = 64  # the batch cpu_fast_path.py times it at (the experiment's, or the default job's)
+    width: int = 64  # the experiment's base width (dcgan, pix2pix); the MLP's nets have their own
 
     def size(self, scale: float) -> int:
         return int(round(self.image_size * scale))
@@ -139,9 +153,12 @@ class Workload:
 WORKLOADS = {
     w.name: w
     for w in [
+        # The default job's shape (gantrain with no overrides: DCGAN, z 64, 28x28 grey, batch 64).
+        Workload("dcgan-28", "dcgan", "dcgan_mnist", 28, 2e-4, (0.5, 0.999), channels=1, z_dim=64),
+        Workload("gan-28", "gan", "gan_mnist", 28, 2e-4, (0.5, 0.999), channels=1, z_dim=64),
         Workload("dcgan-64", "dcgan", "dcgan_celeba", 64, 2e-4, (0.5, 0.999)),
         Workload("wgan_gp-64", "wgan_gp", "wgan_gp_celeba", 64, 1e-4, (0.0, 0.9), d_steps=5),
-        Workload("pix2pix-256", "pix2pix", "pix2pix_facades", 256, 2e-4, (0.5, 0.999)),
+        Workload("pix2pix-256", "pix2pix", "pix2pix_facades", 256, 2e-4, (0.5, 0.999), cpu_batch=1),
     ]
 }
 
@@ -150,8 +167,14 @@ def build_nets(workload: Workload, size: int, width: int) -> tuple[nn.Module, nn
     """G and D of the workload, gantrain's classes with the experiment's settings."""
     if workload.kind == "pix2pix":
         return (UNetGenerator(3, 3, size, width=width), PatchDiscriminator(6, width=width, layers=3, image_size=size))
+    channels, z_dim = workload.channels, workload.z_dim
+    if workload.kind == "gan":  # conf/model/gan.yaml's hidden 128, 4 G blocks, 3 D blocks (no width)
+        return MLPGenerator(z_dim, channels, size), MLPDiscriminator(channels, size)
     norm = "layer" if workload.kind == "wgan_gp" else "batch"
-    return DCGANGenerator(Z_DIM, 3, size, width=width), DCGANDiscriminator(3, size, width=width, norm=norm)
+    return (
+        DCGANGenerator(z_dim, channels, size, width=width),
+        DCGANDiscriminator(channels, size, width=width, norm=norm),
+    )
 
 
 def count_parameters(net: nn.Module) -> int:
@@ -197,8 +220,12 @@ class PlainLoop:
         self.images_per_step = batch_size * workload.d_steps
         pix2pix = workload.kind == "pix2pix"
         count = max(8, 2 * batch_size) if pix2pix else max(512, 2 * batch_size)
+        self.z_dim, channels = workload.z_dim, workload.channels
         self.data = InMemoryImages(
-            tuple(torch.rand(count, 3, size, size, device=device).mul_(2).sub_(1) for _ in range(2 if pix2pix else 1)),
+            tuple(
+                torch.rand(count, channels, size, size, device=device).mul_(2).sub_(1)
+                for _ in range(2 if pix2pix else 1)
+            ),
             batch_size,
         )
 
@@ -221,7 +248,7 @@ class PlainDCGAN64(PlainLoop):
         D.zero_grad()
         err_d_real = criterion(D(real), self.real_label)
         err_d_real.backward()
-        noise = torch.randn(self.batch_size, Z_DIM, device=self.device)
+        noise = torch.randn(self.batch_size, self.z_dim, device=self.device)
         fake = G(noise)
         err_d_fake = criterion(D(fake.detach()), self.fake_label)
         err_d_fake.backward()
@@ -254,7 +281,7 @@ class PlainWGANGP64(PlainLoop):
         for _ in range(self.critic_iters):
             (real,) = self.data.next()
             D.zero_grad()
-            fake = G(torch.randn(self.batch_size, Z_DIM, device=self.device))
+            fake = G(torch.randn(self.batch_size, self.z_dim, device=self.device))
             d_loss = D(fake.detach()).mean() - D(real).mean()
             if self.gp_weight:
                 d_loss = d_loss + self.gp_weight * self.gradient_penalty(real, fake.detach())
@@ -306,7 +333,29 @@ class PlainPix2Pix256(PlainLoop):
         self.opt_g.step()
 
 
-PLAIN_LOOPS = {"dcgan": PlainDCGAN64, "wgan_gp": PlainWGANGP64, "pix2pix": PlainPix2Pix256}
+class PlainMLPGAN(PlainDCGAN64):
+    """Goodfellow et al.'s Algorithm 1 with the non-saturating G loss, as gan_mnist runs it:
+    D's step on real and detached fakes, then G's step on a fresh minibatch of noise."""
+
+    def step(self) -> None:
+        G, D, criterion = self.G, self.D, self.criterion
+        (real,) = self.data.next()
+        self.opt_d.zero_grad()
+        fake = G(torch.randn(self.batch_size, self.z_dim, device=self.device))
+        err_d = criterion(D(real), self.real_label) + criterion(D(fake.detach()), self.fake_label)
+        err_d.backward()
+        self.opt_d.step()
+        for p in D.parameters():
+            p.requires_grad_(False)
+        self.opt_g.zero_grad()
+        err_g = criterion(D(G(torch.randn(self.batch_size, self.z_dim, device=self.device))), self.real_label)
+        err_g.backward()
+        self.opt_g.step()
+        for p in D.parameters():
+            p.requires_grad_(True)
+
+
+PLAIN_LOOPS = {"dcgan": PlainDCGAN64, "gan": PlainMLPGAN, "wgan_gp": PlainWGANGP64, "pix2pix": PlainPix2Pix256}
 
 
 def make_plain(workload: Workload, device: torch.device, batch_size: int, width: int, scale: float = 1.0) -> PlainLoop:
@@ -439,7 +488,13 @@ def gantrain_overrides(
             f"data.num_workers={workers}",
         ]
     else:
-        data = ["data=synthetic", f"data.image_size={size}", "data.channels=3", f"data.size={max(512, 2 * batch_size)}"]
+        data = [
+            "data=synthetic",
+            f"data.image_size={size}",
+            f"data.channels={workload.channels}",
+            f"data.size={max(512, 2 * batch_size)}",
+        ]
+    widths = [] if workload.kind == "gan" else [f"model.generator.width={width}", f"model.discriminator.width={width}"]
     # Log points at the end of the warm-up and every `steps` after it: the last one
     # times the last `steps` steps only.
     return [
@@ -447,8 +502,7 @@ def gantrain_overrides(
         *data,
         f"device={device}",
         f"data.batch_size={batch_size}",
-        f"model.generator.width={width}",
-        f"model.discriminator.width={width}",
+        *widths,
         f"trainer.steps={warmup + steps}",
         f"trainer.log_every={steps}",
         "trainer.progress=false",
@@ -456,6 +510,22 @@ def gantrain_overrides(
         f"trainer.checkpoint_every={10**9}",
         "trainer.num_samples=1",
     ]
+
+
+EAGER = [
+    f"speed.{name}=false" for name in ("amp", "channels_last", "compile", "fused_optim", "cudnn_benchmark", "tf32")
+]
+
+
+def long_run_speed(device: torch.device) -> list[str]:
+    """The switches ``speed=auto`` picks on ``device`` for a run long enough to compile
+    (on the CPU it compiles only runs of ``CPU_COMPILE_MIN_STEPS``; the timed runs here
+    are shorter, and measure the steps of a long run), as overrides."""
+    from gantrain.engine.speed import SpeedConfig
+
+    chosen = SpeedConfig().resolve(device, steps=None)
+    names = ("amp", "channels_last", "compile", "fused_optim", "cudnn_benchmark", "tf32")
+    return [f"speed.{name}={str(getattr(chosen, name)).lower()}" for name in names]
 
 
 # gantrain's training config with the given overrides, as the CLI composes it (the name
@@ -565,7 +635,8 @@ class Row:
     plain: float  # images/s, medians
     gantrain: float
     ratio: float
-    rounds: list[tuple[float, float]]
+    rounds: list[tuple[float, float, float]]  # plain, gantrain, gantrain eager (NaN: not timed)
+    eager: float = math.nan  # gantrain with every speed switch off (--eager-too), images/s
 
     def tflops(self, images_per_sec: float) -> float:
         return self.gflop_per_image * 1e9 * images_per_sec / 1e12
@@ -588,6 +659,7 @@ class Row:
             _number(self.plain),
             _number(self.gantrain),
             f"{self.ratio:.2f}x",
+            _number(self.eager),
             _number(self.tflops(self.plain)),
             _number(self.tflops(self.gantrain)),
             f"{self.peak_fraction(self.plain)} / {self.peak_fraction(self.gantrain)}",
@@ -602,6 +674,7 @@ HEADERS = [
     "plain img/s",
     "gantrain img/s",
     "speed-up",
+    "gantrain eager img/s",
     "plain TFLOP/s",
     "gantrain TFLOP/s",
     "bf16 peak (plain / gantrain)",
@@ -648,13 +721,13 @@ def measure(workload: Workload, device: torch.device, batch_size: int, args, dat
             flops = counted if counted is not None else flops
             del loop
             _release(device)
-            ours = gantrain_throughput(
-                workload, device, batch_size, width, scale, warmup, args.steps, data_dir, workers, args.override
-            )
-            rounds.append((plain, ours))
+            timed = (workload, device, batch_size, width, scale, warmup, args.steps, data_dir, workers)
+            ours = gantrain_throughput(*timed, long_run_speed(device) + args.override)
+            eager = gantrain_throughput(*timed, EAGER + args.override) if args.eager_too else math.nan
+            rounds.append((plain, ours, eager))
             print(
                 f"  {workload.label(scale)} {device.type} round {k + 1}: plain {plain:.1f} img/s, "
-                f"gantrain {ours:.1f} img/s",
+                f"gantrain {ours:.1f} img/s" + (f", gantrain eager {eager:.1f} img/s" if args.eager_too else ""),
                 flush=True,
             )
     finally:
@@ -666,10 +739,11 @@ def measure(workload: Workload, device: torch.device, batch_size: int, args, dat
         device_name(device),
         batch_size,
         flops / 1e9,
-        statistics.median(p for p, _ in rounds),
-        statistics.median(g for _, g in rounds),
-        statistics.median(g / p for p, g in rounds),
+        statistics.median(p for p, _, _ in rounds),
+        statistics.median(g for _, g, _ in rounds),
+        statistics.median(g / p for p, g, _ in rounds),
         rounds,
+        statistics.median(e for _, _, e in rounds),
     )
 
 
@@ -727,6 +801,11 @@ def main(argv: list[str] | None = None) -> list[Row]:
         default=[],
         help="an extra gantrain override, e.g. speed.compile=false (repeatable)",
     )
+    parser.add_argument(
+        "--eager-too",
+        action="store_true",
+        help="also time gantrain with every speed switch off (the gantrain eager column)",
+    )
     parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown (README)")
     args = parser.parse_args(argv)
     for name in ("batch_size", "pix2pix_batch_size", "steps", "warmup", "rounds", "width"):
@@ -741,7 +820,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
     print(f"torch {torch.__version__}; {names}")
     print(
         f"width {args.width}, image scale {args.image_scale:g}, {args.rounds} round(s); "
-        f"gantrain: its experiment configs, speed settings at their defaults"
+        f"gantrain: its experiment configs, speed as auto picks it for a long run"
         + (f" + {' '.join(args.override)}" if args.override else ""),
         flush=True,
     )

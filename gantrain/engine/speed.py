@@ -1,8 +1,10 @@
-"""The GPU fast path (config group ``speed``): every switch ``auto``, ``true`` or ``false``.
+"""The fast path (config group ``speed``): every switch ``auto``, ``true`` or ``false``.
 
 Small GANs on a GPU are bound by kernel launches and memory traffic, not arithmetic.
-``auto`` turns each part on for CUDA devices and off on the CPU, where bf16 autocast
-and ``torch.compile`` usually cost more than they save:
+``auto`` turns each part on for CUDA devices. On the CPU it turns on only the parts that
+won clearly when measured there (``scripts/cpu_fast_path.py``, README "The fast path on
+the CPU"); ``CPU_AUTO`` below says which, and why the others stay off. ``Speed.reasons``
+records, for the run's environment table, what ``auto`` chose on the CPU and why.
 
 * ``amp``: bf16 autocast around the forward passes. bf16 has float32's range, so no
   loss scaling is needed; logits are cast to float32 before the losses, and the
@@ -26,6 +28,8 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import os
+import shutil
 from dataclasses import dataclass
 from typing import Literal
 
@@ -39,6 +43,28 @@ COMPILE_BACKEND = "inductor"
 
 
 Switch = bool | Literal["auto"]
+
+# What ``auto`` means on the CPU, measured with scripts/cpu_fast_path.py on 2 cores of a
+# Xeon with AVX-512 (bf16 instructions, no AMX), torch 2.14.1 (README "The fast path on the
+# CPU" has the table):
+CPU_AUTO = {
+    "channels_last": True,  # oneDNN's convolutions run NHWC natively
+    "compile": True,  # inductor's C++ kernels fuse the pointwise ops; only for long runs (below)
+    "amp": False,  # bf16 convolutions without AMX were slower than float32 there
+    "fused_optim": True,  # one pass over the parameters per Adam step
+}
+# torch.compile costs seconds at the first step, and again where G first samples in eval
+# mode (a second graph); a run shorter than this does not win that back on the CPU.
+CPU_COMPILE_MIN_STEPS = 2000
+
+
+def cpp_compiler() -> str | None:
+    """The C++ compiler inductor builds CPU kernels with ($CXX, else g++, c++ or clang++ on
+    the PATH), or None: then compiling on the CPU would fail at the first step."""
+    for name in (os.environ.get("CXX"), "g++", "c++", "clang++"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
 
 
 def native_bf16() -> bool:
@@ -59,23 +85,42 @@ class SpeedConfig:
     cudnn_benchmark: Switch = "auto"
     tf32: Switch = "auto"
 
-    def resolve(self, device: torch.device) -> Speed:
-        """The switches for this device: ``auto`` is on for CUDA, off elsewhere (and
-        bf16 autocast only on GPUs that have bf16)."""
-        cuda = device.type == "cuda"
+    def resolve(self, device: torch.device, steps: int | None = None) -> Speed:
+        """The switches for this device: ``auto`` is on for CUDA (bf16 autocast only on
+        GPUs that have bf16); on the CPU it is ``CPU_AUTO``'s choice, compilation only for
+        runs of at least ``CPU_COMPILE_MIN_STEPS`` ``steps`` and with a C++ compiler; on
+        other devices, off."""
+        cuda, cpu = device.type == "cuda", device.type == "cpu"
+        reasons: list[str] = []
 
         def on(name: str, auto: bool) -> bool:
             value = getattr(self, name)
             return auto if value == "auto" else bool(value)
 
+        def cpu_auto(name: str) -> bool:
+            if not cpu or getattr(self, name) != "auto":
+                return False
+            if not CPU_AUTO[name]:
+                reasons.append(f"{name} off (slower on the CPU when measured)")
+                return False
+            if name == "compile":
+                if steps is not None and steps < CPU_COMPILE_MIN_STEPS:
+                    reasons.append(f"compile off ({steps} steps: under {CPU_COMPILE_MIN_STEPS}, too few to pay for it)")
+                    return False
+                if cpp_compiler() is None:
+                    reasons.append("compile off (no C++ compiler for inductor: install g++ or set CXX)")
+                    return False
+            return True
+
         return Speed(
-            amp=on("amp", cuda and native_bf16()),
-            channels_last=on("channels_last", cuda),
-            compile=on("compile", cuda),
-            fused_optim=on("fused_optim", cuda),
+            amp=on("amp", (cuda and native_bf16()) or cpu_auto("amp")),
+            channels_last=on("channels_last", cuda or cpu_auto("channels_last")),
+            compile=on("compile", cuda or cpu_auto("compile")),
+            fused_optim=on("fused_optim", cuda or cpu_auto("fused_optim")),
             cudnn_benchmark=on("cudnn_benchmark", cuda),
             tf32=on("tf32", cuda),
             device=device,
+            reasons=tuple(reasons),
         )
 
 
@@ -90,6 +135,7 @@ class Speed:
     cudnn_benchmark: bool = False
     tf32: bool = False
     device: torch.device = torch.device("cpu")
+    reasons: tuple[str, ...] = ()  # why ``auto`` left a switch off on the CPU
 
     def summary(self) -> str:
         names = ("amp", "channels_last", "compile", "fused_optim", "cudnn_benchmark", "tf32")
