@@ -170,7 +170,7 @@ class SampleProbe:
         self.model, self.judge, self.loss = model, judge, loss
         self.num, self.num_classes = num, num_classes
         # The generator contract: noise models sample from fixed_inputs; translators get no probe.
-        self.noise = getattr(model, "data_kind", None) == "none"
+        self.noise = model.data_kind == "none"
         self.fixed = model.fixed_inputs(num, seed, None) if self.noise else None
         # What fixed_inputs draws for a conditional model carries the classes: its D reads labels.
         self.conditional = self.fixed is not None and "y" in self.fixed
@@ -248,7 +248,7 @@ class SampleProbe:
         """D's raw scores as in its own step: train mode (batch statistics), through the
         model's augmentation, labels for a conditional D; buffers left as they were. In chunks
         of about ``num`` (never one image alone: a BatchNorm cannot normalise one sample)."""
-        D, augment = self.model.D, getattr(self.model, "augment", None)
+        D, augment = self.model.D, self.model.augment
         chunks = max(1, math.ceil(len(images) / self.num))
         scores = []
         with _untouched(D, training=True):
