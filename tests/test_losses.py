@@ -94,7 +94,9 @@ def test_each_update_reaches_only_its_own_side(name, conditioning):
     assert all(p.grad is not None for p in model.D.parameters())
     assert sum(p.grad.abs().sum() for p in model.D.parameters()) > 0
     penalties = {"bce_r1": {"penalty/r1"}, "wgan_gp": {"penalty/gp"}}.get(name, set())
-    assert set(logs) == {"loss/d", "d/real", "d/fake"} | penalties
+    health = {"health/d_acc_real", "health/d_acc_fake"}
+    health |= {"health/rt"} if LOSSES[name].decision_boundary is not None else set()
+    assert set(logs) == {"loss/d", "d/real", "d/fake"} | penalties | health
     model.zero_grad(set_to_none=True)
     model.D.requires_grad_(False)  # as the loop does
     loss_g, _ = model.g_loss(batch)
