@@ -48,10 +48,8 @@ def _texts(run_dir: Path) -> list[str]:
 
 
 def test_a_healthy_run_logs_the_signals_and_records_a_healthy_verdict(tmp_path):
-    # A Wasserstein critic: in the first steps of a tiny run any D with a decision boundary is
-    # sure of every real image (r_t near 1), which the small-data rule reads as overfitting.
     run_dir = tmp_path / "run"
-    assert train(run_dir, [*BASE, "loss=wgan"]) == "finished"
+    assert train(run_dir, BASE) == "finished"
     record = _record(run_dir)
     assert record["verdict"] == "healthy" and record["episodes"] == [] and record["actions"] == []
     assert record["step"] == 8 and record["on_unhealthy"] == "warn"
@@ -97,23 +95,30 @@ def test_stop_ends_the_run_at_the_diagnosis_with_a_checkpoint(tmp_path, monkeypa
     assert monitor.stop_message(run_dir).startswith("mode_collapse at step 4: Forced by the test. Try: optim.g.lr")
 
 
-def test_stop_through_the_cli_exits_1_with_one_line(tmp_path):
-    # The CLI runs in its own process: a sitecustomize there forces the diagnosis.
+def forcing_env(tmp_path: Path, steps: str) -> dict:
+    """The environment of a CLI process (its own interpreter) in which a sitecustomize forces
+    ``d_won`` (fix lower_lr) at the log steps that ``steps``, a Python condition on
+    ``step``, admits, the first time each is seen."""
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(
         "from gantrain.health import monitor\n"
         "from gantrain.health.diagnose import Diagnosis\n"
+        "seen = set()\n"
         "def diagnose(history, context, thresholds=None):\n"
         "    step = history['loss/d'][-1][0]\n"
-        "    return [Diagnosis('d_won', step, 'Forced.', ('optim.d.lr=0.0001',), 'lower_lr')] if step >= 4 else []\n"
+        f"    holds = ({steps}) and step not in seen\n"
+        "    seen.add(step)\n"
+        "    return [Diagnosis('d_won', step, 'Forced.', ('optim.d.lr=0.0001',), 'lower_lr')] if holds else []\n"
         "monitor.diagnose = diagnose\n"
     )
-    path = os.pathsep.join([str(hook), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return {"PYTHONPATH": os.pathsep.join([str(hook), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
+def test_stop_through_the_cli_exits_1_with_one_line(tmp_path):
     run_dir = tmp_path / "run"
-    out = gantrain(
-        *BASE, "++trainer.on_unhealthy=stop", f"hydra.run.dir={run_dir}", cwd=tmp_path, env={"PYTHONPATH": path}
-    )
+    env = forcing_env(tmp_path, "step >= 4")
+    out = gantrain(*BASE, "++trainer.on_unhealthy=stop", f"hydra.run.dir={run_dir}", cwd=tmp_path, env=env)
     assert out.returncode == 1, out.stderr
     lines = [line for line in out.stderr.splitlines() if line.startswith("gantrain:")]
     assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
@@ -203,3 +208,19 @@ def test_a_checkpoint_from_before_health_existed_still_resumes(tmp_path):
     torch.save(state, path)
     assert train(run_dir, [*BASE, "trainer.steps=6", f"resume={run_dir}"]) == "finished"
     assert checkpoint(run_dir)["step"] == 6 and _record(run_dir)["verdict"] == "healthy"
+
+
+def test_every_process_under_torchrun_rolls_back_alike(tmp_path):
+    # Rank 0 alone diagnoses; both processes must roll back together, or they would wait on
+    # each other at the next all-reduce (and the run would hang, or its weights differ).
+    from test_distributed import CLI, launch
+
+    run_dir = tmp_path / "run"
+    overrides = [*BASE, "trainer.progress=false", "++trainer.on_unhealthy=rollback", f"hydra.run.dir={run_dir}"]
+    lr = compose_config(BASE).optim.g.lr
+    done = launch(CLI, *overrides, cwd=tmp_path, env=forcing_env(tmp_path, "step == 6"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = checkpoint(run_dir)
+    assert state["step"] == 8 and state["rollbacks"] == 1 and state["env"]["processes"] == "2"
+    assert state["optim"]["g"]["param_groups"][0]["lr"] == pytest.approx(lr / 2)
+    assert [(a["step"], a["to_step"]) for a in _record(run_dir)["actions"]] == [(6, 4)]
