@@ -234,7 +234,7 @@ def _train(cfg: DictConfig) -> float | None:
             shutil.rmtree(run_dir / hydra_cfg.output_subdir, ignore_errors=True)
         fail(exc)
     if status == "unhealthy":
-        from gantrain.health.monitor import stop_message
+        from gantrain.health.record import stop_message
 
         if _rank() == 0:
             print(f"gantrain: unhealthy: {stop_message(run_dir)}", file=sys.stderr)

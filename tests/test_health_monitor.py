@@ -20,6 +20,7 @@ from gantrain.augment.diffaugment import DiffAugment
 from gantrain.build import build_trainer
 from gantrain.health import monitor
 from gantrain.health.diagnose import Diagnosis
+from gantrain.health.record import stop_message
 
 BASE = [*TINY, "trainer.steps=8", "trainer.log_every=2", "trainer.checkpoint_every=2", "trainer.sample_every=100"]
 OVERRIDES = ("optim.g.lr=0.0001", "optim.d.lr=0.0001")
@@ -92,7 +93,7 @@ def test_stop_ends_the_run_at_the_diagnosis_with_a_checkpoint(tmp_path, monkeypa
     assert checkpoint(run_dir)["step"] == 4
     stopped = _record(run_dir)["stopped"]
     assert stopped["step"] == 4 and stopped["causes"] == ["mode_collapse"]
-    assert monitor.stop_message(run_dir).startswith("mode_collapse at step 4: Forced by the test. Try: optim.g.lr")
+    assert stop_message(run_dir).startswith("mode_collapse at step 4: Forced by the test. Try: optim.g.lr")
 
 
 def forcing_env(tmp_path: Path, steps: str) -> dict:

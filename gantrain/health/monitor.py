@@ -12,7 +12,7 @@ is rewritten, atomically, whenever that changes. Then ``trainer.on_unhealthy``:
 * ``warn``: nothing more.
 * ``stop``: the loop stops at that log point as after an interrupt (final samples,
   evaluation, checkpoint); ``fit`` returns ``"unhealthy"`` and the CLI exits with status 1
-  and one line (``stop_message``).
+  and one line (``record.stop_message``).
 * ``rollback``: back to ``checkpoints/healthy.pt``, the last checkpoint written while no
   diagnosis held (kept as a hard link to, or an atomic copy of, that ``last.pt``), with the
   diagnosis' fix: ``lower_lr`` scales both learning rates by ``trainer.rollback_lr_scale``
@@ -32,11 +32,8 @@ The rules are those of ``diagnose`` with its default ``Thresholds``; tests repla
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -44,25 +41,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gantrain.atomic import atomic_write
-from gantrain.engine.checkpoint import CHECKPOINT_DIR, last_checkpoint, load_checkpoint, write_json
+from gantrain.engine.checkpoint import last_checkpoint, load_checkpoint, write_json
 from gantrain.engine.guard import RollBack
 from gantrain.engine.trainer_config import OnUnhealthy
-from gantrain.errors import UserError
 from gantrain.health.diagnose import Diagnosis, Episode, diagnose, verdict
 from gantrain.health.history import History, RunContext
+from gantrain.health.record import HEALTH_FILE, healthy_checkpoint, keep_copy
 from gantrain.health.signals import SampleProbe, weight_norm
 
 log = logging.getLogger("gantrain")
 
-HEALTH_FILE = "health.json"
-HEALTHY = "healthy.pt"
 KEPT = ("loss/", "health/", "eval/")  # the tags the rules read: the history (and checkpoints) keep these
-
-
-def healthy_checkpoint(run_dir: str | Path) -> Path:
-    """The last checkpoint written while no diagnosis held (``on_unhealthy=rollback``)."""
-    return Path(run_dir) / CHECKPOINT_DIR / HEALTHY
 
 
 @dataclass(frozen=True)
@@ -249,26 +238,9 @@ class HealthMonitor:
 
     def keep_healthy(self, run_dir: str | Path) -> None:
         """After rank 0 wrote ``last.pt``: make it ``healthy.pt`` too when no diagnosis holds
-        (``rollback`` only). A hard link costs no copy (``last.pt`` is replaced by a rename,
-        never rewritten in place); where links are refused, an atomic copy."""
-        if self.mode != "rollback" or self.active:
-            return
-        source, target = last_checkpoint(run_dir), healthy_checkpoint(run_dir)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # removed as stale if a crash leaves it
-        try:
-            tmp.unlink(missing_ok=True)
-            try:
-                os.link(source, tmp)
-                os.replace(tmp, target)
-            except OSError:
-                tmp.unlink(missing_ok=True)
-                with open(source, "rb") as f:
-                    atomic_write(target, lambda out: shutil.copyfileobj(f, out))
-        except OSError as exc:
-            raise UserError(
-                f"cannot write {target} ({exc.strerror or exc}): free disk space or make {target.parent} "
-                f"writable, then continue with resume="
-            ) from None
+        (``rollback`` only)."""
+        if self.mode == "rollback" and not self.active:
+            keep_copy(last_checkpoint(run_dir), healthy_checkpoint(run_dir))
 
     # -- the record: health.json and the checkpoint ---------------------------------
     def record(self) -> dict:
@@ -318,13 +290,3 @@ class HealthMonitor:
             self.actions = [dict(a) for a in state.get("actions", [])]
             self.active = {e.cause: e for e in self.episodes if e.end is None}
         self._apply(trainer)
-
-
-def stop_message(run_dir: str | Path) -> str:
-    """The line a run stopped by a diagnosis ends with (from its ``health.json``)."""
-    try:
-        record = json.loads((Path(run_dir) / HEALTH_FILE).read_text())
-        message = record["stopped"]["message"]
-    except (OSError, ValueError, KeyError, TypeError):
-        message = f"a health diagnosis stopped the run (see {Path(run_dir) / HEALTH_FILE})"
-    return f"{message}; the run's checkpoint is kept in {run_dir}"
