@@ -43,7 +43,7 @@ from gantrain.engine.lock import RunLock
 from gantrain.engine.logger import RunLogger, SilentLogger
 from gantrain.engine.loop import Trainer, TrainerConfig
 from gantrain.engine.runtime import environment, seed_everything, select_device
-from gantrain.engine.speed import Speed, SpeedConfig
+from gantrain.engine.speed import Speed, SpeedConfig, convolves
 from gantrain.errors import UserError, keyed
 from gantrain.health_build import build_health
 from gantrain.metrics.evaluate import EvalConfig
@@ -282,8 +282,7 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
     parallel = distributed.current()
     device = select_device(cfg.device, parallel.local_rank if parallel.world > 1 else None)
     parallel.use_device(device)
-    speed = to_dataclass(SpeedConfig, plain(cfg.speed), "speed").resolve(device, cfg.trainer.steps)
-    speed.configure_backends()
+    speed_cfg = to_dataclass(SpeedConfig, plain(cfg.speed), "speed")
     seed_everything(cfg.seed)  # the same on every process: identical initial weights
 
     loader = to_dataclass(LoaderConfig, {k: cfg.data[k] for k in LOADER_KEYS if k in cfg.data}, "data")
@@ -307,6 +306,8 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
         loss = instantiate(cfg.loss)
     model = build_model(cfg.model, spec, loss, build_augment(cfg, spec)).to(device)
     check_penalty_norm(loss, model.D)
+    speed = speed_cfg.resolve(device, cfg.trainer.steps, convolves(model.callable_nets()))
+    speed.configure_backends()
     speed.prepare_nets(model)
     parallel.broadcast_nets(model)
     opt_g = build_optimizer(cfg.optim.g, model.G.parameters(), "optim.g", speed)
@@ -348,7 +349,8 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
     validation = model.validation(source, loader.batch_size)
     evaluator = build_evaluator(cfg, source, device) if cfg.eval.every and parallel.is_main else None
     data, built = (source, train_source, subset), (model, loss, opt_g, opt_d)
-    health = build_health(trainer_cfg, run_dir, built, data, evaluator, parallel, device, cfg.seed)
+    conditional = generator_info(cfg.model, meta["data_spec"]).num_classes > 0
+    health = build_health(trainer_cfg, run_dir, built, data, evaluator, parallel, device, cfg.seed, conditional)
     if parallel.rank:  # each process its own noise
         seed_everything(cfg.seed + 1_000_003 * parallel.rank)
     trainer = Trainer(

@@ -69,11 +69,13 @@ def run_judge(evaluator, source, device: torch.device):
     return judge.load_or_train_judge(images, labels, 10, source.spec.name, eval_cfg.cache_dir, seed=0).to(device)
 
 
-def sample_probe(model, loss, source, train_source, subset: dict | None, evaluator, device, seed: int):
-    """The run's ``SampleProbe``; None for translators (no noise to sample from)."""
+def sample_probe(
+    model, loss, source, train_source, subset: dict | None, evaluator, device, seed: int, conditional: bool
+):
+    """The run's ``SampleProbe``; None for translators (no noise to sample from).
+    ``conditional``: G and D take class labels (the generator's contract says so)."""
     if model.data_kind != "none":
         return None
-    conditional = bool(getattr(model, "num_classes", 0))
     size = train_source.spec.size
     real, real_labels = _images(train_source, _seeded(torch.arange(size), PROBE_IMAGES, seed), conditional)
     heldout = heldout_labels = None
@@ -106,6 +108,7 @@ def build_health(
     parallel,
     device: torch.device,
     seed: int,
+    conditional: bool,
 ) -> HealthMonitor:
     """The monitor of ``trainer.on_unhealthy``. ``built``: the model, its loss and the two
     optimizers (G's, D's); ``data``: the whole data source, the training stream's source
@@ -115,7 +118,7 @@ def build_health(
     context = run_context(model, loss, train_source, evaluator, trainer_cfg, opt_g, opt_d)
     probe = None
     if parallel.is_main:  # rank 0 alone logs and decides
-        probe = sample_probe(model, loss, source, train_source, subset, evaluator, device, seed)
+        probe = sample_probe(model, loss, source, train_source, subset, evaluator, device, seed, conditional)
     channels = train_source.spec.channels
 
     def make_augment() -> DiffAugment:

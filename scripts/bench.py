@@ -517,13 +517,13 @@ EAGER = [
 ]
 
 
-def long_run_speed(device: torch.device) -> list[str]:
-    """The switches ``speed=auto`` picks on ``device`` for a run long enough to compile
-    (on the CPU it compiles only runs of ``CPU_COMPILE_MIN_STEPS``; the timed runs here
-    are shorter, and measure the steps of a long run), as overrides."""
+def long_run_speed(device: torch.device, workload: Workload) -> list[str]:
+    """The switches ``speed=auto`` picks on ``device`` for the workload's nets in a run long
+    enough to compile (on the CPU it compiles only runs of ``CPU_COMPILE_MIN_STEPS``; the
+    timed runs here are shorter, and measure the steps of a long run), as overrides."""
     from gantrain.engine.speed import SpeedConfig
 
-    chosen = SpeedConfig().resolve(device, steps=None)
+    chosen = SpeedConfig().resolve(device, steps=None, convolutional=workload.kind != "gan")
     names = ("amp", "channels_last", "compile", "fused_optim", "cudnn_benchmark", "tf32")
     return [f"speed.{name}={str(getattr(chosen, name)).lower()}" for name in names]
 
@@ -722,7 +722,7 @@ def measure(workload: Workload, device: torch.device, batch_size: int, args, dat
             del loop
             _release(device)
             timed = (workload, device, batch_size, width, scale, warmup, args.steps, data_dir, workers)
-            ours = gantrain_throughput(*timed, long_run_speed(device) + args.override)
+            ours = gantrain_throughput(*timed, long_run_speed(device, workload) + args.override)
             eager = gantrain_throughput(*timed, EAGER + args.override) if args.eager_too else math.nan
             rounds.append((plain, ours, eager))
             print(

@@ -43,13 +43,17 @@ from bench import (
 SWITCHES = ("channels_last", "compile", "amp", "fused_optim")
 
 
-def configurations(switches: tuple[str, ...]) -> dict[str, list[str]]:
-    """Name -> speed overrides: eager, each switch alone, and what ``auto`` picks for a
-    long run (the timed runs are short; auto would not compile them)."""
+def configurations(switches: tuple[str, ...], workload) -> dict[str, list[str]]:
+    """Name -> speed overrides: eager, each switch alone, what ``auto`` picks for a long
+    run (the timed runs are short; auto would not compile them), and that without compile."""
     configs = {"eager": EAGER}
     for name in switches:
         configs[name] = [o for o in EAGER if not o.startswith(f"speed.{name}=")] + [f"speed.{name}=true"]
-    configs["auto"] = long_run_speed(torch.device("cpu"))
+    configs["auto"] = long_run_speed(torch.device("cpu"), workload)
+    if "speed.compile=true" in configs["auto"]:  # what compiling adds to the rest of auto's choice
+        configs["auto, no compile"] = [o for o in configs["auto"] if o != "speed.compile=true"] + [
+            "speed.compile=false"
+        ]
     return configs
 
 
@@ -85,7 +89,7 @@ def timed_run(overrides: list[str], warmup: int, steps: int) -> tuple[float, flo
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
-    parser.add_argument("--switches", nargs="+", choices=SWITCHES, default=list(SWITCHES))
+    parser.add_argument("--switches", nargs="*", choices=SWITCHES, default=list(SWITCHES))
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default: bench.py's CPU default x2)")
     parser.add_argument("--warmup", type=int, default=None, help="warm-up steps, compilation among them (default: 5)")
@@ -93,7 +97,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     device = torch.device("cpu")
     print(f"torch {torch.__version__}; {device_name(device)}", flush=True)
-    configs = configurations(tuple(args.switches))
     lines = []
     with tempfile.TemporaryDirectory(prefix="gantrain-cpu-fast-path-") as data_root:
         for workload in (WORKLOADS[name] for name in args.workloads):
@@ -105,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
                 data_dir = Path(data_root) / f"pairs-{workload.image_size}"
                 if not data_dir.exists():
                     write_pairs(data_dir, workload.image_size, batch * (warmup + steps + 1))
+            configs = configurations(tuple(args.switches), workload)
             base = gantrain_overrides(workload, device, batch, workload.width, 1.0, warmup, steps, data_dir, 0)
             results: dict[str, list[tuple[float, float, str]]] = {name: [] for name in configs}
             for k in range(args.rounds):
@@ -122,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
             for name, runs in results.items():
                 rate = statistics.median(r[0] for r in runs)
                 lines.append(
-                    f"| {workload.name} | {batch} | {name} | {rate:.1f} | {rate / eager:.2f}x | "
+                    f"| {workload.name} | {batch} | {name} | {rate:.3g} | {rate / eager:.2f}x | "
                     f"{runs[0][1]:.1f} / {runs[-1][1]:.1f} | {runs[-1][2]} |"
                 )
     print()

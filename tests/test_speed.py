@@ -31,7 +31,7 @@ def test_auto_on_the_cpu_turns_on_what_won_there_and_says_why_the_rest_stays_off
     assert long_run.reasons == ("amp off (slower on the CPU when measured)",)
     short_run = SpeedConfig().resolve(cpu, steps=speed_module.CPU_COMPILE_MIN_STEPS - 1)
     assert not short_run.compile and short_run.channels_last and short_run.fused_optim
-    assert any("compile off (1999 steps: under 2000" in reason for reason in short_run.reasons)
+    assert any("compile off (9999 steps: under 10000" in reason for reason in short_run.reasons)
     # Asked for, a switch is on whatever the run's length; refused, off whatever auto says.
     assert SpeedConfig(compile=True, amp=True).resolve(cpu, steps=10).compile is True
     assert SpeedConfig(channels_last=False).resolve(cpu, steps=10).channels_last is False
@@ -41,13 +41,22 @@ def test_auto_on_the_cpu_turns_on_what_won_there_and_says_why_the_rest_stays_off
         no_compiler.reasons
     )
     assert Speed(device=torch.device("meta")) == SpeedConfig().resolve(torch.device("meta"))  # elsewhere: off
+    mlp = SpeedConfig().resolve(cpu, steps=10**6, convolutional=False)  # measured: only the fused Adam wins there
+    assert (mlp.channels_last, mlp.compile, mlp.fused_optim) == (False, False, True)
+
+
+def test_an_mlp_run_on_the_cpu_gets_only_the_fused_optimizer(tmp_path):
+    train(tmp_path / "run", [*TINY_MLP, "trainer.steps=2"])
+    env = checkpoint(tmp_path / "run")["env"]
+    assert env["fast path"] == "fused_optim"
+    assert "channels_last off (no convolutions" in env["fast path: auto left off"]
 
 
 def test_the_run_records_what_auto_chose_on_the_cpu_and_why(tmp_path):
     train(tmp_path / "run", [*TINY, "trainer.steps=2"])
     env = checkpoint(tmp_path / "run")["env"]
     assert env["fast path"] == "channels_last, fused_optim"
-    assert "compile off (2 steps: under 2000, too few to pay for it)" in env["fast path: auto left off"]
+    assert "compile off (2 steps: under 10000, too few to pay for it)" in env["fast path: auto left off"]
 
 
 def test_auto_is_on_for_cuda():

@@ -71,6 +71,10 @@ def explain(problems: list[str], step: int, checkpoint_step: int | None, fixes: 
 class RollBack(Exception):
     """Raised by ``Guard.check``: a value went non-finite and the run goes back to its checkpoint."""
 
+    # A health diagnosis' rollback carries the monitor's decision (health/monitor.py's
+    # UnhealthyRollBack); a non-finite value's has none.
+    decision = None
+
     def __init__(self, problems: list[str]) -> None:
         super().__init__(", ".join(problems))
         self.problems = problems

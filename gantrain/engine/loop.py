@@ -255,7 +255,7 @@ class Trainer(TrainerOutputs):
     def _roll_back(self, rollback: RollBack) -> None:
         """Back to the last checkpoint, with the learning rates scaled down (``guard.py``);
         a health diagnosis' rollback is the monitor's (``health/monitor.py``)."""
-        if hasattr(rollback, "decision"):
+        if rollback.decision is not None:
             self.health.roll_back(self, rollback.decision)
             return
         failed_at, count = self.step, self.rollbacks + 1

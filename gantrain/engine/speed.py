@@ -45,17 +45,31 @@ COMPILE_BACKEND = "inductor"
 Switch = bool | Literal["auto"]
 
 # What ``auto`` means on the CPU, measured with scripts/cpu_fast_path.py on 2 cores of a
-# Xeon with AVX-512 (bf16 instructions, no AMX), torch 2.14.1 (README "The fast path on the
-# CPU" has the table):
+# Xeon with AVX-512 (bf16 instructions, no AMX), torch 2.14.1; README "The fast path on the
+# CPU" has the table. Each switch alone against eager:
 CPU_AUTO = {
-    "channels_last": True,  # oneDNN's convolutions run NHWC natively
-    "compile": True,  # inductor's C++ kernels fuse the pointwise ops; only for long runs (below)
-    "amp": False,  # bf16 convolutions without AMX were slower than float32 there
-    "fused_optim": True,  # one pass over the parameters per Adam step
+    # oneDNN's convolutions run NHWC natively: dcgan-28 1.17x, dcgan-64 1.08x, pix2pix 1.06x,
+    # wgan_gp-64 1.02x; the MLP GAN (no convolutions) 0.96x.
+    "channels_last": True,
+    # inductor's C++ kernels fuse the pointwise ops: on top of channels_last and the fused
+    # Adam, dcgan-28 1.02x, dcgan-64 1.04x, pix2pix 1.05x; the MLP GAN 0.97x. Long runs only.
+    "compile": True,
+    # bf16 without AMX: every workload slower (dcgan-28 0.87x, dcgan-64 0.74x, MLP 0.69x).
+    "amp": False,
+    # one pass over the parameters per Adam step: MLP 1.24x, pix2pix 1.26x, dcgan-28 1.05x.
+    "fused_optim": True,
 }
-# torch.compile costs seconds at the first step, and again where G first samples in eval
-# mode (a second graph); a run shorter than this does not win that back on the CPU.
-CPU_COMPILE_MIN_STEPS = 2000
+CONVOLUTIONAL_ONLY = ("channels_last", "compile")  # slower than eager for the MLP GAN
+# torch.compile costs seconds at the first step and again where G first samples in eval
+# mode (2 s with inductor's cache warm, 7 to 45 s cold, measured), against a gain of 2-7%
+# per step: dcgan-28 (the default job) wins a cold compilation back after about 8,700 steps.
+CPU_COMPILE_MIN_STEPS = 10_000
+
+
+def convolves(nets: list[nn.Module]) -> bool:
+    """Whether any of ``nets`` has a convolution (a 4-d weight): what channels_last and
+    compilation pay off for on the CPU."""
+    return any(p.dim() == 4 for net in nets for p in net.parameters())
 
 
 def cpp_compiler() -> str | None:
@@ -85,11 +99,12 @@ class SpeedConfig:
     cudnn_benchmark: Switch = "auto"
     tf32: Switch = "auto"
 
-    def resolve(self, device: torch.device, steps: int | None = None) -> Speed:
+    def resolve(self, device: torch.device, steps: int | None = None, convolutional: bool = True) -> Speed:
         """The switches for this device: ``auto`` is on for CUDA (bf16 autocast only on
-        GPUs that have bf16); on the CPU it is ``CPU_AUTO``'s choice, compilation only for
-        runs of at least ``CPU_COMPILE_MIN_STEPS`` ``steps`` and with a C++ compiler; on
-        other devices, off."""
+        GPUs that have bf16); on the CPU it is ``CPU_AUTO``'s choice, channels_last and
+        compilation only for ``convolutional`` nets, compilation only for runs of at least
+        ``CPU_COMPILE_MIN_STEPS`` ``steps`` (None: as long as it takes) and with a C++
+        compiler; on other devices, off."""
         cuda, cpu = device.type == "cuda", device.type == "cpu"
         reasons: list[str] = []
 
@@ -102,6 +117,9 @@ class SpeedConfig:
                 return False
             if not CPU_AUTO[name]:
                 reasons.append(f"{name} off (slower on the CPU when measured)")
+                return False
+            if name in CONVOLUTIONAL_ONLY and not convolutional:
+                reasons.append(f"{name} off (no convolutions: slower for these nets on the CPU when measured)")
                 return False
             if name == "compile":
                 if steps is not None and steps < CPU_COMPILE_MIN_STEPS:
