@@ -1,7 +1,7 @@
 """Calibration of the health diagnoses: runs made to fail on purpose, and healthy ones.
 
-Every run trains on the bundled MNIST sample (no download) through gantrain's own
-``run``, with ``trainer.on_unhealthy=warn`` (the default), and is then examined the way
+Every run trains on the bundled MNIST sample (no download) through the ``gantrain`` CLI,
+with ``trainer.on_unhealthy=warn`` (the default), and is then examined the way
 ``gantrain-doctor`` examines it (``gantrain.doctor.examine``: its events and config).
 Each failing run is made with one known cause; the healthy runs are gantrain's default
 job and every MNIST experiment, on the bundled data, shortened to ``--steps``:
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,10 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _checkout  # noqa: E402,F401  (the installed gantrain, else this checkout's)
 
-from gantrain.build import run  # noqa: E402
-from gantrain.config import compose_config  # noqa: E402
 from gantrain.doctor import examine  # noqa: E402
-from gantrain.errors import UserError  # noqa: E402
 
 HEALTHY = "healthy"
 STRONG_D = ["model.generator.width=8", "optim.d.lr=1e-3", "trainer.d_steps=2"]
@@ -65,6 +63,8 @@ CAUSE_ORDER = ("d_won", "mode_collapse", "divergence", "d_overfits", "no_progres
 
 
 def train_and_examine(name: str, overrides: list[str], steps: int, root: Path, device: str) -> dict:
+    """Train through the real CLI (its own process: the run directory is Hydra's, with its
+    .hydra/config.yaml), then examine the run as gantrain-doctor does."""
     run_dir = root / name
     every = [
         *overrides,
@@ -73,13 +73,12 @@ def train_and_examine(name: str, overrides: list[str], steps: int, root: Path, d
         "trainer.sample_every=100000",
         "trainer.checkpoint_every=100000",
         f"device={device}",
+        f"hydra.run.dir={run_dir}",
     ]
     start = time.perf_counter()
-    stopped = None
-    try:
-        run(compose_config(every), run_dir, every)
-    except UserError as error:  # e.g. a NaN the guard stopped at: the doctor judges what was logged
-        stopped = str(error)
+    done = subprocess.run([sys.executable, "-m", "gantrain.cli", *every], capture_output=True, text=True)
+    # A non-zero exit: e.g. a NaN the guard stopped at; the doctor judges what was logged.
+    stopped = done.stderr.strip().splitlines()[-1] if done.returncode else None
     result = examine(run_dir)
     result["seconds"] = time.perf_counter() - start
     result["stopped"] = stopped

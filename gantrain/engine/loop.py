@@ -111,6 +111,8 @@ class Trainer(TrainerOutputs):
             dynamic_ncols=True,
             desc="train",
         )
+        if self.health:
+            self.health.at_start(self)  # the weights' norms at step 0
         with StopRequest() as stop:
             while True:
                 try:

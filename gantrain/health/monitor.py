@@ -117,6 +117,17 @@ class HealthMonitor:
             values.update(self.probe(trainer.sampling_generator))
         return values
 
+    def at_start(self, trainer) -> None:
+        """A fresh run's weight norms at step 0, before any update: what ``divergence``
+        measures growth from (a rate far too high moves the weights most in the first
+        steps, before the first log point)."""
+        if trainer.parallel.is_main and trainer.step == 0 and "health/weight_g" not in self.history:
+            norms = torch.stack([weight_norm(trainer.model.G), weight_norm(trainer.model.D)]).tolist()
+            values = {"health/weight_g": norms[0], "health/weight_d": norms[1]}
+            for tag, value in values.items():
+                self._add(tag, 0, value)
+            trainer.logger.scalars(values, 0)
+
     def evaluated(self, report: dict, step: int) -> None:
         """An evaluation's metrics, as the loop logs them (``eval/<name>``)."""
         for name, value in report.get("metrics", {}).items():

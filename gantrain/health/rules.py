@@ -11,8 +11,9 @@ losses; every threshold is a field of ``Thresholds`` (thresholds.py):
 * ``mode_collapse``: ``diversity`` (pairwise feature distance of fixed samples over that
   of real images) below diversity_low and below diversity_drop of its best so far; or the
   judge's class-histogram entropy fell the same way (Salimans et al. 2016).
-* ``divergence``: a loss, gradient norm or weight norm grew by its factor over its early
-  median (or is NaN/inf).
+* ``divergence``: a loss or gradient norm grew by its factor over its early median, or a
+  weight norm by its factor over its first point (the initial weights: the monitor logs
+  them at step 0), or one is NaN/inf.
 * ``d_overfits``: D's accuracy on held-out reals is heldout_gap below that on training
   reals; or, without held-out images, ADA's r_t = E[sign(D(real) - boundary)] >= rt_high
   on a training set of at most small_data_images while D calls at least rt_fake_acc of the
@@ -174,6 +175,8 @@ def divergence(view: View, context: RunContext, th: Thresholds) -> Diagnosis | N
             continue
         series, n = got
         now, base = series.values[n - 1], series.baseline(n)
+        if kind == "weight" and n > 1:  # growth since the first point: at step 0, the initial weights
+            base = abs(series.values[0])
         if not math.isfinite(now):
             evidence.append(f"{tag} is {now}")
         elif base is not None:

@@ -77,10 +77,10 @@ class Thresholds:
     grad_factor: float = 100.0
     """divergence: G's or D's gradient norm this many times its early median."""
 
-    weight_factor: float = 20.0
-    """divergence: G's or D's weight norm this many times its early median. Weights grow
-    slowly without weight decay (DCGAN's N(0, 0.02) init often doubles or triples); a
-    twentyfold growth is a run away."""
+    weight_factor: float = 5.0
+    """divergence: G's or D's weight norm this many times its first point (the initial
+    weights, logged at step 0). Weights grow slowly without weight decay (DCGAN's
+    N(0, 0.02) init often doubles or triples); fivefold is a run away."""
 
     heldout_gap: float = 0.25
     """d_overfits: D's accuracy on training reals minus that on held-out reals at least
