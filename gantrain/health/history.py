@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from gantrain.errors import UserError
+from gantrain.health.record import HEALTH_FILE
 from gantrain.metrics.evaluate import LOWER_IS_BETTER
 
 History = dict[str, list[tuple[int, float]]]  # tag -> [(step, value), ...] in step order (scalars as logged)
@@ -162,7 +163,8 @@ def _json(path: Path) -> dict | None:
 
 def read_context(run_dir: str | Path) -> RunContext:
     """The context of a run directory: its ``.hydra/config.yaml``, the images of its
-    ``data_subset.json`` (data.max_images) and the metric of its ``eval/best.json``."""
+    ``data_subset.json`` (data.max_images), the data facts its ``health.json`` records and
+    the metric of its ``eval/best.json``."""
     run = Path(run_dir)
     path = run / ".hydra" / "config.yaml"
     if not path.is_file():
@@ -175,6 +177,14 @@ def read_context(run_dir: str | Path) -> RunContext:
         raise UserError(f"{path} holds no config: point at a gantrain run's folder")
     subset = _json(run / SUBSET_FILE) or {}
     used = subset.get("used")
+    # The monitor records the data's size and labels in health.json (runs from before it: None).
+    data = (_json(run / HEALTH_FILE) or {}).get("data") or {}
+    if not isinstance(used, int):
+        used = data.get("train_images")
+    labelled = data.get("labelled")
     return context_from_config(
-        tree, train_images=int(used) if isinstance(used, int) else None, best_record=_json(run / "eval" / "best.json")
+        tree,
+        train_images=int(used) if isinstance(used, int) else None,
+        labelled=labelled if isinstance(labelled, bool) else None,
+        best_record=_json(run / "eval" / "best.json"),
     )

@@ -262,6 +262,9 @@ class HealthMonitor:
             "actions": self.actions,
             "on_unhealthy": self.mode,
             "step": self.last_step,  # the log step of this record
+            # What the config alone does not say (the dataset's size and labels): the doctor
+            # reads them back, so it judges a run as the monitor did.
+            "data": {"train_images": self.context.train_images, "labelled": self.context.labelled},
         }
         if self.stopped is not None:
             record["stopped"] = {
