@@ -91,14 +91,38 @@ def test_healthy_noisy_runs_are_flagged_by_nothing(seed):
 def test_d_won_needs_confident_d_and_a_starved_g():
     history = healthy()
     for tag in ("health/d_acc_real", "health/d_acc_fake"):
-        history = with_values(history, tag, 60, 0.995)
+        history = with_values(history, tag, 60, 0.97)
     assert causes(history) == []  # D is sure but G still learns: not (yet) a diagnosis
     history = with_values(history, "health/grad_g", 60, lambda k, v: v * 0.5**k)  # G's gradient collapses
     found = diagnose(history, CONTEXT)
     assert [d.cause for d in found] == ["d_won"]
     d = found[0]
-    assert "100% of real and 100% of fake" in d.explanation and "gradient norm fell" in d.explanation
+    assert "97% of real and 97% of fake" in d.explanation and "gradient norm fell" in d.explanation
     assert d.overrides == ("optim.d.lr=0.0001",) and d.fix == "lower_lr" and d.step == EVERY * POINTS
+
+
+def test_a_d_that_separates_every_image_has_won_whatever_g_s_gradient():
+    """The non-saturating G loss keeps G's gradient alive when D wins (its purpose), so a
+    D that is right about essentially every image is a diagnosis by itself."""
+    history = healthy()
+    for tag in ("health/d_acc_real", "health/d_acc_fake"):
+        history = with_values(history, tag, 60, 0.995)
+    found = diagnose(history, CONTEXT)
+    assert [d.cause for d in found] == ["d_won"] and "G cannot fool it" in found[0].explanation
+
+
+def test_one_cause_where_two_rules_read_the_same_evidence():
+    """Held-out images show memorising: that, not d_won, explains a perfect D; without them
+    a won game explains a high r_t, which is then no overfitting diagnosis."""
+    small = dataclasses.replace(CONTEXT, train_images=500)
+    history = healthy()
+    for tag in ("health/d_acc_real", "health/d_acc_fake", "health/rt"):
+        history = with_values(history, tag, 60, 1.0)
+    assert causes(history, small) == ["d_won"]
+    runaway = with_values(history, "health/weight_d", 60, lambda k, v: v * 10)  # rates far too high
+    assert causes(runaway, small) == ["divergence"]  # which won D the game
+    history["health/d_acc_heldout"] = [(step, 0.1) for step, _ in history["health/d_acc_real"]]
+    assert causes(history, small) == ["d_overfits"]
 
 
 def test_d_won_from_losses_alone_on_an_older_run():
@@ -155,7 +179,9 @@ def test_d_overfits_when_heldout_accuracy_falls_behind():
 
 
 def test_d_overfits_by_rt_only_on_a_small_training_set():
-    history = with_values(healthy(), "health/rt", 80, 0.9)
+    # A healthy DCGAN on the 5,000 bundled digits runs at r_t 0.85-0.93: no diagnosis there.
+    assert causes(with_values(healthy(), "health/rt", 80, 0.93), dataclasses.replace(CONTEXT, train_images=2000)) == []
+    history = with_values(healthy(), "health/rt", 80, 0.99)
     assert causes(history, dataclasses.replace(CONTEXT, train_images=2000)) == ["d_overfits"]
     assert causes(history, dataclasses.replace(CONTEXT, train_images=None)) == []  # size unknown
     assert causes(history, dataclasses.replace(CONTEXT, train_images=200_000)) == []  # big data

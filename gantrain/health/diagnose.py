@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from gantrain.health.history import History, RunContext
-from gantrain.health.rules import RULES, Diagnosis, Series, Staleness, View, no_progress
+from gantrain.health.rules import RULES, Diagnosis, Series, Staleness, View, explained_away, no_progress
 from gantrain.health.thresholds import THRESHOLDS, Thresholds
 
 __all__ = ["CAUSES", "Diagnosis", "Episode", "diagnose", "log_steps", "timeline", "unhealthy_causes", "verdict"]
@@ -59,7 +59,7 @@ def _judge(history: History, context: RunContext, th: Thresholds) -> Callable[[i
             return {}
         view = View(series, step)
         found = [rule(view, context, th) for rule in RULES] + [no_progress(view, context, th, stale)]
-        return {d.cause: d for d in found if d is not None}
+        return explained_away({d.cause: d for d in found if d is not None}, view)
 
     return judge
 

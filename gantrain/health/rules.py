@@ -103,6 +103,8 @@ def d_won(view: View, context: RunContext, th: Thresholds) -> Diagnosis | None:
         if not (real >= th.acc_high and fake >= th.acc_high):
             return None
         confident = f"D calls {real:.0%} of real and {fake:.0%} of fake images right"
+        if real >= th.acc_perfect and fake >= th.acc_perfect:  # a won game, whatever G's gradient
+            return _d_won(view, context, th, confident, "G cannot fool it")
     else:
         loss_d = view.last("loss/d")
         if context.wasserstein or loss_d is None or not loss_d <= th.d_loss_floor:
@@ -120,6 +122,10 @@ def d_won(view: View, context: RunContext, th: Thresholds) -> Diagnosis | None:
             starved = f"G's loss rose to {_num(now)} from {_num(early)} early on"
     if starved is None:
         return None
+    return _d_won(view, context, th, confident, starved)
+
+
+def _d_won(view: View, context: RunContext, th: Thresholds, confident: str, starved: str) -> Diagnosis:
     return Diagnosis(
         "d_won",
         view.step,
@@ -263,3 +269,17 @@ def no_progress(view: View, context: RunContext, th: Thresholds, stale: Stalenes
 
 
 RULES = (d_won, mode_collapse, divergence, d_overfits)  # no_progress also takes the Staleness
+
+
+def explained_away(found: dict[str, Diagnosis], view: View) -> dict[str, Diagnosis]:
+    """One cause where two rules read the same evidence (a D sure of every image):
+    overfitting shown on held-out images explains D's perfect accuracy (no ``d_won`` on
+    top), and so do weights that ran away (``divergence``: learning rates far too high
+    win the game for D in a few steps); without held-out images, a won or diverged game
+    explains a high r_t (no ``d_overfits`` from r_t alone)."""
+    heldout = view.last("health/d_acc_heldout") is not None
+    if ("d_overfits" in found and heldout) or "divergence" in found:
+        found.pop("d_won", None)
+    if "d_overfits" in found and not heldout and ("d_won" in found or "divergence" in found):
+        found.pop("d_overfits")
+    return found
