@@ -1,7 +1,9 @@
 """Every number the health rules (diagnose.py) compare against, in one frozen dataclass.
 
-Starting values chosen from the literature and from what healthy runs log; the lead
-calibrates them later (issue 18, item 5) on collapsed and healthy runs. References:
+Starting values came from the literature; ``acc_perfect``, ``rt_high`` and
+``weight_factor`` were then set on the runs of ``scripts/health_bench.py`` (runs made to
+fail on purpose, and healthy runs of every bundled experiment; README "Is my run
+healthy?" has its confusion table). References:
 Karras et al. (2020), "Training Generative Adversarial Networks with Limited Data"
 (ADA: the overfitting heuristic r_t = E[sign(D(real))], target 0.6, and the small-data
 regime of 2k-20k images); Arjovsky & Bottou (2017), "Towards Principled Methods for
