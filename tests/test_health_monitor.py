@@ -61,6 +61,10 @@ def test_a_healthy_run_logs_the_signals_and_records_a_healthy_verdict(tmp_path):
     assert all(e.value > 0 for e in scalars.Scalars("health/grad_d") + scalars.Scalars("health/weight_g"))
     assert not (run_dir / "checkpoints" / "healthy.pt").exists()  # kept for rollback only
     assert "history" in checkpoint(run_dir)["health"]
+    # The initial weights' norms, at step 0: what divergence measures growth from.
+    for tag in ("health/weight_g", "health/weight_d"):
+        assert [e.step for e in scalars.Scalars(tag)] == [0, 2, 4, 6, 8]
+    assert record["data"] == {"train_images": 5000, "labelled": True}  # what the doctor reads back
 
 
 def test_warn_records_the_episode_warns_once_and_trains_to_the_end(tmp_path, monkeypatch, caplog):
