@@ -181,9 +181,12 @@ class Trainer(TrainerOutputs):
                     },
                     refresh=False,
                 )
-                sums, logged_steps, last_log_time, last_log_images = {}, 0, now, self.images_seen
+                sums, logged_steps, last_log_images = {}, 0, self.images_seen
                 if self.health and self.health.decide(self, values):  # or it raises a RollBack
                     return
+                # images/s: the time from here to the next log point (steps, grids, checkpoints);
+                # the log point's own work (the health probe's samples, the writes) is left out.
+                last_log_time = time.perf_counter()
             if self.step % cfg.sample_every == 0 and self.parallel.is_main:
                 self.log_samples()
             if self.evaluator and self.eval_every and self.step % self.eval_every == 0:
