@@ -18,6 +18,7 @@ import torch
 from gantrain.augment.diffaugment import DiffAugment
 from gantrain.data.spec import to_unit_range
 from gantrain.engine.trainer_config import TrainerConfig
+from gantrain.errors import keyed
 from gantrain.health.history import RunContext, lower_is_better
 from gantrain.health.monitor import HealthMonitor
 from gantrain.health.signals import SampleProbe
@@ -51,7 +52,8 @@ def _seeded(positions: torch.Tensor, n: int, seed: int) -> torch.Tensor:
 
 
 def _images(source, index: torch.Tensor, conditional: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    images, labels = source.images_at(index)
+    with keyed("data"):  # a file that fails to decode names data.on_bad_file, as the stream's would
+        images, labels = source.images_at(index)
     return to_unit_range(images), labels if conditional else None
 
 
