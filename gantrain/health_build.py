@@ -68,7 +68,10 @@ def run_judge(evaluator, source, device: torch.device):
     from gantrain.metrics.score import judge_data
 
     images, labels = judge_data(source)
-    return judge.load_or_train_judge(images, labels, 10, source.spec.name, eval_cfg.cache_dir, seed=0).to(device)
+    # Training the judge (a cache miss) seeds torch's global RNG: under fork_rng, as the
+    # evaluator trains it, so that a run's random streams do not depend on the cache.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        return judge.load_or_train_judge(images, labels, 10, source.spec.name, eval_cfg.cache_dir, seed=0).to(device)
 
 
 def sample_probe(
