@@ -722,7 +722,9 @@ def measure(workload: Workload, device: torch.device, batch_size: int, args, dat
             del loop
             _release(device)
             timed = (workload, device, batch_size, width, scale, warmup, args.steps, data_dir, workers)
-            ours = gantrain_throughput(*timed, long_run_speed(device, workload) + args.override)
+            chosen = {override.split("=")[0] for override in args.override}  # --override wins
+            speed = [o for o in long_run_speed(device, workload) if o.split("=")[0] not in chosen]
+            ours = gantrain_throughput(*timed, speed + args.override)
             eager = gantrain_throughput(*timed, EAGER + args.override) if args.eager_too else math.nan
             rounds.append((plain, ours, eager))
             print(
