@@ -299,9 +299,10 @@ def test_sigterm_to_torchrun_stops_every_process_at_one_step_with_a_checkpoint(t
         env={**os.environ, "OMP_NUM_THREADS": "1", "THREADS_DIR": str(tmp_path / "threads")},
     )
     deadline = time.time() + 120
-    while not (run / "tb").is_dir() and time.time() < deadline:  # rank 0 has built everything
+    # health.json is first written at the first log point: the processes have trained steps
+    # (waiting a few seconds after start-up raced a slow start-up on a busy machine).
+    while not (run / "health.json").is_file() and time.time() < deadline:
         time.sleep(0.5)
-    time.sleep(3)
     launcher.send_signal(signal.SIGTERM)
     _, stderr = launcher.communicate(timeout=120)
     assert f"gantrain: interrupted; continue with: gantrain resume={run}" in stderr
