@@ -54,6 +54,12 @@ log = logging.getLogger("gantrain")
 KEPT = ("loss/", "health/", "eval/")  # the tags the rules read: the history (and checkpoints) keep these
 
 
+def weight_norms(model) -> dict[str, float]:
+    """``health/weight_g`` and ``health/weight_d``, read back in one host sync."""
+    norms = torch.stack([weight_norm(model.G), weight_norm(model.D)]).tolist()
+    return {"health/weight_g": norms[0], "health/weight_d": norms[1]}
+
+
 @dataclass(frozen=True)
 class Decision:
     """What rank 0 decided at a log point; every process acts on it alike."""
@@ -111,8 +117,7 @@ class HealthMonitor:
         host sync for both) and the probe's. Rank 0 only: the others log nothing."""
         if not trainer.parallel.is_main:
             return {}
-        norms = torch.stack([weight_norm(trainer.model.G), weight_norm(trainer.model.D)]).tolist()
-        values = {"health/weight_g": norms[0], "health/weight_d": norms[1]}
+        values = weight_norms(trainer.model)
         if self.probe is not None:
             values.update(self.probe(trainer.sampling_generator))
         return values
@@ -122,8 +127,7 @@ class HealthMonitor:
         measures growth from (a rate far too high moves the weights most in the first
         steps, before the first log point)."""
         if trainer.parallel.is_main and trainer.step == 0 and "health/weight_g" not in self.history:
-            norms = torch.stack([weight_norm(trainer.model.G), weight_norm(trainer.model.D)]).tolist()
-            values = {"health/weight_g": norms[0], "health/weight_d": norms[1]}
+            values = weight_norms(trainer.model)
             for tag, value in values.items():
                 self._add(tag, 0, value)
             trainer.logger.scalars(values, 0)

@@ -97,6 +97,11 @@ def _lr(context: RunContext, side: str, th: Thresholds) -> tuple[str, ...]:
     return (f"optim.{side}.lr={_num(rate * th.lr_scale)}",) if math.isfinite(rate) and rate > 0 else ()
 
 
+def _lower_rates(cause: str, view: View, context: RunContext, th: Thresholds, explanation: str) -> Diagnosis:
+    """A diagnosis whose fix is both learning rates lowered (rollback's ``lower_lr``)."""
+    return Diagnosis(cause, view.step, explanation, _lr(context, "g", th) + _lr(context, "d", th), "lower_lr")
+
+
 def d_won(view: View, context: RunContext, th: Thresholds) -> Diagnosis | None:
     real, fake = view.last("health/d_acc_real"), view.last("health/d_acc_fake")
     if real is not None and fake is not None:
@@ -154,13 +159,8 @@ def mode_collapse(view: View, context: RunContext, th: Thresholds) -> Diagnosis 
         evidence.append(f"the class entropy of its samples fell to {_num(fell[0])} (best {_num(fell[1])})")
     if not evidence:
         return None
-    return Diagnosis(
-        "mode_collapse",
-        view.step,
-        f"Mode collapse: {' and '.join(evidence)}; G draws only a few kinds of image. Try lower learning rates.",
-        _lr(context, "g", th) + _lr(context, "d", th),
-        "lower_lr",
-    )
+    text = f"Mode collapse: {' and '.join(evidence)}; G draws only a few kinds of image. Try lower learning rates."
+    return _lower_rates("mode_collapse", view, context, th, text)
 
 
 DIVERGENCE_TAGS = (
@@ -192,13 +192,8 @@ def divergence(view: View, context: RunContext, th: Thresholds) -> Diagnosis | N
                 evidence.append(f"{tag} is {_num(now)}, {abs(now) / scale:.0f} times its early {_num(base)}")
     if not evidence:
         return None
-    return Diagnosis(
-        "divergence",
-        view.step,
-        f"Divergence: {'; '.join(evidence[:3])}. Training ran away; try lower learning rates.",
-        _lr(context, "g", th) + _lr(context, "d", th),
-        "lower_lr",
-    )
+    text = f"Divergence: {'; '.join(evidence[:3])}. Training ran away; try lower learning rates."
+    return _lower_rates("divergence", view, context, th, text)
 
 
 def d_overfits(view: View, context: RunContext, th: Thresholds) -> Diagnosis | None:
