@@ -70,6 +70,28 @@ def _quote(value: Path | str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def recorded_overrides(hydra_dir: Path) -> list[str]:
+    """The command-line overrides Hydra recorded in ``hydra_dir`` when a run began.
+    Hydra writes config.yaml, hydra.yaml, then overrides.yaml, each in one write after
+    creating the file; a kill between the two leaves overrides.yaml empty, which reads as
+    no overrides at all: the default config, silently. hydra.yaml was whole by then and
+    holds the same list (hydra.overrides.task)."""
+    from omegaconf import ListConfig, OmegaConf
+
+    recorded = OmegaConf.load(hydra_dir / "overrides.yaml")
+    if not isinstance(recorded, ListConfig):
+        hydra_yaml = hydra_dir / "hydra.yaml"
+        recorded = (
+            OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.overrides.task") if hydra_yaml.is_file() else None
+        )
+        if not isinstance(recorded, ListConfig):
+            raise UserError(
+                f"{hydra_dir.parent} was killed while Hydra was recording its command, and has no checkpoint: "
+                "there is nothing to continue; start the run again with its command"
+            )
+    return [str(o) for o in recorded]
+
+
 def resume_overrides(run_dir: str, extra: list[str]) -> list[str]:
     """The overrides that made ``run_dir``, updated by ``extra``, aimed back at ``run_dir``.
     A run killed before its first checkpoint has nothing to continue from: it starts over
@@ -86,9 +108,7 @@ def resume_overrides(run_dir: str, extra: list[str]) -> list[str]:
         saved = load_checkpoint(last_checkpoint(path))["overrides"]  # no checkpoint and no record: one line
         resume = [f"resume={_quote(path.resolve())}"]
     else:
-        from omegaconf import OmegaConf
-
-        saved = [str(o) for o in OmegaConf.load(recorded)]
+        saved = recorded_overrides(recorded.parent)
         resume = []  # a fresh start: nothing of the killed attempt is trained on
         print(f"gantrain: {path} has no checkpoint yet: starting that run over from step 0", file=sys.stderr)
     extra_keys = {_key(o) for o in extra}

@@ -278,3 +278,43 @@ def test_a_run_killed_at_start_up_can_be_continued(tmp_path):
     assert resume.proc.wait(timeout=300) == 0, resume.stderr
     assert "has no checkpoint yet: starting that run over from step 0" in resume.stderr
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] == 2
+
+
+def _as_killed_while_hydra_recorded(run_dir: Path, *emptied: str) -> None:
+    """Leave ``run_dir`` as a kill in Hydra's recording leaves it: only ``.hydra``, with the
+    named files created but not yet written (Hydra opens each, then writes it in one go)."""
+    for entry in run_dir.iterdir():
+        if entry.name != ".hydra":
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    for name in emptied:
+        (run_dir / ".hydra" / name).write_text("")
+
+
+def test_a_run_killed_while_hydra_wrote_its_overrides_continues_with_its_own_command(tmp_path):
+    # An empty overrides.yaml once read as "no overrides": the resume trained the default
+    # config, 3000 steps of full-width nets, instead of the run that was killed (CI, stop 27).
+    run_dir = tmp_path / "run"
+    first = Trainee(
+        tmp_path, [*TINY, "trainer.steps=2", f"hydra.run.dir={run_dir}"], tmp_path / "first.txt", env=THREADS
+    )
+    assert first.proc.wait(timeout=300) == 0, first.stderr
+    _as_killed_while_hydra_recorded(run_dir, "overrides.yaml")
+    resume = Trainee(tmp_path, [f"resume={run_dir}"], tmp_path / "resume.txt", env=THREADS)
+    assert resume.proc.wait(timeout=300) == 0, resume.stderr
+    assert "has no checkpoint yet: starting that run over from step 0" in resume.stderr
+    state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert state["step"] == 2 and "model.generator.width=8" in state["overrides"]
+
+
+def test_a_run_killed_before_hydra_recorded_its_command_is_refused_in_one_line(tmp_path):
+    run_dir = tmp_path / "run"
+    first = Trainee(
+        tmp_path, [*TINY, "trainer.steps=1", f"hydra.run.dir={run_dir}"], tmp_path / "first.txt", env=THREADS
+    )
+    assert first.proc.wait(timeout=300) == 0, first.stderr
+    _as_killed_while_hydra_recorded(run_dir, "hydra.yaml", "overrides.yaml")
+    resume = Trainee(tmp_path, [f"resume={run_dir}"], tmp_path / "resume.txt", env=THREADS)
+    assert resume.proc.wait(timeout=300) == 2
+    lines = resume.stderr.strip().splitlines()
+    assert len(lines) == 1 and "start the run again with its command" in lines[0], resume.stderr
+    assert sorted(p.name for p in run_dir.iterdir()) == [".hydra"], "the refused resume wrote into the run"
