@@ -59,19 +59,16 @@ def _images(source, index: torch.Tensor, conditional: bool) -> tuple[torch.Tenso
 
 def run_judge(evaluator, source, device: torch.device):
     """The classifier judge the evaluator scores with (MNIST-family data), on ``device``;
-    None when it has none. As ``metrics/score.py`` loads it: trained on the whole source,
-    10 classes, seed 0, from the evaluation's cache (trained and cached now if not yet)."""
+    None when it has none: ``metrics/score.py``'s ``dataset_judge``, from the evaluation's cache."""
     eval_cfg = getattr(evaluator, "cfg", None)
     if eval_cfg is None or "classifier" not in families(eval_cfg, source.spec):
         return None
-    from gantrain.metrics import judge
-    from gantrain.metrics.score import judge_data
+    from gantrain.metrics.score import dataset_judge
 
-    images, labels = judge_data(source)
     # Training the judge (a cache miss) seeds torch's global RNG: under fork_rng, as the
     # evaluator trains it, so that a run's random streams do not depend on the cache.
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        return judge.load_or_train_judge(images, labels, 10, source.spec.name, eval_cfg.cache_dir, seed=0).to(device)
+        return dataset_judge(source, eval_cfg.cache_dir)[2].to(device)
 
 
 def sample_probe(

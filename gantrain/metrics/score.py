@@ -23,6 +23,8 @@ import torch
 from gantrain.metrics import prdc
 
 PRDC_NAMES = prdc.NAMES
+JUDGE_SEED = 0  # fixed, not the evaluation's seed: one cached judge serves every evaluation
+JUDGE_CLASSES = 10
 
 
 def judge_data(source) -> tuple[torch.Tensor, torch.Tensor]:
@@ -32,6 +34,17 @@ def judge_data(source) -> tuple[torch.Tensor, torch.Tensor]:
     if images is None or labels is None:
         images, labels = source.images_at(torch.arange(source.spec.size))
     return images, labels
+
+
+def dataset_judge(source, cache_dir) -> tuple[torch.Tensor, torch.Tensor, torch.nn.Module]:
+    """``source``'s images and labels (``judge_data``) and its classifier judge: trained on
+    them with ``JUDGE_SEED``, loaded from ``cache_dir`` (trained and cached now if not yet).
+    One place for the judge's settings: the evaluation and the health probe share its cache."""
+    from gantrain.metrics.judge import load_or_train_judge
+
+    images, labels = judge_data(source)
+    judge = load_or_train_judge(images, labels, JUDGE_CLASSES, source.spec.name, cache_dir, seed=JUDGE_SEED)
+    return images, labels, judge
 
 
 def score(
@@ -64,23 +77,20 @@ def _classifier(report: dict, real, fake, fake_labels, cfg, device, source) -> N
         held_out_accuracy,
         judge_metrics,
         judge_split,
-        load_or_train_judge,
         real_floor,
     )
 
     n = len(fake)
-    images, labels = judge_data(source)
-    judge_seed = 0  # fixed, not the evaluation's seed: one cached judge serves every evaluation
-    judge = load_or_train_judge(images, labels, 10, source.spec.name, cfg.cache_dir, seed=judge_seed)
+    images, labels, judge = dataset_judge(source, cfg.cache_dir)
     report["metrics"].update(judge_metrics(judge, real[:n], fake, fake_labels, prdc_device=device))
     report["floor"].update(real_floor(judge, real[:n], real[n:], prdc_device=device))
-    trained_on, held_out = (len(index) for index in judge_split(len(images), judge_seed))
+    trained_on, held_out = (len(index) for index in judge_split(len(images), JUDGE_SEED))
     protocol = report["protocol"]["classifier"] = {
         "judge": "gantrain SmallCNN (metrics/judge.py) trained on the dataset's training images less a "
         "held-out part, cached",
         "judge_train_images": trained_on,
         "judge_held_out_images": held_out,
-        "held_out_split": f"1 image in {HELD_OUT_SHARE}, torch.randperm seeded with {judge_seed}",
+        "held_out_split": f"1 image in {HELD_OUT_SHARE}, torch.randperm seeded with {JUDGE_SEED}",
         "floor": "classifier_fid, classifier_score"
         + (", classifier_" + ", classifier_".join(PRDC_NAMES) if "classifier_precision" in report["floor"] else "")
         + ": two disjoint sets of N real images",
@@ -90,7 +100,7 @@ def _classifier(report: dict, real, fake, fake_labels, cfg, device, source) -> N
     }
     if fake_labels is not None:
         # The ceiling of a conditional run's class accuracy: the judge on real images it never trained on.
-        report["floor"]["class_accuracy"], _ = held_out_accuracy(judge, images, labels, judge_seed)
+        report["floor"]["class_accuracy"], _ = held_out_accuracy(judge, images, labels, JUDGE_SEED)
         protocol["class_accuracy_floor"] = f"the judge's accuracy on its {held_out} held-out real images"
 
 

@@ -159,7 +159,7 @@ def judge(run: GeneratorRun, args: argparse.Namespace):
     from omegaconf import OmegaConf
 
     from gantrain.build import build_source
-    from gantrain.metrics.judge import load_or_train_judge
+    from gantrain.metrics.score import dataset_judge
 
     cache_dir = (
         args.cache_dir
@@ -173,8 +173,7 @@ def judge(run: GeneratorRun, args: argparse.Namespace):
     labels = source.class_labels()
     if not source.in_memory or labels is None:
         return None  # not an in-memory labelled source: no judge
-    images, _ = source.images_at(torch.arange(source.spec.size))
-    model = load_or_train_judge(images, labels, 10, source.spec.name, cache_dir)
+    _, _, model = dataset_judge(source, cache_dir)  # the judge `gantrain-eval` scores with
     return model.to(run.device).eval()
 
 
