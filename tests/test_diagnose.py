@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import re
 
 import pytest
 
@@ -159,6 +160,9 @@ def test_divergence_when_losses_and_weights_explode():
     assert "divergence" in [d.cause for d in found]
     text = next(d for d in found if d.cause == "divergence").explanation
     assert "loss/d" in text and "health/weight_d" in text
+    # A loss is measured against its early median, a weight norm against its initial one.
+    assert re.search(r"loss/d is \S+, \d+ times its early ", text), text
+    assert re.search(r"health/weight_d is \S+, \d+ times its initial 20\b", text), text
     nan = with_values(healthy(), "loss/g", 110, math.nan)
     assert "divergence" in causes(nan)
 

@@ -180,16 +180,16 @@ def divergence(view: View, context: RunContext, th: Thresholds) -> Diagnosis | N
         if not got:
             continue
         series, n = got
-        now, base = series.values[n - 1], series.baseline(n)
+        now, base, since = series.values[n - 1], series.baseline(n), "early"
         if kind == "weight" and n > 1:  # growth since the first point: at step 0, the initial weights
-            base = abs(series.values[0])
+            base, since = abs(series.values[0]), "initial"
         if not math.isfinite(now):
             evidence.append(f"{tag} is {now}")
         elif base is not None:
             factor = {"loss": th.loss_factor, "grad": th.grad_factor, "weight": th.weight_factor}[kind]
             scale = max(base, th.loss_scale_floor) if kind == "loss" else base
             if scale > 0 and abs(now) >= factor * scale:
-                evidence.append(f"{tag} is {_num(now)}, {abs(now) / scale:.0f} times its early {_num(base)}")
+                evidence.append(f"{tag} is {_num(now)}, {abs(now) / scale:.0f} times its {since} {_num(base)}")
     if not evidence:
         return None
     text = f"Divergence: {'; '.join(evidence[:3])}. Training ran away; try lower learning rates."
