@@ -7,7 +7,8 @@ directory. Mistakes end as one line ``gantrain: error: ...`` and exit status 2; 
 interrupted run exits with 130 after writing its checkpoint; a run that
 ``trainer.on_unhealthy=stop`` stopped (``gantrain/health/monitor.py``) with status 1 and one
 line ``gantrain: unhealthy: ...`` naming the cause, the step and the overrides to try (in a
-sweep the line alone: the other jobs go on).
+sweep the line alone: the other jobs go on, and the sweep exits 1 at its end naming the
+stopped runs: ``gantrain/health/sweep.py``).
 
 Under ``torchrun`` (data parallelism), rank 0 alone checks the command line and picks
 the run directory, then hands the result to the other processes, which write nothing
@@ -28,7 +29,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from gantrain.config import CONF_DIR, CONFIG_NAME, VERSION_BASE, compose_config
+from gantrain.config import CONF_DIR, CONFIG_NAME, VERSION_BASE, compose_config, recorded_overrides
 from gantrain.errors import UserError
 
 # Flags after which Hydra does not train in this process, or trains many jobs.
@@ -70,28 +71,6 @@ def _quote(value: Path | str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def recorded_overrides(hydra_dir: Path) -> list[str]:
-    """The command-line overrides Hydra recorded in ``hydra_dir`` when a run began.
-    Hydra writes config.yaml, hydra.yaml, then overrides.yaml, each in one write after
-    creating the file; a kill between the two leaves overrides.yaml empty, which reads as
-    no overrides at all: the default config, silently. hydra.yaml was whole by then and
-    holds the same list (hydra.overrides.task)."""
-    from omegaconf import ListConfig, OmegaConf
-
-    recorded = OmegaConf.load(hydra_dir / "overrides.yaml")
-    if not isinstance(recorded, ListConfig):
-        hydra_yaml = hydra_dir / "hydra.yaml"
-        recorded = (
-            OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.overrides.task") if hydra_yaml.is_file() else None
-        )
-        if not isinstance(recorded, ListConfig):
-            raise UserError(
-                f"{hydra_dir.parent} was killed while Hydra was recording its command, and has no checkpoint: "
-                "there is nothing to continue; start the run again with its command"
-            )
-    return [str(o) for o in recorded]
-
-
 def resume_overrides(run_dir: str, extra: list[str]) -> list[str]:
     """The overrides that made ``run_dir``, updated by ``extra``, aimed back at ``run_dir``.
     A run killed before its first checkpoint has nothing to continue from: it starts over
@@ -109,6 +88,11 @@ def resume_overrides(run_dir: str, extra: list[str]) -> list[str]:
         resume = [f"resume={_quote(path.resolve())}"]
     else:
         saved = recorded_overrides(recorded.parent)
+        if saved is None:
+            raise UserError(
+                f"{path} was killed while Hydra was recording its command, and has no checkpoint: "
+                "there is nothing to continue; start the run again with its command"
+            )
         resume = []  # a fresh start: nothing of the killed attempt is trained on
         print(f"gantrain: {path} has no checkpoint yet: starting that run over from step 0", file=sys.stderr)
     extra_keys = {_key(o) for o in extra}

@@ -5,6 +5,9 @@ The command line composes ``conf/train.yaml`` with the user's overrides (``group
 compose the same config here, so that what they train is what ``gantrain`` would train
 with the same overrides.
 
+``recorded_overrides`` reads back the overrides a run was started with, for resume, the
+run report and the model card.
+
 This module imports neither torch nor the config layer (``build``): the CLI imports it
 before torch, to check a command line quickly.
 """
@@ -13,10 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from importlib import resources
+from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 # conf/ is shipped inside the package as gantrain.conf (pyproject.toml), so a wheel finds it too.
 CONF_DIR = str(resources.files("gantrain.conf"))
@@ -50,3 +54,26 @@ def compose_config(overrides: Sequence[str] = (), *, return_hydra_config: bool =
     finally:
         if outer is not None:
             GlobalHydra.instance().hydra = outer
+
+
+def recorded_overrides(hydra_dir: Path) -> list[str] | None:
+    """The command-line overrides Hydra recorded in a run's ``.hydra`` folder when it began;
+    None when there is no readable record.
+
+    Hydra writes config.yaml, hydra.yaml, then overrides.yaml, each by creating the file and
+    then writing it in one go. A kill between the two leaves overrides.yaml empty, which
+    would read as no overrides at all: the default config, silently. By then hydra.yaml is
+    whole, and it holds the same list (``hydra.overrides.task``)."""
+
+    def listed(path: Path, key: str | None = None) -> ListConfig | None:
+        try:
+            loaded = OmegaConf.load(path)
+            found = OmegaConf.select(loaded, key) if key else loaded
+        except Exception:  # a damaged file (YAML or OmegaConf errors, unreadable): no record
+            return None
+        return found if isinstance(found, ListConfig) else None
+
+    recorded = listed(hydra_dir / "overrides.yaml")
+    if recorded is None and (hydra_dir / "overrides.yaml").is_file():
+        recorded = listed(hydra_dir / "hydra.yaml", "hydra.overrides.task")
+    return None if recorded is None else [str(o) for o in recorded]

@@ -21,8 +21,6 @@ import math
 import sys
 from pathlib import Path
 
-import yaml
-
 from gantrain.errors import UserError
 from gantrain.metrics.evaluate import LOWER_IS_BETTER as EVAL_LOWER_IS_BETTER
 
@@ -39,7 +37,9 @@ def find_runs(root: Path) -> list[Path]:
 
 
 def _overrides(run: Path) -> dict[str, str]:
-    listed = yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text()) or []
+    from gantrain.config import recorded_overrides
+
+    listed = recorded_overrides(run / ".hydra") or []
     pairs = (item.split("=", 1) for item in listed if "=" in item)
     return {key.lstrip("+~"): value for key, value in pairs if not key.lstrip("+~").startswith("hydra.")}
 

@@ -9,9 +9,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import OmegaConf
 
 from gantrain.cli import compose_error
-from gantrain.config import CONF_DIR, CONFIG_NAME, compose_config
+from gantrain.config import CONF_DIR, CONFIG_NAME, compose_config, recorded_overrides
 
 
 def test_the_config_dir_holds_the_root_config():
@@ -75,3 +76,21 @@ def test_importing_it_imports_neither_torch_nor_the_config_layer():
     code = "import sys, gantrain.config; print('torch' in sys.modules, 'gantrain.build' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_recorded_overrides_survive_a_kill_while_hydra_wrote_them(tmp_path):
+    """Hydra's record as it writes it (hydra.yaml holds the node with hydra.overrides.task):
+    overrides.yaml whole, empty (created, killed before its write), damaged, or absent."""
+    given = ["model=gan", "trainer.steps=2", "optim.g.lr=0.001"]
+    hydra_dir = tmp_path / ".hydra"
+    hydra_dir.mkdir()
+    hydra_node = compose_config(given, return_hydra_config=True).hydra
+    OmegaConf.save(OmegaConf.create({"hydra": OmegaConf.to_container(hydra_node)}), hydra_dir / "hydra.yaml")
+    assert recorded_overrides(hydra_dir) is None  # no overrides.yaml: Hydra never got that far
+    OmegaConf.save(OmegaConf.create(given), hydra_dir / "overrides.yaml")
+    assert recorded_overrides(hydra_dir) == given
+    for killed in ("", "model=gan: [unclosed\n"):
+        (hydra_dir / "overrides.yaml").write_text(killed)
+        assert recorded_overrides(hydra_dir) == given, repr(killed)
+    (hydra_dir / "hydra.yaml").write_text("")  # neither file holds the list: no record, not the defaults
+    assert recorded_overrides(hydra_dir) is None

@@ -27,13 +27,10 @@ def last_evaluation(run_dir: Path) -> dict | None:
 
 def training_command(run_dir: Path) -> str | None:
     """``gantrain <overrides>`` from Hydra's record of the command line, when the run has one."""
-    path = run_dir / ".hydra" / "overrides.yaml"
-    if not path.is_file():
-        return None
-    from omegaconf import OmegaConf
+    from gantrain.config import recorded_overrides
 
-    overrides = OmegaConf.to_container(OmegaConf.load(path))
-    return "gantrain " + " ".join(str(o) for o in overrides or [])
+    overrides = recorded_overrides(run_dir / ".hydra")
+    return None if overrides is None else "gantrain " + " ".join(overrides)
 
 
 def _evaluation_lines(report: dict | None) -> list[str]:
