@@ -132,6 +132,25 @@ def test_stop_through_the_cli_exits_1_with_one_line(tmp_path):
     assert checkpoint(run_dir)["step"] == 4
 
 
+def test_a_sweep_goes_on_past_a_stopped_run_and_exits_1_naming_it(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    stale = sweep_dir / "earlier" / "health.json"  # a stopped run of an earlier sweep in the same folder
+    stale.parent.mkdir(parents=True)
+    stale.write_text(json.dumps({"stopped": {"step": 2, "causes": ["d_won"], "message": "old"}}))
+    os.utime(stale, (0, 0))
+    env = forcing_env(tmp_path, "step >= 4")
+    args = [*BASE, "++trainer.on_unhealthy=stop", "trainer.steps=2,8", f"hydra.sweep.dir={sweep_dir}"]
+    out = gantrain("-m", *args, cwd=tmp_path, env=env)
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.startswith("gantrain:")]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("gantrain: unhealthy: d_won at step 4") and str(sweep_dir / "1") in lines[0], lines
+    assert lines[1].startswith("gantrain: unhealthy: 1 of the sweep's runs stopped by a diagnosis (1); "), lines
+    assert f"gantrain-doctor {sweep_dir}" in lines[1]
+    assert checkpoint(sweep_dir / "0")["step"] == 2 and checkpoint(sweep_dir / "1")["step"] == 4
+
+
 def test_rollback_returns_to_the_healthy_checkpoint_with_lower_learning_rates(tmp_path, monkeypatch):
     monkeypatch.setattr(monitor, "diagnose", forced(steps={6}))
     run_dir = tmp_path / "run"
