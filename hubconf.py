@@ -18,7 +18,7 @@ dependencies = ["torch", "safetensors", "omegaconf", "hydra"]
 def generator(path: str, device: str = "cpu"):
     """G in eval mode. A translator's test mode (pix2pix's: train mode, one image at a
     time) is applied by ``translator``; G itself is the net as stored."""
-    from gantrain.build import load_generator
+    from gantrain.trained import load_generator
 
     return load_generator(path, device)[0]
 

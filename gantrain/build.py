@@ -21,7 +21,6 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
-from torch import nn
 
 from gantrain import init_from
 from gantrain.augment.base import Augmentation
@@ -38,7 +37,7 @@ from gantrain.config_check import (
 )
 from gantrain.data.spec import DataSpec
 from gantrain.engine import distributed
-from gantrain.engine.checkpoint import exported_generator, last_checkpoint, load_checkpoint, remove_stale_temporaries
+from gantrain.engine.checkpoint import last_checkpoint, load_checkpoint, remove_stale_temporaries
 from gantrain.engine.lock import RunLock
 from gantrain.engine.logger import RunLogger, SilentLogger
 from gantrain.engine.loop import Trainer, TrainerConfig
@@ -107,7 +106,8 @@ def spec_record(spec: DataSpec) -> dict:
     }
 
 
-def _model(model_cfg: DictConfig) -> tuple[type[GANModel], dict]:
+def model_of(model_cfg: DictConfig) -> tuple[type[GANModel], dict]:
+    """The model node's class (``_target_``) and its options (the node less its nets)."""
     node = plain(model_cfg)
     return model_class(node), model_options(node)
 
@@ -151,7 +151,7 @@ def _keyed_factory(make, prefix: str):
 def build_nets(model_cfg: DictConfig, spec: DataSpec | Mapping[str, Any]) -> dict:
     """The model's data-dependent constructor arguments (its nets, class counts, shapes)
     for data of this spec, from the G and D factories of its YAML."""
-    cls, options = _model(model_cfg)
+    cls, options = model_of(model_cfg)
     make_g = _keyed_factory(instantiate(model_cfg.generator, _partial_=True), "model.generator")
     make_d = _keyed_factory(instantiate(model_cfg.discriminator, _partial_=True), "model.discriminator")
     return cls.build_nets(make_g, make_d, as_spec(spec), options)
@@ -159,7 +159,7 @@ def build_nets(model_cfg: DictConfig, spec: DataSpec | Mapping[str, Any]) -> dic
 
 def build_model(model_cfg: DictConfig, spec: DataSpec, loss, augment: Augmentation | None = None) -> GANModel:
     """The model, its nets made for data of ``spec``; ``augment``: what D's inputs go through."""
-    cls, _ = _model(model_cfg)
+    cls, _ = model_of(model_cfg)
     nets = build_nets(model_cfg, spec)
     with keyed("model"):
         model = instantiate(_without(model_cfg, NET_KEYS + cls.build_options), **nets, loss=loss)
@@ -185,49 +185,8 @@ def build_augment(cfg: DictConfig, spec: DataSpec) -> Augmentation | None:
 
 def generator_info(model_cfg: DictConfig, spec: Mapping[str, Any]) -> GeneratorInfo:
     """What the G of a run with this model node and data spec maps (for the tools)."""
-    cls, options = _model(model_cfg)
+    cls, options = model_of(model_cfg)
     return cls.generator_info(options, spec)
-
-
-def translator(model_cfg: DictConfig, G: nn.Module, direction: str, seed: int = 0):
-    """``images -> images`` with a trained translator's G, as the run's model runs it at test time."""
-    cls, options = _model(model_cfg)
-    return cls.translator(G, direction, options, seed)
-
-
-def load_generator(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """The generator a run exported (``checkpoints/generator.pt``: the EMA weights when
-    the run kept an EMA), rebuilt from the run's own config, in eval mode. Returns it
-    with the export's record (step, data_spec, config, ...). ``run_dir`` may also be a
-    folder ``gantrain-export --format safetensors`` wrote: G is rebuilt from its
-    ``config.json`` and ``generator.safetensors`` alone, unpickling nothing; its record
-    adds ``export`` (the whole ``config.json``). A translator's test mode is applied where
-    it translates (``translator``), as for a run."""
-    # Imported here: only this function reads exported folders (gantrain/export/folder.py).
-    from gantrain.export.folder import is_export, read_config, read_safetensors
-
-    if is_export(run_dir):
-        export = read_config(run_dir)
-        state = read_safetensors(run_dir, export)
-        record = {
-            "step": export["step"],
-            "config": {"model": export["model"]},
-            "data_spec": export["data_spec"],
-            "ema": export["weights"] == "ema",
-            "export": export,
-        }
-    else:
-        path = exported_generator(run_dir)
-        if not path.is_file():
-            raise UserError(
-                f"no exported generator at {path}: point at a gantrain run directory that has saved a checkpoint "
-                f"or a folder of gantrain-export --format safetensors"
-            )
-        record = load_checkpoint(path, map_location=device)
-        state = record["generator"]
-    G = build_nets(OmegaConf.create(record["config"]).model, record["data_spec"])["generator"]
-    G.load_state_dict(state)
-    return G.to(device).eval(), record
 
 
 def build_source(cfg: DictConfig):
@@ -240,17 +199,9 @@ def build_source(cfg: DictConfig):
 def build_evaluator(cfg: DictConfig, source, device):
     """The model's sample-quality metrics during training (``eval.every`` > 0)."""
     eval_cfg = to_dataclass(EvalConfig, plain(cfg.eval), "eval")
-    cls, options = _model(cfg.model)
+    cls, options = model_of(cfg.model)
     with keyed("eval"):
         return cls.evaluator(eval_cfg, source, options, device, cfg.seed)
-
-
-def evaluate_generator(cfg: DictConfig, G: nn.Module, source, device, seed: int) -> dict:
-    """``gantrain-eval``: the model's quality report of a trained G (``cfg``: the run's config)."""
-    eval_cfg = to_dataclass(EvalConfig, plain(cfg.eval), "eval")
-    cls, options = _model(cfg.model)
-    with keyed("eval"):
-        return cls.evaluate(G, source, eval_cfg, options, device, seed)
 
 
 def build_optimizer(node: DictConfig, params, path: str, speed: Speed | None = None) -> torch.optim.Optimizer:
@@ -298,7 +249,7 @@ def build_trainer(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) ->
             )
         )
     stream.subset = subset  # what record_start writes to RUN/data_subset.json
-    cls, options = _model(cfg.model)
+    cls, options = model_of(cfg.model)
     with keyed("model", {"label_attrs": "data.label_attrs"}):  # a model may point at the data's options
         cls.check_data(spec, options)
 
@@ -408,11 +359,8 @@ __all__ = [
     "build_source",
     "build_trainer",
     "check_config",
-    "evaluate_generator",
     "generator_info",
     "hparams_of",
-    "load_generator",
     "metric_tags",
     "run",
-    "translator",
 ]

@@ -124,11 +124,12 @@ def run_eval(args: argparse.Namespace) -> dict:
 
     from omegaconf import OmegaConf
 
-    from gantrain.build import build_source, evaluate_generator, load_generator
+    from gantrain.build import build_source
     from gantrain.engine.checkpoint import write_json
     from gantrain.engine.logger import RunLogger
     from gantrain.engine.runtime import select_device
     from gantrain.errors import UserError
+    from gantrain.trained import evaluate_generator, load_generator
 
     device = select_device(args.device)
     G, export = load_generator(args.run_dir, device)

@@ -23,11 +23,12 @@ from pathlib import Path
 import _checkout  # noqa: E402,F401  (the installed gantrain, else this checkout's)
 import torch
 
-from gantrain.build import load_generator, run  # noqa: E402
+from gantrain.build import run  # noqa: E402
 from gantrain.config import compose_config  # noqa: E402
 from gantrain.data.mnist import mnist_sample  # noqa: E402
 from gantrain.data.spec import to_unit_range  # noqa: E402
 from gantrain.metrics.classifier import accuracy, conditional_accuracy, fit_classifier  # noqa: E402
+from gantrain.trained import load_generator  # noqa: E402
 
 
 def train_cgan(

@@ -22,11 +22,12 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _checkout  # noqa: E402,F401  (the installed gantrain, else this checkout's)
 
-from gantrain.build import load_generator, run  # noqa: E402
+from gantrain.build import run  # noqa: E402
 from gantrain.config import compose_config  # noqa: E402
 from gantrain.data.mnist import mnist_sample  # noqa: E402
 from gantrain.metrics.evaluate import EvalConfig, GeneratorEvaluator  # noqa: E402
 from gantrain.nets.dcgan import DCGANDiscriminator, DCGANGenerator  # noqa: E402
+from gantrain.trained import load_generator  # noqa: E402
 
 # -- the plain reference: a 28x28 pytorch/examples-style DCGAN loop (nn.Sequential nets,
 # G taking (N, z, 1, 1)), trained on the bundled sample and scored beside gantrain's.

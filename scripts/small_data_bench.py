@@ -33,10 +33,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _checkout  # noqa: E402,F401  (the installed gantrain, else this checkout's)
 
-from gantrain.build import load_generator, run  # noqa: E402
+from gantrain.build import run  # noqa: E402
 from gantrain.config import compose_config  # noqa: E402
 from gantrain.data.mnist import mnist_sample  # noqa: E402
 from gantrain.metrics.evaluate import EvalConfig, GeneratorEvaluator  # noqa: E402
+from gantrain.trained import load_generator  # noqa: E402
 
 
 def train(run_dir: Path, overrides: list[str], args) -> Path:

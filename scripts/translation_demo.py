@@ -30,8 +30,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gantrain.build import load_generator, run  # noqa: E402
+from gantrain.build import run  # noqa: E402
 from gantrain.config import compose_config  # noqa: E402
+from gantrain.trained import load_generator  # noqa: E402
 
 
 def scene(rng: np.random.Generator, size: int) -> np.ndarray:

@@ -6,12 +6,13 @@ import torch
 from conftest import TINY, TINY_MLP, compose_config, events, train
 from fixtures import CELEBA_ATTRS, write_celeba
 
-from gantrain.build import build_trainer, load_generator
+from gantrain.build import build_trainer
 from gantrain.data.celeba import celeba
 from gantrain.data.mnist import mnist_sample
 from gantrain.errors import UserError
 from gantrain.nets.dcgan import DCGANDiscriminator
 from gantrain.nets.mlp import MLPDiscriminator
+from gantrain.trained import load_generator
 
 
 @pytest.mark.parametrize("base", [TINY, TINY_MLP], ids=["dcgan", "gan"])

@@ -5,8 +5,9 @@ import torch
 from conftest import TINY, checkpoint, compose_config, on_device, train
 from torch import nn
 
-from gantrain.build import build_trainer, load_generator
+from gantrain.build import build_trainer
 from gantrain.engine.ema import EMA
+from gantrain.trained import load_generator
 
 
 def test_ema_follows_the_warmed_up_average_and_copies_buffers():

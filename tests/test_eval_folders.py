@@ -52,10 +52,11 @@ def test_folder_against_folder_equals_the_run_based_numbers(folder_run, digits, 
 
     import gantrain.metrics.folders as folders
     import gantrain.metrics.score as score
-    from gantrain.build import generator_info, load_generator
+    from gantrain.build import generator_info
     from gantrain.eval_cli import parse, run_eval
     from gantrain.metrics.evaluate import generate
     from gantrain.metrics.inception import to_uint8
+    from gantrain.trained import load_generator
 
     seen = []  # the (real, fake) images each report was computed from
 

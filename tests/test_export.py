@@ -16,9 +16,9 @@ from conftest import TINY, TINY_MLP, train, train_pix2pix
 from fixtures import write_unpaired
 
 import gantrain as package
-from gantrain.build import load_generator
 from gantrain.export import cli
 from gantrain.tools import generate, invert
+from gantrain.trained import load_generator
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -191,9 +191,10 @@ def test_gantrain_eval_translates_in_the_runs_test_mode(tmp_path, offline):
     (No dropout here, so that the two computations draw nothing at random.)"""
     from omegaconf import OmegaConf
 
-    from gantrain.build import build_source, load_generator
+    from gantrain.build import build_source
     from gantrain.eval_cli import parse, run_eval
     from gantrain.metrics.evaluate import protocol_lines
+    from gantrain.trained import load_generator
 
     for mode in ("train", "eval"):
         run = tmp_path / mode

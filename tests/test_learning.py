@@ -13,10 +13,10 @@ import torch
 from conftest import events, train
 from PIL import Image
 
-from gantrain.build import load_generator
 from gantrain.data.mnist import mnist_sample
 from gantrain.data.spec import to_unit_range
 from gantrain.metrics.classifier import accuracy, conditional_accuracy, fit_classifier
+from gantrain.trained import load_generator
 
 STEPS = 800
 

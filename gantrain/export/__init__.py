@@ -3,5 +3,5 @@ safetensors, ONNX or TorchScript into a self-contained folder (``folder.py``) wi
 parity check against PyTorch (``parity.py``) and a model card (``card.py``);
 ``gantrain.load_generator`` and every tool read a safetensors folder back.
 
-Nothing is imported here: ``build.load_generator`` reads ``folder.py`` without the rest.
+Nothing is imported here: ``trained.load_generator`` reads ``folder.py`` without the rest.
 """

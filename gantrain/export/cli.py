@@ -112,7 +112,7 @@ def _write(run, fmt: str, folder: Path, config: dict, tolerance: float) -> dict:
     kind, test_mode, shape = config["kind"], config["test_mode"], config
     checks = {}
     if fmt == "safetensors":
-        from gantrain.build import load_generator
+        from gantrain.trained import load_generator
 
         write_safetensors(run.G, folder / config["files"]["generator"])
         loaded, _ = load_generator(folder)

@@ -10,7 +10,7 @@ no code of theirs (the ``_target_``s of its model node pass the same allow-list 
 run's config, ``validate.check_all_targets``).
 
 This module is the export package's ground floor: it imports only ``errors``, so the
-config layer (``build.load_generator``) and the tools can read a folder.
+config layer (``trained.load_generator``) and the tools can read a folder.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 ``open_run`` rebuilds the generator (and, when a tool asks, the discriminator) from a
 run directory or one of its checkpoint files, from the run's own saved config, loaded
 with ``weights_only=True``; or from a folder ``gantrain-export --format safetensors`` wrote
-(``build.load_generator``: its ``config.json`` and weights, nothing unpickled), which holds
+(``trained.load_generator``: its ``config.json`` and weights, nothing unpickled), which holds
 G alone: a tool that needs D or the dataset says so in one line, naming the run to use.
 ``ToolOutput`` is the tool's folder ``RUN/<tool>/<name>`` (``EXPORT/<tool>/<name>``):
 created only when the tool first writes (so a refused command leaves nothing behind),
@@ -96,7 +96,7 @@ class GeneratorRun:
 
     def translator(self, direction: str, seed: int = 0):
         """``images -> images`` in ``direction`` as the run's model runs G at test time."""
-        from gantrain.build import translator
+        from gantrain.trained import translator
 
         if direction not in self.info.directions:
             raise UserError(
@@ -157,7 +157,7 @@ def no_dataset(folder: str):
 
 def _open_export(path: Path, device: torch.device, weights: str) -> GeneratorRun:
     """A folder of ``gantrain-export --format safetensors``: G rebuilt from it alone."""
-    from gantrain.build import load_generator
+    from gantrain.trained import load_generator
 
     G, record = load_generator(path, device)
     held = record["export"]["weights"]
