@@ -18,7 +18,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from gantrain.errors import UserError
+from gantrain.errors import UserError, one_line_errors
 
 PROG = "gantrain-doctor"
 
@@ -93,12 +93,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(sys.argv[1:] if argv is None else argv)
-    try:
+    with one_line_errors(PROG):
         runs = [run for path in args.runs for run in runs_under(path)]
         results = [examine(run) for run in dict.fromkeys(runs)]
-    except UserError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        sys.exit(2)
     healthy = all(r["healthy"] for r in results)
     if args.json:
         print(json.dumps({"healthy": healthy, "runs": results}, indent=2))

@@ -14,6 +14,7 @@ re-raises the error with the key path the user must change (``model.cycle_weight
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
@@ -63,3 +64,16 @@ def keyed(prefix: str, paths: Mapping[str, str] | None = None) -> Iterator[None]
         yield
     except OptionError as exc:
         raise exc.under(prefix, paths) from None
+
+
+@contextmanager
+def one_line_errors(prog: str) -> Iterator[None]:
+    """A command's error contract (``gantrain-eval``, ``-export``, ``-report``, ``-doctor``
+    and the tools): a ``UserError`` raised inside ends the command with the one line
+    ``<prog>: error: <line>`` on stderr and exit status 2, no traceback. (``gantrain`` itself
+    says it in ``cli.fail``, which also names the torchrun rank.)"""
+    try:
+        yield
+    except UserError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -179,13 +179,10 @@ def _write_out(args: argparse.Namespace, report: dict) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(sys.argv[1:] if argv is None else argv)
-    from gantrain.errors import UserError
+    from gantrain.errors import one_line_errors
 
-    try:
+    with one_line_errors(PROG):
         report = run_eval(args)
-    except UserError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        sys.exit(2)
     from gantrain.metrics.evaluate import protocol_lines
 
     n = report["protocol"]["num_samples"]

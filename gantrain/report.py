@@ -21,7 +21,7 @@ import math
 import sys
 from pathlib import Path
 
-from gantrain.errors import UserError
+from gantrain.errors import UserError, one_line_errors
 from gantrain.metrics.evaluate import LOWER_IS_BETTER as EVAL_LOWER_IS_BETTER
 
 PROG = "gantrain-report"
@@ -181,13 +181,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(sys.argv[1:] if argv is None else argv)
-    try:
+    with one_line_errors(PROG):
         rows = collect(args.dir)
         header, cells = table(rows, args.metric or default_metric(rows), args.ascending)
         paths = write_report(args.dir, header, cells)
-    except UserError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        sys.exit(2)
     print(plain(header, cells))
     print(f"{PROG}: wrote {paths[0]} and {paths[1]}")
 

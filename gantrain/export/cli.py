@@ -25,7 +25,7 @@ import torch
 from omegaconf import OmegaConf
 
 from gantrain import __version__
-from gantrain.errors import UserError
+from gantrain.errors import UserError, one_line_errors
 from gantrain.export.folder import CARD, CONFIG, EXPORT_VERSION, FORMATS, PARITY, weight_files
 
 PROG = "gantrain-export"
@@ -191,11 +191,8 @@ def export(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(sys.argv[1:] if argv is None else argv)
-    try:
+    with one_line_errors(PROG):
         out = export(args)
-    except UserError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        sys.exit(2)
     print(f"{PROG}: wrote {out}")
 
 

@@ -32,7 +32,7 @@ from torchvision.utils import make_grid, save_image
 
 from gantrain.atomic import atomic_write
 from gantrain.engine.checkpoint import CHECKPOINT_DIR, LAST, exported_generator, last_checkpoint, load_checkpoint
-from gantrain.errors import UserError
+from gantrain.errors import UserError, one_line_errors
 from gantrain.export.folder import is_export, read_config
 from gantrain.models.base import GeneratorInfo
 
@@ -331,15 +331,13 @@ def tool_main(
     failed command had written is removed."""
     args = parse(sys.argv[1:] if argv is None else argv)
     _opened.clear()
-    try:
-        output = run(args)
-    except BaseException as exc:
-        for opened in _opened:
-            opened.discard()
-        if not isinstance(exc, UserError):
+    with one_line_errors(prog):
+        try:
+            output = run(args)
+        except BaseException:
+            for opened in _opened:
+                opened.discard()
             raise
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        sys.exit(2)
     if output is not None:
         output.close()
         print(f"{prog}: wrote {output.path}")
