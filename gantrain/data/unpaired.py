@@ -29,7 +29,9 @@ from gantrain.checks import PositiveInt
 from gantrain.data.cache import MappedArray, mapped_arrays
 from gantrain.data.images import FallbackReader, OnBadFile, check_on_bad_file, scan
 from gantrain.data.loader import DatasetSource
-from gantrain.data.paired import (
+from gantrain.data.spec import DataSpec, to_unit_range
+from gantrain.data.subset import Part, choose, part_of
+from gantrain.data.translation_images import (
     EXTENSIONS,
     check_sizes,
     dataset_folder,
@@ -40,8 +42,6 @@ from gantrain.data.paired import (
     split_key,
     square,
 )
-from gantrain.data.spec import DataSpec, to_unit_range
-from gantrain.data.subset import Part, choose, part_of
 from gantrain.errors import OptionError
 
 
