@@ -14,6 +14,7 @@ import torch
 
 from gantrain.errors import UserError
 from gantrain.metrics import inception as inc
+from gantrain.metrics import inception_weights
 
 N = 4  # Inception runs at 299x299: keep the image count tiny on the CPU
 
@@ -31,7 +32,7 @@ def test_no_weights_offline_is_one_user_error(offline):
         inc.inception_metrics([strokes(2)], [strokes(2)], metrics=["fid"])
     message = str(caught.value)
     assert "weights_path" in message and "download" in message
-    assert inc.weights_filename() in message and inc.weights_url() in message
+    assert inception_weights.weights_filename() in message and inception_weights.weights_url() in message
     assert "\n" not in message
 
 
@@ -72,7 +73,7 @@ def test_metrics_run_on_a_weights_file(random_weights):
 
 def test_cached_default_weights_work_offline(offline, random_weights):
     offline.mkdir(parents=True)
-    (offline / inc.weights_filename()).symlink_to(random_weights)
+    (offline / inception_weights.weights_filename()).symlink_to(random_weights)
     result = inc.inception_metrics(None, [strokes(2)], metrics=["is"], is_splits=2)
     assert result["protocol"]["weights"] == "torch-fidelity default"
     assert set(result) == {"is_mean", "is_std", "protocol"} and result["protocol"]["n_real"] == 0

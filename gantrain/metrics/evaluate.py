@@ -203,7 +203,7 @@ class GeneratorEvaluator:
                 also=("best",),
             )
         if "inception" in chosen:  # weights that cannot be had: load once (download if need be), drop
-            from gantrain.metrics.inception import load_inception
+            from gantrain.metrics.inception_weights import load_inception
 
             load_inception(cfg.inception_weights, option="inception_weights")
 
@@ -273,7 +273,8 @@ def evaluate_unpaired(
 def _add_fid(report: dict, targets: dict[str, tuple[torch.Tensor, torch.Tensor]], cfg: EvalConfig, device) -> dict:
     """FID of each (fake, real) pair when Inception weights are at hand
     (``eval.inception_weights``, or torch's cache), else the report says it skipped it."""
-    from gantrain.metrics.inception import cached_weights_path, inception_metrics
+    from gantrain.metrics.inception import inception_metrics
+    from gantrain.metrics.inception_weights import cached_weights_path
 
     if cfg.inception_weights or cached_weights_path().is_file() or "inception" in cfg.metrics:
         for name, (fake, real) in targets.items():
