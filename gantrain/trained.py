@@ -1,8 +1,9 @@
 """A trained run's generator, read back for the tools (``gantrain-generate``, walks,
 inversion, dissection, ``gantrain-eval``, export, ``torch.hub``): G rebuilt from the run's
 own config, and what the run's model says about it through its contract
-(``models/base.py``): what G maps, its test-time translator, its quality report.
-``build.py`` builds runs to train; this module reads back what they left.
+(``models/base.py``): its test-time translator and its quality report. ``build.py`` builds
+runs to train (and keeps ``generator_info``, what G maps, which ``run`` records at the
+start); this module reads back what they left.
 """
 
 from __future__ import annotations
