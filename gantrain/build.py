@@ -216,7 +216,7 @@ def build_optimizer(node: DictConfig, params, path: str, speed: Speed | None = N
         options.update(speed.optimizer_options(resolve_target(options, path), options))
     try:
         return instantiate(OmegaConf.create(options))(params=params)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RuntimeError) as exc:  # RuntimeError: fused with foreach, ...
         raise UserError(f"{path} was refused by {options['_target_']}: {str(exc).splitlines()[0]}") from None
 
 

@@ -135,7 +135,7 @@ def preflight(overrides: list[str]) -> Path:
             f"the command line does not compose ({type(exc).__name__}: {' '.join(str(exc).split())}): "
             f"check the overrides, group=option and key=value (`gantrain --help`)"
         ) from None
-    from gantrain.build import check_config  # imports torch: only once the config composed
+    from gantrain.config_check import check_config  # imports torch: only once the config composed
 
     check_config(cfg)
     if cfg.get("init_from") and not cfg.resume:  # a resumed run continues from its own checkpoint

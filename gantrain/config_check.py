@@ -19,14 +19,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from gantrain.augment.base import Augmentation
 from gantrain.checks import PositiveInt, at_least
-from gantrain.engine.loop import TrainerConfig
 from gantrain.engine.speed import SpeedConfig
+from gantrain.engine.trainer_config import TrainerConfig
 from gantrain.errors import OptionError, UserError, keyed
 from gantrain.metrics.evaluate import FAMILIES, EvalConfig
 from gantrain.models.base import GANModel
@@ -178,15 +177,27 @@ def check_augment(tree: dict) -> None:
         )
 
 
+# What torch.optim.Optimizer says, once a subclass's own checks passed, of no parameters.
+_NO_PARAMETERS = "empty parameter list"
+
+
 def check_optimizer(node: dict, path: str) -> None:
-    """The optimizer's own range checks (betas, eps, weight decay, ...), made once on a
-    one-element dummy parameter: the same class and options, nothing else built."""
+    """The optimizer's own range checks (lr, betas, eps, weight decay, momentum, ...): the
+    same class and options, given no parameters. torch's optimizers check their options in
+    their own ``__init__``, before ``Optimizer.__init__`` refuses the empty list; given
+    even one parameter, ``add_param_group`` (wrapped in ``torch._disable_dynamo``) would
+    import TorchDynamo, seconds on a CPU that a config error must not pay. The checks
+    torch makes after that point (``fused`` with ``foreach``) are refused by
+    ``build.build_optimizer`` in one line too."""
     options = {k: v for k, v in node.items() if k not in ("_target_", "_partial_")}
     if isinstance(options.get("betas"), list):  # as build_optimizer passes them
         options["betas"] = tuple(float(b) for b in options["betas"])
     try:
-        resolve_target(node, path)([torch.zeros(1, requires_grad=True)], **options)
-    except (ValueError, TypeError, RuntimeError) as exc:
+        resolve_target(node, path)([], **options)
+    except ValueError as exc:
+        if _NO_PARAMETERS not in str(exc):
+            raise UserError(f"{path} was refused by {node['_target_']}: {str(exc).splitlines()[0]}") from None
+    except (TypeError, RuntimeError) as exc:
         raise UserError(f"{path} was refused by {node['_target_']}: {str(exc).splitlines()[0]}") from None
 
 

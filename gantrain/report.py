@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from gantrain.errors import UserError, one_line_errors
-from gantrain.metrics.evaluate import LOWER_IS_BETTER as EVAL_LOWER_IS_BETTER
+from gantrain.metrics.names import LOWER_IS_BETTER as EVAL_LOWER_IS_BETTER
 
 PROG = "gantrain-report"
 # The evaluation metrics' own set, plus the losses and validation errors a run logs.

@@ -4,9 +4,12 @@ device of the tests marked ``device``."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.error
 from pathlib import Path
 
@@ -87,16 +90,86 @@ def checkpoint(run_dir: Path) -> dict:
     return torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
 
 
-def gantrain(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """The real ``gantrain`` command, as a user runs it."""
+class Forker:
+    """One ``cli_forker.py`` server for the whole test run, started at its first use: each
+    command it runs is a process of its own, forked from one that has imported gantrain
+    already, so a command that a config check refuses costs a fraction of a second instead
+    of the seconds its imports take. Stopped at the end of the session (``pytest_sessionfinish``)."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+        self.logs = Path(tempfile.mkdtemp(prefix="gantrain-forker-"))
+        self.count = 0
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).parent / "cli_forker.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=self.logs,
+        )
+        ready = self.process.stdout.readline()
+        if json.loads(ready or "{}").get("ready") is not True:
+            raise RuntimeError(f"cli_forker.py did not start (exit {self.process.wait()})")
+
+    def run(
+        self, module: str, args: list[str], cwd: Path, timeout: float, env: dict | None
+    ) -> subprocess.CompletedProcess:
+        if self.process is None or self.process.poll() is not None:
+            self.start()
+        self.count += 1
+        out, err = self.logs / f"{self.count}.out", self.logs / f"{self.count}.err"
+        request = {"module": module, "args": list(args), "cwd": str(cwd), "env": env or {}}
+        request.update({"out": str(out), "err": str(err), "timeout": timeout})
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        rc = json.loads(self.process.stdout.readline())["rc"]
+        if rc == -9:
+            raise subprocess.TimeoutExpired([module, *args], timeout)
+        result = subprocess.CompletedProcess([module, *args], rc, out.read_text(), err.read_text())
+        out.unlink()
+        err.unlink()
+        return result
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait(timeout=60)
+        shutil.rmtree(self.logs, ignore_errors=True)
+
+
+FORKER = Forker()
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    FORKER.stop()
+
+
+def command(
+    module: str, *args: str, cwd: Path, timeout: float = 300, env: dict | None = None, fresh: bool = False
+) -> subprocess.CompletedProcess:
+    """A gantrain command (``module``'s ``main``, as its console script runs it) with
+    ``args`` in ``cwd``: its exit status, stdout and stderr. It runs in a process of its
+    own, forked from the ``FORKER`` server; ``fresh=True``: in a new interpreter
+    (``python -m module``), for tests whose point is the start of the process."""
+    if not fresh:
+        return FORKER.run(module, [str(a) for a in args], cwd, timeout, env)
     return subprocess.run(
-        [sys.executable, "-m", "gantrain.cli", *args],
+        [sys.executable, "-m", module, *map(str, args)],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def gantrain(
+    *args: str, cwd: Path, timeout: float = 300, env: dict | None = None, fresh: bool = False
+) -> subprocess.CompletedProcess:
+    """The real ``gantrain`` command, as a user runs it (``command``)."""
+    return command("gantrain.cli", *args, cwd=cwd, timeout=timeout, env=env, fresh=fresh)
 
 
 @pytest.fixture

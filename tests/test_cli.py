@@ -142,7 +142,10 @@ def test_train_then_resume_from_the_command_line(tmp_path):
 
 def test_ctrl_c_writes_a_checkpoint_and_resume_continues(tmp_path):
     run_dir = tmp_path / "run"
-    args = [*SMOKE, "trainer.steps=100000", "trainer.checkpoint_every=100000", f"hydra.run.dir={run_dir}"]
+    # speed.compile=false: the long run only keeps it training until the signal, and auto would
+    # compile it first (a conv net for 10000+ steps), half a minute that this test is not about.
+    args = [*SMOKE, "trainer.steps=100000", "trainer.checkpoint_every=100000", "speed.compile=false"]
+    args.append(f"hydra.run.dir={run_dir}")
     proc = subprocess.Popen(
         [sys.executable, "-m", "gantrain.cli", *args],
         cwd=tmp_path,

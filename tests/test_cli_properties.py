@@ -10,21 +10,16 @@ option that needs no files (``compose_config``). Runs are tiny (``trainer=smoke`
 that would only make a valid run long (many steps, evaluations, workers) are not drawn.
 
 Each example is the real command in a process of its own, forked from one that imported
-gantrain once (``cli_forker.py``): most examples are refused by the check before the
+gantrain once (``cli_forker.py``, through ``conftest.gantrain``): most examples are refused by the check before the
 run, in a fraction of a second. Deterministic (``derandomize``): CI sees the same
 examples every time. About a minute on 2 CPU cores (40 examples).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-from conftest import compose_config
+from conftest import compose_config, gantrain
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import DictConfig, ListConfig
@@ -113,22 +108,6 @@ def command_lines(draw) -> list[str]:
     return [*base, "trainer=smoke", "device=cpu", "eval.every=0", *rest]
 
 
-@pytest.fixture(scope="module")
-def forker():
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
-    process = subprocess.Popen(
-        [sys.executable, str(HERE / "cli_forker.py")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=HERE,
-    )
-    yield process
-    process.stdin.close()
-    process.wait(timeout=30)
-
-
 @settings(
     max_examples=40,
     deadline=None,
@@ -137,21 +116,10 @@ def forker():
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(args=command_lines())
-def test_a_command_line_trains_or_is_refused_in_two_lines(forker, tmp_path_factory, args):
+def test_a_command_line_trains_or_is_refused_in_two_lines(tmp_path_factory, args):
     cwd = tmp_path_factory.mktemp("cwd")
-    logs = tmp_path_factory.mktemp("logs")
-    request = {"args": args, "cwd": str(cwd), "out": str(logs / "out"), "err": str(logs / "err"), "timeout": 60}
-    forker.stdin.write(json.dumps(request) + "\n")
-    forker.stdin.flush()
-    rc = json.loads(forker.stdout.readline())["rc"]
-    print(
-        "DBG",
-        rc,
-        " ".join(args[-3:]),
-        (logs / "err").read_text().strip().splitlines()[-1:] if (logs / "err").read_text().strip() else "",
-    )
-    stderr = (logs / "err").read_text()
-    assert rc != -9, f"gantrain {' '.join(args)}: still running after 60 s"
+    done = gantrain(*args, cwd=cwd, timeout=60, env={"HYDRA_FULL_ERROR": "0"})
+    rc, stderr = done.returncode, done.stderr
     if rc == 0:
         return  # it trained
     lines = [line for line in stderr.splitlines() if line.strip()]

@@ -291,7 +291,9 @@ def test_sigterm_to_torchrun_stops_every_process_at_one_step_with_a_checkpoint(t
 
     run = tmp_path / "run"
     launcher = subprocess.Popen(
-        [*TWO, CLI, *NETS, "trainer.steps=1000000", "trainer.checkpoint_every=1000000", f"hydra.run.dir={run}"],
+        # speed.compile=false: the long run only keeps it training; auto would compile it first (10000+ steps).
+        [*TWO, CLI, *NETS, "trainer.steps=1000000", "trainer.checkpoint_every=1000000", "speed.compile=false"]
+        + [f"hydra.run.dir={run}"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY, compose_config
+from conftest import TINY, command, compose_config
 from omegaconf import OmegaConf
 from test_diagnose import EVERY, POINTS, healthy, with_values
 from torch.utils.tensorboard import SummaryWriter
@@ -145,9 +143,7 @@ def test_the_context_comes_from_the_runs_config(tmp_path):
 
 def test_the_command_line(tmp_path):
     fake_run(tmp_path / "bad", collapsed())
-    result = subprocess.run(
-        [sys.executable, "-m", "gantrain.doctor", str(tmp_path / "bad")], capture_output=True, text=True, timeout=120
-    )
+    result = command("gantrain.doctor", tmp_path / "bad", cwd=tmp_path, timeout=120)
     assert result.returncode == 1 and "mode_collapse" in result.stdout, result.stderr
 
 

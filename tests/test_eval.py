@@ -2,12 +2,10 @@
 in TensorBoard and JSON, the best checkpoint, the floor, and the errors."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
-from conftest import TINY, checkpoint, events, train
+from conftest import TINY, checkpoint, command, events, train
 from fixtures import write_mnist
 
 
@@ -119,20 +117,8 @@ def test_gantrain_eval_scores_a_run_and_saves_its_report(tmp_path):
     run_dir = tmp_path / "run"
     train(run_dir, mnist_run(tmp_path))
     assert not (run_dir / "eval").exists()  # eval.every=0: nothing during training
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gantrain.eval_cli",
-            str(run_dir),
-            "--num-samples",
-            "16",
-            "--cache-dir",
-            str(tmp_path / "cache"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = command(
+        "gantrain.eval_cli", run_dir, "--num-samples", "16", "--cache-dir", tmp_path / "cache", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
     assert "classifier_fid" in result.stdout and "real vs real" in result.stdout
@@ -147,9 +133,7 @@ def test_gantrain_eval_mistakes_are_one_line(tmp_path):
         ([str(tmp_path / "nothing")], "no exported generator"),
         ([str(tmp_path), "--num-samples", "1"], "no exported generator"),
     ]:
-        result = subprocess.run(
-            [sys.executable, "-m", "gantrain.eval_cli", *args], capture_output=True, text=True, timeout=120
-        )
+        result = command("gantrain.eval_cli", *args, cwd=tmp_path, timeout=120)
         assert result.returncode == 2 and fragment in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
 
@@ -157,20 +141,8 @@ def test_gantrain_eval_mistakes_are_one_line(tmp_path):
 def test_too_many_samples_for_the_data_is_one_line(tmp_path):
     run_dir = tmp_path / "run"
     train(run_dir, mnist_run(tmp_path))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gantrain.eval_cli",
-            str(run_dir),
-            "--num-samples",
-            "500",
-            "--cache-dir",
-            str(tmp_path / "cache"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = command(
+        "gantrain.eval_cli", run_dir, "--num-samples", "500", "--cache-dir", tmp_path / "cache", cwd=tmp_path
     )
     assert result.returncode == 2 and "eval.num_samples" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

@@ -3,12 +3,13 @@ with the protocol of runs (gantrain/metrics/folders.py), and their one-line refu
 
 import json
 import subprocess
-import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, train
+from conftest import TINY, command, train
 from PIL import Image
 
 
@@ -21,9 +22,7 @@ def write_pngs(folder, images_uint8: torch.Tensor) -> None:
 
 
 def eval_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "gantrain.eval_cli", *args], capture_output=True, text=True, timeout=300
-    )
+    return command("gantrain.eval_cli", *args, cwd=Path(tempfile.gettempdir()))
 
 
 @pytest.fixture(scope="module")

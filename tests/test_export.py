@@ -8,11 +8,12 @@ from __future__ import annotations
 import builtins
 import json
 import pickle
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY, TINY_MLP, train, train_pix2pix
+from conftest import TINY, TINY_MLP, command, train, train_pix2pix
 from fixtures import write_unpaired
 
 import gantrain as package
@@ -215,9 +216,4 @@ def test_the_command_exports_into_the_run_and_refuses_a_second_time(runs):
 
 
 def gantrain_export(*args) -> object:
-    import subprocess
-    import sys
-
-    return subprocess.run(
-        [sys.executable, "-m", "gantrain.export.cli", *map(str, args)], capture_output=True, text=True, timeout=300
-    )
+    return command("gantrain.export.cli", *args, cwd=Path(tempfile.gettempdir()))

@@ -123,7 +123,7 @@ def forcing_env(tmp_path: Path, steps: str) -> dict:
 def test_stop_through_the_cli_exits_1_with_one_line(tmp_path):
     run_dir = tmp_path / "run"
     env = forcing_env(tmp_path, "step >= 4")
-    out = gantrain(*BASE, "++trainer.on_unhealthy=stop", f"hydra.run.dir={run_dir}", cwd=tmp_path, env=env)
+    out = gantrain(*BASE, "++trainer.on_unhealthy=stop", f"hydra.run.dir={run_dir}", cwd=tmp_path, env=env, fresh=True)
     assert out.returncode == 1, out.stderr
     lines = [line for line in out.stderr.splitlines() if line.startswith("gantrain:")]
     assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
@@ -140,7 +140,7 @@ def test_a_sweep_goes_on_past_a_stopped_run_and_exits_1_naming_it(tmp_path):
     os.utime(stale, (0, 0))
     env = forcing_env(tmp_path, "step >= 4")
     args = [*BASE, "++trainer.on_unhealthy=stop", "trainer.steps=2,8", f"hydra.sweep.dir={sweep_dir}"]
-    out = gantrain("-m", *args, cwd=tmp_path, env=env)
+    out = gantrain("-m", *args, cwd=tmp_path, env=env, fresh=True)
     assert out.returncode == 1, out.stderr
     assert "Traceback" not in out.stderr, out.stderr
     lines = [line for line in out.stderr.splitlines() if line.startswith("gantrain:")]

@@ -80,7 +80,14 @@ def test_a_forked_child_does_not_keep_a_killed_parents_lock(tmp_path):
 
 def test_a_second_command_on_a_live_run_is_refused_and_a_killed_run_resumes(tmp_path):
     run_dir = tmp_path / "run"
-    args = [*TINY, "trainer.steps=100000", "trainer.checkpoint_every=5", "trainer.sample_every=1000"]
+    # speed.compile=false: the long run only keeps it training; auto would compile it first (10000+ steps).
+    args = [
+        *TINY,
+        "trainer.steps=100000",
+        "trainer.checkpoint_every=5",
+        "trainer.sample_every=1000",
+        "speed.compile=false",
+    ]
     live = subprocess.Popen(
         [sys.executable, "-m", "gantrain.cli", *args, f"hydra.run.dir={run_dir}"],
         cwd=tmp_path,

@@ -4,13 +4,11 @@ checkpoint interval; SIGTERM writes a checkpoint and exits without a traceback."
 
 import random
 import signal
-import subprocess
-import sys
 import time
 
 import torch
 from chaos_kill import Trainee, steps_shown
-from conftest import TINY
+from conftest import TINY, gantrain
 
 from gantrain.engine.checkpoint import load_checkpoint
 
@@ -18,6 +16,7 @@ INTERVAL = 5
 ARGS = [
     *TINY,
     "trainer.steps=100000",
+    "speed.compile=false",  # the long run only keeps it training; auto would compile it first (10000+ steps)
     f"trainer.checkpoint_every={INTERVAL}",
     f"trainer.log_every={INTERVAL}",
     "trainer.sample_every=1000",
@@ -46,13 +45,7 @@ def test_sigkill_at_random_moments_never_corrupts_a_checkpoint(tmp_path):
         assert step % INTERVAL == 0 and step >= previous, (step, previous)
         assert steps_shown(stderr) - step <= INTERVAL, "more than one checkpoint interval was lost"
         previous = step
-    done = subprocess.run(
-        [sys.executable, "-m", "gantrain.cli", f"resume={run_dir}", f"trainer.steps={previous + INTERVAL}"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = gantrain(f"resume={run_dir}", f"trainer.steps={previous + INTERVAL}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert load_checkpoint(last)["step"] == previous + INTERVAL
     assert not list((run_dir / "checkpoints").glob(".*.tmp")), "a killed write's temporary was left behind"
@@ -71,19 +64,7 @@ def test_sigterm_checkpoints_and_exits_cleanly_then_resume_continues(tmp_path):
     assert f"gantrain resume={run_dir}" in stderr
     step = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["step"]
     assert step > 0  # the checkpoint was written on the way out, not at an interval
-    more = subprocess.run(
-        [sys.executable, "-m", "gantrain.cli", f"resume={run_dir}", f"trainer.steps={step + 1}"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    more = gantrain(f"resume={run_dir}", f"trainer.steps={step + 1}", cwd=tmp_path)
     assert more.returncode == 0, more.stderr
-    again = subprocess.run(
-        [sys.executable, "-m", "gantrain.cli", f"resume={run_dir}"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    again = gantrain(f"resume={run_dir}", cwd=tmp_path)
     assert again.returncode == 2 and "already finished" in again.stderr

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
-from torchvision import datasets, transforms
 
 from gantrain.checks import PositiveInt
 from gantrain.data.cache import cached_images
@@ -35,19 +34,13 @@ _FILES = (
 )
 
 
-class _CelebAFiles(datasets.CelebA):
-    """torchvision's CelebA, with the MD5 check of the annotation files replaced by a
-    presence check (done before, with a message naming the missing file). The MD5s
-    reject re-exported copies of the same annotations, and the tiny files that the
-    tests write in this exact layout; the parsing itself is torchvision's."""
-
-    def _check_integrity(self) -> bool:
-        return True
-
-
 class CelebAImages(Dataset):
     def __init__(self, root: str, split: str, image_size: int, crop_size: int) -> None:
-        self.faces = _CelebAFiles(root, split=split, target_type="attr", download=False)
+        from torchvision import transforms  # here: see celeba_files.py
+
+        from gantrain.data.celeba_files import CelebAFiles
+
+        self.faces = CelebAFiles(root, split=split, target_type="attr", download=False)
         self.split, self.crop_size = split, crop_size
         self.label_columns: list[int] = []  # attributes that make the class label
         self.transform = transforms.Compose(

@@ -11,12 +11,10 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
-from torchvision import transforms
-from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from gantrain.checks import PositiveInt
 from gantrain.data.cache import cached_images
-from gantrain.data.images import FallbackReader, OnBadFile, read, scan
+from gantrain.data.images import FallbackReader, OnBadFile, extensions_text, image_extensions, read, scan
 from gantrain.data.loader import DatasetSource
 from gantrain.data.memory import InMemorySource
 from gantrain.data.spec import DataSpec
@@ -24,7 +22,8 @@ from gantrain.errors import OptionError
 
 
 def find_images(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+    extensions = image_extensions()
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
 
 
 class ImageFiles(Dataset):
@@ -40,6 +39,8 @@ class ImageFiles(Dataset):
         self.labels = labels
         self.mode = {1: "L", 3: "RGB"}[channels]
         self.reader = FallbackReader(files, on_bad_file)
+        from torchvision import transforms  # here: see images.image_extensions
+
         self.transform = transforms.Compose(
             [
                 transforms.Resize(image_size, antialias=True),
@@ -82,8 +83,7 @@ def folder(
     if not files:
         raise OptionError(
             "path",
-            f"no images in {root} (looked for {', '.join(sorted(IMG_EXTENSIONS))}): "
-            f"set path to a folder that holds images",
+            f"no images in {root} (looked for {extensions_text()}): set path to a folder that holds images",
         )
     files = scan(files, on_bad_file, str(root))
     top = [f.relative_to(root).parts for f in files]

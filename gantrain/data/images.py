@@ -52,6 +52,20 @@ class BadFileError(OptionError):
         super().__init__("on_bad_file", message)
 
 
+def image_extensions() -> tuple[str, ...]:
+    """The file extensions torchvision's folder datasets read as images. torchvision is
+    imported here, when a folder is scanned, not with the module: the config check
+    resolves the data builders, and a config error must not pay for torchvision's import."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    return IMG_EXTENSIONS
+
+
+def extensions_text() -> str:
+    """``image_extensions()`` for a message: ``.bmp, .jpeg, ...``."""
+    return ", ".join(sorted(image_extensions()))
+
+
 def check_on_bad_file(on_bad_file: str) -> None:
     if on_bad_file not in ON_BAD_FILE:
         raise OptionError(

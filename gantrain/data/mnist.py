@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision import datasets
 
 from gantrain.checks import PositiveInt
 from gantrain.data.memory import InMemorySource, resize_uint8
@@ -22,10 +21,11 @@ from gantrain.errors import OptionError
 
 _RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
+# torchvision's dataset class (by name: torchvision is imported when the data is read) and the class names.
 _FAMILY = {
-    "mnist": (datasets.MNIST, tuple(str(d) for d in range(10))),
+    "mnist": ("MNIST", tuple(str(d) for d in range(10))),
     "fashion_mnist": (
-        datasets.FashionMNIST,
+        "FashionMNIST",
         ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"),
     ),
 }
@@ -47,7 +47,9 @@ def _source(
 
 
 def _load_torchvision(kind: str, root: str, split: str, download: bool):
-    cls, _ = _FAMILY[kind]
+    from torchvision import datasets  # here, not with the module: see images.image_extensions
+
+    cls = getattr(datasets, _FAMILY[kind][0])
     raw = Path(root) / cls.__name__ / "raw"
     train = {"train": True, "test": False}[split]
     try:

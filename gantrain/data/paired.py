@@ -32,15 +32,13 @@ from typing import TypeVar
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
-from torchvision.transforms.functional import pil_to_tensor
 
 from gantrain.checks import PositiveInt
 from gantrain.data.cache import MappedArray, mapped_arrays
-from gantrain.data.images import FallbackReader, OnBadFile, check_on_bad_file, scan
+from gantrain.data.images import FallbackReader, OnBadFile, check_on_bad_file, extensions_text, scan
 from gantrain.data.loader import DatasetSource
 from gantrain.data.spec import DataSpec, to_unit_range
 from gantrain.data.translation_images import (
-    EXTENSIONS,
     check_sizes,
     dataset_folder,
     draw_crop_flip,
@@ -48,7 +46,6 @@ from gantrain.data.translation_images import (
     load,
     load_rgb,
     split_key,
-    square,
 )
 from gantrain.errors import OptionError, UserError
 
@@ -76,7 +73,7 @@ def split_files(root: Path, split: str, option: str, on_bad_file: OnBadFile = "s
     files = list_images(folder)
     if not files:
         raise UserError(
-            f"no images in {folder}/ (looked for {EXTENSIONS}): put the dataset's "
+            f"no images in {folder}/ (looked for {extensions_text()}): put the dataset's "
             f"images there, or point at the folder that holds them"
         )
     return scan(files, on_bad_file, f"{folder}/")
@@ -150,7 +147,7 @@ class AlignedPairs(Dataset):
         index, seed = split_key(key)
         if not self.augment:
             a, b = self.halves(index)
-            return {"A": pil_to_tensor(square(a, self.image_size)), "B": pil_to_tensor(square(b, self.image_size))}
+            return {"A": load(a, self.image_size), "B": load(b, self.image_size)}
         a, b = self.loaded_halves(index)
         draw = draw_crop_flip(self.load_size, self.image_size, self.flip, torch.Generator().manual_seed(seed))
         return {"A": draw(a), "B": draw(b)}

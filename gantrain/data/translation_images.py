@@ -11,18 +11,15 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from torchvision.datasets.folder import IMG_EXTENSIONS
-from torchvision.transforms.functional import pil_to_tensor
 
-from gantrain.data.images import read
+from gantrain.data.images import image_extensions, read
 from gantrain.errors import OptionError
-
-EXTENSIONS = ", ".join(sorted(IMG_EXTENSIONS))
 
 
 def list_images(folder: Path) -> list[Path]:
     """The image files directly in ``folder``, in sorted name order."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+    extensions = image_extensions()
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in extensions)
 
 
 def load_rgb(path: Path) -> Image.Image:
@@ -38,8 +35,11 @@ def square(image: Image.Image, size: int) -> Image.Image:
 
 
 def load(image: Image.Image, load_size: int) -> torch.Tensor:
-    """The deterministic first step of the training augmentation: resized to load_size,
-    uint8 (3, S, S). What the cache stores, so cached and decoded items share this code."""
+    """``image`` resized to load_size, uint8 (3, S, S): the deterministic first step of the
+    training augmentation, what the cache stores (so cached and decoded items share this
+    code), and the whole of the test-time transform at image_size."""
+    from torchvision.transforms.functional import pil_to_tensor  # here: see images.image_extensions
+
     return pil_to_tensor(square(image, load_size))
 
 

@@ -23,16 +23,14 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
-from torchvision.transforms.functional import pil_to_tensor
 
 from gantrain.checks import PositiveInt
 from gantrain.data.cache import MappedArray, mapped_arrays
-from gantrain.data.images import FallbackReader, OnBadFile, check_on_bad_file, scan
+from gantrain.data.images import FallbackReader, OnBadFile, check_on_bad_file, extensions_text, scan
 from gantrain.data.loader import DatasetSource
 from gantrain.data.spec import DataSpec, to_unit_range
 from gantrain.data.subset import Part, choose, part_of
 from gantrain.data.translation_images import (
-    EXTENSIONS,
     check_sizes,
     dataset_folder,
     draw_crop_flip,
@@ -40,7 +38,6 @@ from gantrain.data.translation_images import (
     load,
     load_rgb,
     split_key,
-    square,
 )
 from gantrain.errors import OptionError
 
@@ -154,7 +151,7 @@ class UnpairedSource(DatasetSource):
         n = min(n, len(files_a), len(files_b))
         size = self.spec.image_size
         return {
-            name: to_unit_range(torch.stack([pil_to_tensor(square(load_rgb(f), size)) for f in files[:n]]))
+            name: to_unit_range(torch.stack([load(load_rgb(f), size) for f in files[:n]]))
             for name, files in (("A", files_a), ("B", files_b))
         }
 
@@ -176,7 +173,7 @@ def _domain_files(root: Path, split: str, on_bad_file: OnBadFile) -> tuple[list[
         if not found:
             raise OptionError(
                 "path",
-                f"no images in {folder}/ (looked for {EXTENSIONS}): put the domain's "
+                f"no images in {folder}/ (looked for {extensions_text()}): put the domain's "
                 f"images there, or set path to the dataset folder",
             )
     return scan(files[0], on_bad_file, f"{folders[0]}/"), scan(files[1], on_bad_file, f"{folders[1]}/")

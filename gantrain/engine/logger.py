@@ -7,14 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch.utils.tensorboard import SummaryWriter
-from torchvision.utils import make_grid, save_image
 
 from gantrain.atomic import atomic_write
 
 
 class RunLogger:
     def __init__(self, run_dir: str | Path, purge_step: int | None = None) -> None:
+        # Imported here, not at the top: a config error on the way to a run must not pay for
+        # tensorboard, nor torchvision (whose import pulls in torch._dynamo, seconds on a CPU).
+        from torch.utils.tensorboard import SummaryWriter
+
         self.run_dir = Path(run_dir)
         self.samples_dir = self.run_dir / "samples"
         # purge_step: on resume, TensorBoard hides events past the checkpoint's step
@@ -46,6 +48,8 @@ class RunLogger:
 
     def images(self, tag: str, images: torch.Tensor, step: int, nrow: int) -> Path:
         """Log images in [-1, 1] as one grid; also save it as samples/<tag>_<step>.png."""
+        from torchvision.utils import make_grid, save_image
+
         grid = make_grid(images.detach().float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1))
         self.writer.add_image(tag, grid, step)
         self.samples_dir.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ import yaml
 
 from gantrain.errors import UserError
 from gantrain.health.record import HEALTH_FILE
-from gantrain.metrics.evaluate import LOWER_IS_BETTER
+from gantrain.metrics.names import LOWER_IS_BETTER
 
 History = dict[str, list[tuple[int, float]]]  # tag -> [(step, value), ...] in step order (scalars as logged)
 

@@ -34,10 +34,10 @@ from gantrain.checks import at_least
 from gantrain.data.spec import to_unit_range
 from gantrain.errors import OptionError
 from gantrain.metrics import prdc
+from gantrain.metrics.names import LOWER_IS_BETTER
 
 FAMILIES = ("classifier", "inception")
 # Metrics where a smaller value is better; the others (scores, accuracy) are maximised.
-LOWER_IS_BETTER = {"fid", "kid_mean", "classifier_fid"}
 
 
 @dataclass(frozen=True)

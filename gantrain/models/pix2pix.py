@@ -29,7 +29,6 @@ from torch import nn
 
 from gantrain.augment.base import augmented
 from gantrain.checks import Weight, at_least
-from gantrain.metrics.paired import paired_scores
 from gantrain.models.base import GANModel, GeneratorInfo, NetFactory
 from gantrain.models.common import discriminator_loss
 from gantrain.test_time import TestMode, describe, translate, translator
@@ -103,6 +102,8 @@ class Pix2Pix(GANModel):
     @torch.no_grad()
     def validate(self, batches, generator: nn.Module | None = None) -> dict[str, float]:
         """L1, PSNR and SSIM of G(A) against B over the validation pairs."""
+        from gantrain.metrics.paired import paired_scores  # torchmetrics: not on the way to a config error
+
         device = next(self.G.parameters()).device
         scores = paired_scores(lambda A: self.translate(A, generator), batches, device)
         return {f"val/{key}": value for key, value in scores.items()}

@@ -11,8 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torchvision.transforms.functional import to_pil_image
-from torchvision.utils import make_grid
 
 from gantrain.atomic import atomic_write
 from gantrain.errors import UserError
@@ -92,6 +90,9 @@ def load_vectors(path: str | Path, z_dim: int, index: list[int] | None = None) -
 
 def save_gif(frames: list[torch.Tensor], path: Path, fps: float, nrow: int) -> None:
     """Frames (each a batch of images in [-1, 1]) as one animated GIF that loops forever."""
+    from torchvision.transforms.functional import to_pil_image  # here: see run.ToolOutput.grid
+    from torchvision.utils import make_grid
+
     pictures = [
         to_pil_image(make_grid(frame.float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1))) for frame in frames
     ]

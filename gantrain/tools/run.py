@@ -28,7 +28,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.utils import make_grid, save_image
 
 from gantrain.atomic import atomic_write
 from gantrain.engine.checkpoint import CHECKPOINT_DIR, LAST, exported_generator, last_checkpoint, load_checkpoint
@@ -270,6 +269,8 @@ class ToolOutput:
 
     def grid(self, name: str, images: torch.Tensor, nrow: int) -> Path:
         """Images in [-1, 1] as one grid PNG, also logged to TensorBoard."""
+        from torchvision.utils import make_grid, save_image  # here: `--help` and bad input need no torchvision
+
         grid = make_grid(images.detach().float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1))
         path = self.file(f"{name}.png")
         atomic_write(path, lambda f: save_image(grid, f, format="png"))
@@ -279,6 +280,8 @@ class ToolOutput:
 
     def images(self, images: torch.Tensor, names: list[str]) -> list[Path]:
         """One PNG per image (in [-1, 1])."""
+        from torchvision.utils import save_image
+
         paths = [self.file(f"{name}.png") for name in names]
         for image, path in zip(images.detach().float().cpu(), paths):
             atomic_write(
