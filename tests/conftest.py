@@ -108,6 +108,9 @@ class Forker:
             stdout=subprocess.PIPE,
             text=True,
             cwd=self.logs,
+            # NumPy's OpenBLAS would start its thread pool at import; one thread starts none,
+            # and the server must have no thread when it forks. torch's own pools are unaffected.
+            env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
         )
         ready = self.process.stdout.readline()
         if json.loads(ready or "{}").get("ready") is not True:
