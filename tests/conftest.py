@@ -222,6 +222,23 @@ def random_weights(tmp_path_factory):
     return path
 
 
+@pytest.fixture
+def quick_judge(monkeypatch) -> None:
+    """The real judge path (``load_or_train_judge``, its cache) with a cheaper fit: a tenth
+    of the images, one epoch. The full recipe on the bundled MNIST sample takes over a
+    minute on two CPU cores; tests that need a judge, not a good one, take this."""
+    from gantrain.metrics import classifier
+
+    fit = classifier.fit_classifier
+
+    def quick_fit(images, labels, num_classes, **kwargs):
+        return fit(
+            images[::10], labels[::10], num_classes, epochs=1, seed=kwargs.get("seed", 0), device=kwargs.get("device")
+        )
+
+    monkeypatch.setattr(classifier, "fit_classifier", quick_fit)
+
+
 @pytest.fixture(scope="session")
 def dcgan_run(tmp_path_factory) -> Path:
     """A tiny DCGAN trained for a few steps on the bundled MNIST sample (shared: tools

@@ -94,7 +94,7 @@ def test_acgan_resumes_to_the_same_weights_as_one_long_run(tmp_path):
     assert {"loss/d_class", "loss/g_class", "d/class_accuracy_real"} <= scalars
 
 
-def test_every_tool_works_on_an_acgan_run_unchanged(tmp_path, capsys):
+def test_every_tool_works_on_an_acgan_run_unchanged(tmp_path, capsys, quick_judge):
     run_dir = tmp_path / "run"
     train(run_dir, [*ACGAN_TINY, "trainer.steps=2"])
     generate.main([str(run_dir), "--num", "4", "--class", "3", "--name", "g"])

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+import torchvision.utils
 
 import gantrain.atomic
 import gantrain.engine.logger
@@ -61,7 +62,8 @@ def test_a_sample_grid_cut_half_way_keeps_the_old_grid(tmp_path, monkeypatch):
     images = torch.rand(4, 3, 8, 8) * 2 - 1
     path = logger.images("samples", images, 10, nrow=2)
     old = path.read_bytes()
-    monkeypatch.setattr(gantrain.engine.logger, "save_image", _half_then_fail(gantrain.engine.logger.save_image))
+    # The logger imports save_image when it writes a grid (not at import): patched where it comes from.
+    monkeypatch.setattr(torchvision.utils, "save_image", _half_then_fail(torchvision.utils.save_image))
     with pytest.raises(Cut):
         logger.images("samples", -images, 10, nrow=2)
     logger.close()
@@ -101,7 +103,7 @@ def test_tool_outputs_are_written_atomically(tmp_path, monkeypatch):
     paths = [output.grid("grid", images, 2), *output.images(images, ["a", "b"])]
     paths += [output.table("scores", [{"k": 1}]), output.tensor("z", torch.zeros(3))]
     before = {p: p.read_bytes() for p in paths}
-    monkeypatch.setattr(gantrain.tools.run, "save_image", _half_then_fail(gantrain.tools.run.save_image))
+    monkeypatch.setattr(torchvision.utils, "save_image", _half_then_fail(torchvision.utils.save_image))
     monkeypatch.setattr(torch, "save", _half_then_fail(torch.save))
     with pytest.raises(Cut):
         output.grid("grid", -images, 2)

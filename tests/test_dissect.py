@@ -135,19 +135,8 @@ def test_the_shortcuts_agree_with_the_full_forward(dcgan, monkeypatch, layer):
         torch.testing.assert_close(shortcut.d_score_change, results[2].d_score_change, rtol=1e-4, atol=1e-7)
 
 
-def test_class_flip_rate_with_the_judge(cgan_run, tmp_path, monkeypatch):
-    """The real judge path (load_or_train_judge, its cache) with a cheaper fit: the full
-    recipe takes minutes on two CPU cores."""
-    from gantrain.metrics import classifier
-
-    fit = classifier.fit_classifier
-
-    def quick_fit(images, labels, num_classes, **kwargs):
-        return fit(
-            images[::10], labels[::10], num_classes, epochs=1, seed=kwargs.get("seed", 0), device=kwargs.get("device")
-        )
-
-    monkeypatch.setattr(classifier, "fit_classifier", quick_fit)
+def test_class_flip_rate_with_the_judge(cgan_run, tmp_path, quick_judge):
+    """The real judge path (load_or_train_judge, its cache) with a cheaper fit (``quick_judge``)."""
     output = run_dissect(
         parse(
             [

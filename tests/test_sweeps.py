@@ -43,7 +43,8 @@ def _hparams(run_dir) -> dict:
 )
 def test_a_four_job_sweep_gives_four_runs_with_hparams_and_a_report(tmp_path, launcher, capsys):
     sweep_dir = tmp_path / "sweep"
-    result = gantrain("-m", *SWEEP, *launcher, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    # fresh: joblib's process pool (loky) does not start inside a child of the fork server.
+    result = gantrain("-m", *SWEEP, *launcher, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path, fresh=bool(launcher))
     assert result.returncode == 0, result.stderr
     runs = _runs(sweep_dir)
     assert [r.name for r in runs] == ["0", "1", "2", "3"]
