@@ -73,6 +73,7 @@ def test_the_acgan_yaml_holds_the_papers_optimiser_and_plain_sum():
     assert cfg.data.batch_size == 100 and cfg.loss._target_.endswith("BCELoss")
 
 
+@pytest.mark.slow
 def test_acgan_resumes_to_the_same_weights_as_one_long_run(tmp_path):
     base = [
         *ACGAN_TINY,
@@ -94,6 +95,7 @@ def test_acgan_resumes_to_the_same_weights_as_one_long_run(tmp_path):
     assert {"loss/d_class", "loss/g_class", "d/class_accuracy_real"} <= scalars
 
 
+@pytest.mark.slow
 def test_every_tool_works_on_an_acgan_run_unchanged(tmp_path, capsys, quick_judge):
     run_dir = tmp_path / "run"
     train(run_dir, [*ACGAN_TINY, "trainer.steps=2"])

@@ -126,6 +126,7 @@ def _translation(tmp_path, kind: str) -> list[str]:
 
 @pytest.mark.parametrize("augment", ["diffaugment", "ada"])
 @pytest.mark.parametrize("kind", ["dcgan", "cgan", "acgan", "pix2pix", "cyclegan"])
+@pytest.mark.slow
 def test_every_model_trains_with_each_augmentation(tmp_path, kind, augment):
     setup = _translation(tmp_path, kind) if kind in ("pix2pix", "cyclegan") else [f"model={kind}"]
     run_dir = tmp_path / "run"
@@ -140,6 +141,7 @@ def test_every_model_trains_with_each_augmentation(tmp_path, kind, augment):
         assert not any(tag.startswith("augment/") for tag in tags)
 
 
+@pytest.mark.slow
 def test_ada_resumes_with_the_exact_p(tmp_path):
     base = [*TINY, "augment=ada", "augment.interval=1", "augment.kimg=0.05", "trainer.checkpoint_every=100"]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
@@ -160,6 +162,7 @@ def test_build_makes_the_configured_augmentation_for_the_data_channels():
     assert isinstance(ada, ADA) and ada.p.item() == 0 and ada.target == 0.6 and ada.interval == 4 and ada.kimg == 500
 
 
+@pytest.mark.slow
 def test_colour_ops_on_images_of_other_channel_counts_name_the_keys_to_change(tmp_path):
     data = ["data=synthetic", "data.channels=2", "data.image_size=16", "hydra.run.dir=run"]
     done = gantrain(*TINY, *data, "augment=ada", cwd=tmp_path)

@@ -38,6 +38,9 @@ from PIL import Image
 
 from gantrain.engine.checkpoint import load_checkpoint
 
+# Every test here is `slow` (pyproject.toml): the contributor's fast loop skips them, CI runs them.
+pytestmark = pytest.mark.slow
+
 STEPS = 24
 EVAL_EVERY = 4
 # One thread in every process, the reference run included: the result of a float

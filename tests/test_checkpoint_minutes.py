@@ -71,6 +71,7 @@ def test_checkpoints_follow_the_clock_beside_the_step_count(tmp_path, clock, min
     assert written == expected  # the last step's checkpoint is written once, not twice
 
 
+@pytest.mark.slow
 def test_resume_from_a_checkpoint_written_by_time_is_exact(tmp_path, clock):
     fake, written = clock
     straight, killed = tmp_path / "straight", tmp_path / "killed"

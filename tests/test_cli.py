@@ -61,6 +61,7 @@ def no_run_left(cwd: Path) -> bool:
         (["data=synthetic", "data.batch_size=10000000"], ["needs at least", "data.batch_size=10000000"]),
     ],
 )
+@pytest.mark.slow
 def test_config_mistakes_are_one_line_before_any_run_dir(tmp_path, args, fragments):
     result = gantrain(*args, cwd=tmp_path)
     assert_one_line_error(result, *fragments)
@@ -100,6 +101,7 @@ def test_conditional_model_on_unlabelled_data(tmp_path):
         (["+optim.d.eps=-1"], ["optim.d was refused by torch.optim.Adam", "epsilon"]),
     ],
 )
+@pytest.mark.slow
 def test_model_and_loss_mismatches_are_one_line(tmp_path, args, fragments):
     assert_one_line_error(gantrain(*SMOKE, *args, cwd=tmp_path), *fragments)
     assert no_run_left(tmp_path)
@@ -120,6 +122,7 @@ def test_existing_run_directory_is_never_reused(tmp_path):
     assert sorted(p.name for p in run_dir.iterdir()) == ["precious.txt"]
 
 
+@pytest.mark.slow
 def test_train_then_resume_from_the_command_line(tmp_path):
     run_dir = tmp_path / "outputs" / "run"
     first = gantrain(*SMOKE, "trainer.steps=4", f"hydra.run.dir={run_dir}", cwd=tmp_path)
@@ -140,6 +143,7 @@ def test_train_then_resume_from_the_command_line(tmp_path):
     assert resumed_cfg["trainer"]["steps"] == 6 and resumed_cfg["data"]["image_size"] == 16
 
 
+@pytest.mark.slow
 def test_ctrl_c_writes_a_checkpoint_and_resume_continues(tmp_path):
     run_dir = tmp_path / "run"
     # speed.compile=false: the long run only keeps it training until the signal, and auto would
@@ -190,6 +194,7 @@ def test_mnist_from_the_command_line_with_data_root(tmp_path):
     assert checkpoint(tmp_path / "run")["data_spec"]["name"] == "mnist"
 
 
+@pytest.mark.slow
 def test_multirun_sweep_makes_one_run_per_value(tmp_path):
     result = gantrain("-m", *SMOKE, "trainer.steps=2", "seed=0,1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

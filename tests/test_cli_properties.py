@@ -19,10 +19,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import compose_config, gantrain
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import DictConfig, ListConfig
+
+# Every test here is `slow` (pyproject.toml): the contributor's fast loop skips them, CI runs them.
+pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).parent
 GROUPS = {

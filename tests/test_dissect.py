@@ -135,6 +135,7 @@ def test_the_shortcuts_agree_with_the_full_forward(dcgan, monkeypatch, layer):
         torch.testing.assert_close(shortcut.d_score_change, results[2].d_score_change, rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_class_flip_rate_with_the_judge(cgan_run, tmp_path, quick_judge):
     """The real judge path (load_or_train_judge, its cache) with a cheaper fit (``quick_judge``)."""
     output = run_dissect(

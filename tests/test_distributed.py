@@ -67,6 +67,7 @@ def torchrun(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Compl
     return done
 
 
+@pytest.mark.slow
 def test_two_processes_keep_identical_weights_while_seeing_different_images(tmp_path):
     torchrun(
         str(HERE / "ddp_worker.py"),
@@ -97,6 +98,7 @@ def test_two_processes_keep_identical_weights_while_seeing_different_images(tmp_
     assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
 
 
+@pytest.mark.slow
 def test_a_compile_failing_on_one_process_alone_sends_every_process_back_to_eager(tmp_path):
     done = torchrun(
         str(HERE / "ddp_worker.py"),
@@ -117,6 +119,7 @@ def test_a_compile_failing_on_one_process_alone_sends_every_process_back_to_eage
     assert checkpoint(tmp_path / "run")["step"] == 3
 
 
+@pytest.mark.slow
 def test_one_process_per_node_decodes_the_data_cache_and_the_others_read_it(tmp_path):
     from fixtures import write_folder
 
@@ -140,6 +143,7 @@ def test_one_process_per_node_decodes_the_data_cache_and_the_others_read_it(tmp_
     assert len(list((tmp_path / "cache").glob("pets_*_images.npy"))) == 1
 
 
+@pytest.mark.slow
 def test_waiting_for_a_node_to_build_its_data_may_outlast_the_collective_timeout(tmp_path):
     """Decoding a large folder into the cache can take longer than a collective may
     wait; the others wait for it on a group of their own with a long timeout."""
@@ -155,6 +159,7 @@ def test_waiting_for_a_node_to_build_its_data_may_outlast_the_collective_timeout
     assert checkpoint(tmp_path / "run")["step"] == 2
 
 
+@pytest.mark.slow
 def test_the_cli_under_torchrun_makes_one_run_and_resumes_exactly(tmp_path):
     base = [*NETS, "trainer.checkpoint_every=2"]
     torchrun(CLI, *base, "trainer.steps=6", f"hydra.run.dir={tmp_path / 'straight'}", cwd=tmp_path)
@@ -171,6 +176,7 @@ def test_the_cli_under_torchrun_makes_one_run_and_resumes_exactly(tmp_path):
     assert [e.step for e in events(tmp_path / "straight").Scalars("loss/d")] == [2, 4, 6]
 
 
+@pytest.mark.slow
 def test_a_bad_option_under_torchrun_is_one_line_from_rank_0(tmp_path):
     done = launch(CLI, *TINY, "trainer.stepz=3", cwd=tmp_path)
     assert done.returncode != 0
@@ -182,6 +188,7 @@ def test_a_bad_option_under_torchrun_is_one_line_from_rank_0(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.slow
 def test_an_error_on_a_resumed_run_under_torchrun_is_one_line_per_process(tmp_path):
     torchrun(CLI, *NETS, "trainer.steps=2", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     done = launch(CLI, "trainer.steps=2", f"resume={tmp_path / 'run'}", cwd=tmp_path)
@@ -192,6 +199,7 @@ def test_an_error_on_a_resumed_run_under_torchrun_is_one_line_per_process(tmp_pa
     assert checkpoint(tmp_path / "run")["step"] == 2  # the run is as it was
 
 
+@pytest.mark.slow
 def test_the_multi_node_launch_of_the_readme_with_two_nodes_on_one_machine(tmp_path):
     """README's several-machines command: one torchrun per node meeting at a c10d
     rendezvous. Each node's only process is its local rank 0 (a data leader); the
@@ -282,6 +290,7 @@ def test_a_stream_resumed_past_its_epoch_goes_on_with_the_next():
     assert resumed.epoch == 1 and resumed.batch == 1
 
 
+@pytest.mark.slow
 def test_sigterm_to_torchrun_stops_every_process_at_one_step_with_a_checkpoint(tmp_path):
     """What a cluster does before pre-empting a job: SIGTERM to the launcher, which
     passes it on. Every process stops at the same step (they agree on it), rank 0

@@ -65,6 +65,7 @@ def test_a_healthy_run_exits_0_and_a_collapsed_one_1(tmp_path, capsys):
     assert code == 1 and "2 runs: 1 healthy, 1 unhealthy" in out
 
 
+@pytest.mark.slow
 def test_a_multirun_folder_gets_a_block_per_run_and_json(tmp_path, capsys):
     sweep = tmp_path / "multirun"
     fake_run(sweep / "0", healthy(), ("optim.g.lr=2e-4",))

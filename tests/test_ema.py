@@ -29,6 +29,7 @@ def test_ema_follows_the_warmed_up_average_and_copies_buffers():
 
 
 @pytest.mark.device
+@pytest.mark.slow
 def test_samples_and_export_come_from_the_ema_copy(tmp_path, device):
     run_dir = tmp_path / "run"
     overrides = on_device([*TINY, "trainer.ema_decay=0.9", "trainer.steps=3"], device)

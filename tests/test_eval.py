@@ -76,6 +76,7 @@ class _Memoriser(torch.nn.Module):
         return self.classify(self.features(images))
 
 
+@pytest.mark.slow
 def test_conditional_runs_report_class_accuracy_with_its_floor(tmp_path, monkeypatch):
     from gantrain.eval_cli import run_eval
     from gantrain.metrics import classifier
@@ -113,6 +114,7 @@ def test_conditional_runs_report_class_accuracy_with_its_floor(tmp_path, monkeyp
     assert meta["train_accuracy"] == 1.0 and report["floor"]["class_accuracy"] == meta["held_out_accuracy"] == 0.0
 
 
+@pytest.mark.slow
 def test_gantrain_eval_scores_a_run_and_saves_its_report(tmp_path):
     run_dir = tmp_path / "run"
     train(run_dir, mnist_run(tmp_path))
@@ -154,6 +156,7 @@ def _eval_args(run_dir, *extra):
     return parse([str(run_dir), *extra])
 
 
+@pytest.mark.slow
 def test_gantrain_eval_inception_metrics_with_a_weights_file(tmp_path, random_weights):
     from gantrain.eval_cli import run_eval
 
@@ -190,6 +193,7 @@ def test_gantrain_eval_inception_offline_without_weights_names_the_option(tmp_pa
         run_eval(_eval_args(run_dir, "--metrics", "inception", "--num-samples", "4", "--device", "cpu"))
 
 
+@pytest.mark.slow
 def test_gantrain_eval_on_translation_runs(tmp_path, offline, random_weights):
     from fixtures import write_paired, write_unpaired
 

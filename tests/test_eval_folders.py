@@ -45,6 +45,7 @@ def folder_run(digits):
     return run_dir
 
 
+@pytest.mark.slow
 def test_folder_against_folder_equals_the_run_based_numbers(folder_run, digits, tmp_path, monkeypatch):
     """A run's real folder, and its N samples written out in order, score as the run does."""
     from omegaconf import OmegaConf

@@ -65,6 +65,7 @@ def test_the_promised_experiments_exist():
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
+@pytest.mark.slow
 def test_experiment_runs_two_steps_and_resumes(tmp_path, experiment):
     base = tiny_overrides(experiment, tmp_path / "data")
     run_dir = tmp_path / "run"

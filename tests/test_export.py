@@ -65,6 +65,7 @@ def refused(capsys, main, argv: list[str]) -> str:
 
 @pytest.mark.parametrize("fmt", ["safetensors", "onnx", "torchscript"])
 @pytest.mark.parametrize("model", ["dcgan", "cgan", "acgan", "gan", "pix2pix", "cyclegan"])
+@pytest.mark.slow
 def test_every_model_exports_in_every_format_within_the_parity_tolerance(runs, tmp_path, model, fmt):
     out = export(runs[model], fmt, tmp_path / "out")
     config = json.loads((out / "config.json").read_text())
@@ -97,6 +98,7 @@ def test_every_model_exports_in_every_format_within_the_parity_tolerance(runs, t
         assert "dropout on" in card
 
 
+@pytest.mark.slow
 def test_onnx_runs_a_conditional_generator_on_any_batch_with_its_label_input(runs, tmp_path):
     import onnxruntime
 
@@ -173,6 +175,7 @@ def test_torch_hub_loads_an_export_or_a_run_from_a_local_checkout(runs, tmp_path
             assert torch.equal(G(z), expected)
 
 
+@pytest.mark.slow
 def test_refusals_are_one_line_and_leave_nothing_behind(runs, tmp_path, capsys, monkeypatch):
     run = str(runs["dcgan"])
     err = refused(capsys, cli.main, [run, "--format", "tflite", "--out", str(tmp_path / "x")])

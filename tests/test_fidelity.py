@@ -66,6 +66,7 @@ def test_eval_mode_is_the_running_statistics_in_batches():
     assert G.training
 
 
+@pytest.mark.slow
 def test_pix2pix_samples_change_nothing_and_resume_stays_exact(tmp_path):
     """Sample grids and val/* metrics every 2 steps, in the paper's test mode: the weights
     equal those of a run that never sampled, and a resumed run equals a straight one."""
@@ -136,6 +137,7 @@ def test_the_ema_copy_recomputes_its_own_batch_norm_statistics():
     assert (seen[0].var((0, 2, 3)) - 1).abs().max() < 0.15
 
 
+@pytest.mark.slow
 def test_an_ema_run_resumes_exactly_with_recomputed_statistics(tmp_path):
     base = [*TINY, "trainer.ema_decay=0.9", "trainer.sample_every=2", "trainer.checkpoint_every=100"]
     train(tmp_path / "straight", [*base, "trainer.steps=6"])
@@ -159,6 +161,7 @@ def test_an_ema_run_resumes_exactly_with_recomputed_statistics(tmp_path):
     ],
     ids=["pix2pix-gp", "pix2pix-r1", "cyclegan-gp", "cyclegan-r1"],
 )
+@pytest.mark.slow
 def test_penalties_train_patchgan_discriminators(tmp_path, setup, penalty):
     from conftest import events
 
@@ -185,6 +188,7 @@ def test_r1_on_a_batch_norm_discriminator_is_refused_like_the_gradient_penalty(t
     )
 
 
+@pytest.mark.slow
 def test_gantrain_eval_translates_in_the_runs_test_mode(tmp_path, offline):
     """The evaluation's G(A) is the paper's test-time G (one image at a time, batch
     statistics), as the grids' are; ``model.test_mode=eval`` switches every use at once.

@@ -98,6 +98,7 @@ def test_an_exported_generator_is_refused_in_one_line(tmp_path, source):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_cyclegan_pools_are_not_loaded(tmp_path):
     write_unpaired(tmp_path / "h2z", {"trainA": 5, "trainB": 4, "testA": 2, "testB": 2}, size=(40, 40))
     args = ["model=cyclegan", "loss=lsgan", "data=unpaired_folder", f"data.path={tmp_path / 'h2z'}", *TRANSLATION]
@@ -152,6 +153,7 @@ def test_a_missing_source_is_one_line_before_any_run_dir(tmp_path):
     assert not run_dir.exists()
 
 
+@pytest.mark.slow
 def test_resuming_a_fine_tuning_run_does_not_read_the_source_again(tmp_path, source):
     copy = tmp_path / "source"  # a source that can be deleted
     train(copy, TINY)

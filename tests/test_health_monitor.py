@@ -120,6 +120,7 @@ def forcing_env(tmp_path: Path, steps: str) -> dict:
     return {"PYTHONPATH": os.pathsep.join([str(hook), *filter(None, [os.environ.get("PYTHONPATH")])])}
 
 
+@pytest.mark.slow
 def test_stop_through_the_cli_exits_1_with_one_line(tmp_path):
     run_dir = tmp_path / "run"
     env = forcing_env(tmp_path, "step >= 4")
@@ -132,6 +133,7 @@ def test_stop_through_the_cli_exits_1_with_one_line(tmp_path):
     assert checkpoint(run_dir)["step"] == 4
 
 
+@pytest.mark.slow
 def test_a_sweep_goes_on_past_a_stopped_run_and_exits_1_naming_it(tmp_path):
     sweep_dir = tmp_path / "sweep"
     stale = sweep_dir / "earlier" / "health.json"  # a stopped run of an earlier sweep in the same folder
@@ -234,6 +236,7 @@ def test_a_checkpoint_from_before_health_existed_still_resumes(tmp_path):
     assert checkpoint(run_dir)["step"] == 6 and _record(run_dir)["verdict"] == "healthy"
 
 
+@pytest.mark.slow
 def test_every_process_under_torchrun_rolls_back_alike(tmp_path):
     # Rank 0 alone diagnoses; both processes must roll back together, or they would wait on
     # each other at the next all-reduce (and the run would hang, or its weights differ).

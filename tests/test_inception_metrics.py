@@ -50,6 +50,7 @@ def test_bad_arguments_fail_before_loading_anything(offline):
         inc.inception_metrics([], [], metrics=["fid", "lpips"])
 
 
+@pytest.mark.slow
 def test_metrics_run_on_a_weights_file(random_weights):
     real = strokes(N)
     noise = torch.rand(N, 3, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1  # RGB path too

@@ -83,6 +83,7 @@ def holdout():
     return images[:N], images[N : 2 * N], labels[N : 2 * N]
 
 
+@pytest.mark.slow
 def test_real_digits_score_far_better_than_noise(trained, holdout):
     judge = trained[0]
     real_a, real_b, _ = holdout

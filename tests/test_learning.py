@@ -18,6 +18,9 @@ from gantrain.data.spec import to_unit_range
 from gantrain.metrics.classifier import accuracy, conditional_accuracy, fit_classifier
 from gantrain.trained import load_generator
 
+# Every test here is `slow` (pyproject.toml): the contributor's fast loop skips them, CI runs them.
+pytestmark = pytest.mark.slow
+
 STEPS = 800
 
 

@@ -78,6 +78,7 @@ def test_a_forked_child_does_not_keep_a_killed_parents_lock(tmp_path):
         os.kill(child, signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_a_second_command_on_a_live_run_is_refused_and_a_killed_run_resumes(tmp_path):
     run_dir = tmp_path / "run"
     # speed.compile=false: the long run only keeps it training; auto would compile it first (10000+ steps).

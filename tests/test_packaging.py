@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +26,7 @@ def test_every_subpackage_is_in_the_wheel():
     assert found <= listed, f"add {sorted(found - listed)} to [tool.setuptools] packages"
 
 
+@pytest.mark.slow
 def test_wheel_installs_and_trains_from_another_directory(tmp_path):
     wheels, site, elsewhere = tmp_path / "wheels", tmp_path / "site", tmp_path / "elsewhere"
     elsewhere.mkdir()

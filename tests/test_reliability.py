@@ -6,11 +6,15 @@ import random
 import signal
 import time
 
+import pytest
 import torch
 from chaos_kill import Trainee, steps_shown
 from conftest import TINY, gantrain
 
 from gantrain.engine.checkpoint import load_checkpoint
+
+# Every test here is `slow` (pyproject.toml): the contributor's fast loop skips them, CI runs them.
+pytestmark = pytest.mark.slow
 
 INTERVAL = 5
 ARGS = [

@@ -36,6 +36,7 @@ def _flops_per_image(name: str, batch: int, **attrs) -> float:
     return flops_per_image(loop)
 
 
+@pytest.mark.slow
 def test_bench_flops_are_per_image_and_count_the_penalty_double_backward():
     for name in WORKLOADS:  # convolutions cost the same per image at any batch
         assert _flops_per_image(name, 2) == pytest.approx(_flops_per_image(name, 4), rel=1e-9)
@@ -55,6 +56,7 @@ def test_bench_bf16_peaks_by_device_name():
     assert bf16_peak_tflops("Some Future GPU") is None
 
 
+@pytest.mark.slow
 def test_bench_runs_every_workload(capsys):
     import bench
 
@@ -177,6 +179,7 @@ GPU_CHECK_ON_THE_CPU = [
 ]
 
 
+@pytest.mark.slow
 def test_gpu_check_without_cuda_runs_the_rest_at_toy_size_and_reports_every_part(tmp_path):
     """scripts/gpu_check.sh with CUDA hidden: one line per CUDA-only part, the others run
     (a few steps of tiny nets) and pass, resume is bit-exact, the report has every part
@@ -225,6 +228,7 @@ def test_gpu_check_resume_tolerance():
     assert not resume_verdict(2e-2, 1e-3, exact=False)[0]
 
 
+@pytest.mark.slow
 def test_gpu_check_world_of_one_takes_gantrains_data_parallel_path(tmp_path):
     """The torchrun part on one GPU, here on the CPU (gloo) with torchrun's environment
     for one process: gantrain's data-parallel code runs, and its all-reduces are counted."""

@@ -153,6 +153,7 @@ def test_sngan_mnist_trains_from_the_command_line(tmp_path):
     assert not any(key.startswith("D.") and "running_mean" in key for key in state["model"])  # no BatchNorm
 
 
+@pytest.mark.slow
 def test_resume_with_spectral_norm_gives_the_same_weights_as_one_long_run(tmp_path):
     write_mnist(tmp_path / "data")
     base = [

@@ -190,6 +190,7 @@ def test_channels_last_reaches_the_nets_and_the_batches(tmp_path):
     trainer.logger.close()
 
 
+@pytest.mark.slow
 def test_compile_trains_and_keeps_checkpoint_keys(tmp_path, monkeypatch):
     monkeypatch.setattr(speed_module, "COMPILE_BACKEND", "eager")  # dynamo's tracing, no code generation
     train(tmp_path / "plain", [*TINY, "trainer.steps=3"])
@@ -200,6 +201,7 @@ def test_compile_trains_and_keeps_checkpoint_keys(tmp_path, monkeypatch):
         assert torch.allclose(value.float(), compiled["model"][key].float(), atol=1e-5), key
 
 
+@pytest.mark.slow
 def test_a_failing_compile_falls_back_to_eager_with_the_eager_result(tmp_path, monkeypatch, caplog):
     def broken_backend(graph_module, example_inputs):
         raise RuntimeError("no C++ compiler on this machine")
@@ -217,6 +219,7 @@ def test_a_failing_compile_falls_back_to_eager_with_the_eager_result(tmp_path, m
     assert torch.equal(eager["rng"]["torch"], fallback["rng"]["torch"])
 
 
+@pytest.mark.slow
 def test_a_compile_failing_in_the_generator_update_falls_back_with_d_trainable(tmp_path, monkeypatch):
     """The late failure a GPU meets most: compiling D again for G's update (D frozen).
     The eager retry must find D trainable again and no checkpoint that was never written."""
@@ -405,6 +408,7 @@ EAGER = ["speed.compile=false", "speed.channels_last=false", "speed.fused_optim=
 LOSS_TOLERANCE = 1e-4
 
 
+@pytest.mark.slow
 def test_the_cpu_fast_path_trains_like_eager_and_resumes_exactly(tmp_path):
     """With inductor itself (the compiler ``auto`` uses on a long CPU run): about 30 s here,
     most of it compiling G and D once; the resumed run reuses inductor's cache."""

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+# Every test here is `slow` (pyproject.toml): the contributor's fast loop skips them, CI runs them.
+pytestmark = pytest.mark.slow
+
 HEAVY = (
     "torchvision",
     "torch._dynamo",

@@ -41,6 +41,7 @@ def _hparams(run_dir) -> dict:
 @pytest.mark.parametrize(
     "launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]], ids=["basic", "joblib"]
 )
+@pytest.mark.slow
 def test_a_four_job_sweep_gives_four_runs_with_hparams_and_a_report(tmp_path, launcher, capsys):
     sweep_dir = tmp_path / "sweep"
     # fresh: joblib's process pool (loky) does not start inside a child of the fork server.
@@ -90,6 +91,7 @@ def _evaluating(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_optuna_minimises_the_score_each_run_returns(tmp_path, capsys):
     sweep_dir = tmp_path / "sweep"
     result = gantrain(
@@ -123,6 +125,7 @@ def test_optuna_minimises_the_score_each_run_returns(tmp_path, capsys):
     assert header[:3] == ["run", "optim.g.lr", "best_classifier_fid"]
 
 
+@pytest.mark.slow
 def test_optuna_without_an_evaluation_is_one_line(tmp_path):
     result = gantrain(
         "-m",

@@ -67,6 +67,7 @@ def test_tensorboard_holds_scalars_grids_config_and_environment(tmp_path, device
     assert lr == pytest.approx(2e-4)
 
 
+@pytest.mark.slow
 def test_same_seed_same_losses_other_seed_other_losses(tmp_path):
     def losses(name, seed):
         run_dir = tmp_path / name
@@ -91,6 +92,7 @@ WGAN_GP_EMA = ["loss=wgan_gp", "model.discriminator.norm=layer", "trainer.d_step
     ],
     ids=["dcgan", "gan", "epoch", "wgan_gp_ema"],
 )
+@pytest.mark.slow
 def test_resume_gives_the_same_weights_as_one_long_run(tmp_path, model, cut, extra):
     base = TINY if model == "dcgan" else TINY_MLP
     base = [*base, "trainer.checkpoint_every=100", "data=synthetic", "data.size=40", "data.image_size=16", *extra]

@@ -39,6 +39,7 @@ def cyclegan(tmp_path):
 
 
 @pytest.mark.parametrize("setup", [pix2pix, cyclegan], ids=["pix2pix", "cyclegan"])
+@pytest.mark.slow
 def test_resume_gives_the_same_weights_as_one_long_run(tmp_path, setup):
     base = [
         *setup(tmp_path),

@@ -55,6 +55,7 @@ def test_the_default_config_fits_and_a_huge_one_does_not():
         check_config(compose_config(["device=cpu", "model.discriminator.width=1000000"]))
 
 
+@pytest.mark.slow
 def test_the_estimate_is_a_lower_bound_for_every_experiment():
     """Every shipped experiment passes the memory check on this machine's host memory."""
     from pathlib import Path
