@@ -194,10 +194,9 @@ def check_optimizer(node: dict, path: str) -> None:
         options["betas"] = tuple(float(b) for b in options["betas"])
     try:
         resolve_target(node, path)([], **options)
-    except ValueError as exc:
-        if _NO_PARAMETERS not in str(exc):
-            raise UserError(f"{path} was refused by {node['_target_']}: {str(exc).splitlines()[0]}") from None
-    except (TypeError, RuntimeError) as exc:
+    except (ValueError, TypeError, RuntimeError) as exc:
+        if isinstance(exc, ValueError) and _NO_PARAMETERS in str(exc):
+            return  # every option passed the class's own checks
         raise UserError(f"{path} was refused by {node['_target_']}: {str(exc).splitlines()[0]}") from None
 
 

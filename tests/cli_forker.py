@@ -23,7 +23,6 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 import traceback
 
@@ -76,7 +75,7 @@ def child(request: dict) -> None:
 def main() -> None:
     for name in PRELOAD:
         importlib.import_module(name)
-    if threading.active_count() != 1 or len(os.listdir("/proc/self/task")) != 1:
+    if len(os.listdir("/proc/self/task")) != 1:  # every thread, Python's and native ones
         raise SystemExit("cli_forker: a thread was started by the preloaded imports; forking is no longer safe")
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:

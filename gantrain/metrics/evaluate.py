@@ -37,7 +37,6 @@ from gantrain.metrics import prdc
 from gantrain.metrics.names import LOWER_IS_BETTER
 
 FAMILIES = ("classifier", "inception")
-# Metrics where a smaller value is better; the others (scores, accuracy) are maximised.
 
 
 @dataclass(frozen=True)
